@@ -1,0 +1,80 @@
+"""Reference CEM planners, used as model-predictive control.
+
+Shapes: N samples, T horizon, K ensemble members, S = 4 state dims, A = 1 action dim.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch.distributions import Normal
+
+from mbrl_helpers.config import CEM_SETTINGS
+from mbrl_helpers.env import ACTION_DIM, ACTION_HIGH, ACTION_LOW
+from mbrl_helpers.reward import compute_rewards
+
+PredictDelta = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@torch.no_grad()  # planning only reads the model: no autograd graph, less time and memory
+def cem_plan(
+    predict_delta: PredictDelta,
+    state: torch.Tensor,
+    horizon: int = CEM_SETTINGS["horizon"],
+    n_samples: int = CEM_SETTINGS["n_samples"],
+    n_elite: int = CEM_SETTINGS["n_elite"],
+    n_iters: int = CEM_SETTINGS["n_iters"],
+    std_floor: float = CEM_SETTINGS["std_floor"],
+    reward_fn: Callable[[torch.Tensor], torch.Tensor] = compute_rewards,
+) -> torch.Tensor:
+    """One CEM decision with a single model; returns the first action of the final mean, shape (A,).
+
+    state (S,). Each iteration samples N sequences (N, T, A) from Normal(mean, std) clamped to
+    [-3, 3], rolls them out with s <- s + predict_delta(s, a), sums the rewards of the predicted
+    states, and refits mean and std (std floored at std_floor) to the n_elite highest returns.
+    """
+    mean = torch.zeros(horizon, ACTION_DIM, device=state.device)
+    std = torch.ones(horizon, ACTION_DIM, device=state.device)
+    for _ in range(n_iters):
+        actions = Normal(mean, std).sample((n_samples,)).clamp(ACTION_LOW, ACTION_HIGH)  # (N, T, A)
+        states = state.expand(n_samples, -1)  # (N, S)
+        returns = torch.zeros(n_samples, device=state.device)
+        for t in range(horizon):
+            states = states + predict_delta(states, actions[:, t])
+            returns += reward_fn(states)
+        elite_actions = actions[returns.topk(n_elite).indices]  # (n_elite, T, A)
+        mean = elite_actions.mean(dim=0)
+        std = elite_actions.std(dim=0).clamp(min=std_floor)
+    return mean[0]
+
+
+@torch.no_grad()
+def ensemble_cem_plan(
+    predict_delta: PredictDelta,
+    state: torch.Tensor,
+    n_members: int,
+    horizon: int = CEM_SETTINGS["horizon"],
+    n_samples: int = CEM_SETTINGS["n_samples"],
+    n_elite: int = CEM_SETTINGS["n_elite"],
+    n_iters: int = CEM_SETTINGS["n_iters"],
+    std_floor: float = CEM_SETTINGS["std_floor"],
+    reward_fn: Callable[[torch.Tensor], torch.Tensor] = compute_rewards,
+) -> torch.Tensor:
+    """CEM with an ensemble: every sequence rolls out under every member; elites by mean return.
+
+    predict_delta maps states (K, N, S) and actions (N, A) to deltas (K, N, S). Returns (A,).
+    """
+    mean = torch.zeros(horizon, ACTION_DIM, device=state.device)
+    std = torch.ones(horizon, ACTION_DIM, device=state.device)
+    for _ in range(n_iters):
+        actions = Normal(mean, std).sample((n_samples,)).clamp(ACTION_LOW, ACTION_HIGH)  # (N, T, A)
+        states = state.expand(n_members, n_samples, -1)  # (K, N, S)
+        returns = torch.zeros(n_members, n_samples, device=state.device)
+        for t in range(horizon):
+            states = states + predict_delta(states, actions[:, t])
+            returns += reward_fn(states)
+        expected_returns = returns.mean(dim=0)  # (N,): a sequence must look good under every member
+        elite_actions = actions[expected_returns.topk(n_elite).indices]
+        mean = elite_actions.mean(dim=0)
+        std = elite_actions.std(dim=0).clamp(min=std_floor)
+    return mean[0]

@@ -1,0 +1,20 @@
+"""The benchmarks' command lines, on a tiny budget: they run and print the documented JSON."""
+import json
+
+from benchmarks import planning_speed, returns
+
+
+def test_returns_benchmark_prints_the_documented_fields(capsys):
+    assert returns.main(["--episodes", "1", "--max-steps", "5", "--train-steps", "20", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["transitions"] > 0
+    for kind in ("deterministic", "stochastic", "ensemble"):
+        assert set(report[kind]) == {"mean_return", "min_return", "episodes", "train_seconds", "median_decision_ms"}
+        assert 1 <= report[kind]["min_return"] <= 5
+
+
+def test_planning_speed_benchmark_prints_the_ratio(capsys):
+    assert planning_speed.main(["--decisions", "50", "--warmup", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert abs(report["ensemble_over_single"] - report["ensemble_median_ms"] / report["single_median_ms"]) < 0.01
+    assert report["decisions"] == 50 and report["n_members"] == 5
