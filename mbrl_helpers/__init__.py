@@ -22,3 +22,12 @@ from mbrl_helpers.evaluation import EpisodeResult, EvaluationSummary, MPCAgent, 
 from mbrl_helpers.networks import EnsembleLinear, build_ensemble_mlp, build_mlp
 from mbrl_helpers.reward import COST_MATRIX, compute_rewards
 from mbrl_helpers.training import train_model
+from mbrl_helpers.prediction import MultiStepErrors, UncertaintySweep, held_out_trajectories, multi_step_errors, predicted_uncertainty
+from mbrl_helpers.plots import (
+    animate_episode,
+    pendulum_filmstrip,
+    plot_compounding_error,
+    plot_episode,
+    plot_training_curve,
+    plot_uncertainty,
+)

@@ -7,15 +7,13 @@ uniformly from [-3, 3], stopping early when the pole falls (|angle| > 0.2). Unif
 from reset alone fall within about 2 steps and only ever see |x| < 0.3; the spread starts show the
 model the states a planner visits when it corrects a disturbance.
 
-Regenerate bit for bit:  python -m mbrl_helpers.data --regenerate
+Regenerate bit for bit:  python -m mbrl_helpers.make_dataset --regenerate
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -26,9 +24,9 @@ from mbrl_helpers.env import ACTION_HIGH, ACTION_LOW, DT, ENV_ID, FRAME_SKIP, ST
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DATASET_PATH = DATA_DIR / "transitions.npz"
 MANIFEST_PATH = DATA_DIR / "manifest.json"
-REGENERATE_COMMAND = "python -m mbrl_helpers.data --regenerate"
+REGENERATE_COMMAND = "python -m mbrl_helpers.make_dataset --regenerate"
 
-N_TRANSITIONS = 10_000
+N_TRANSITIONS = 5_000
 SEED = 2026
 ROLLOUT_STEPS = 10
 # Half-widths of the box that spread start states are drawn from: [x, angle, x_dot, angle_dot].
@@ -160,30 +158,3 @@ def load_dataset(path: Path | str = DATASET_PATH, manifest_path: Path | str = MA
     if arrays["states"].shape != (n, STATE_DIM) or arrays["next_states"].shape != (n, STATE_DIM):
         raise DatasetError(f"Dataset file {path} has states of the wrong shape. {fix}")
     return arrays
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m mbrl_helpers.data",
-        description="Check or regenerate the course's offline dataset.",
-        epilog=f"example: {REGENERATE_COMMAND}",
-    )
-    parser.add_argument("--regenerate", action="store_true", help="collect the transitions again and overwrite data/")
-    parser.add_argument("--transitions", type=int, default=N_TRANSITIONS, help="number of transitions (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=SEED, help="seed of the behaviour policy (default %(default)s)")
-    args = parser.parse_args(argv)
-    if args.regenerate:
-        manifest = save_dataset(collect_transitions(args.transitions, args.seed), seed=args.seed)
-        print(f"wrote {DATASET_PATH} ({manifest['transitions']} transitions, sha256 {manifest['sha256'][:12]}...)")
-        return 0
-    try:
-        arrays = load_dataset()
-    except DatasetError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"{DATASET_PATH}: {len(arrays['states'])} transitions, matches {MANIFEST_PATH.name}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,8 +25,10 @@ def train_model(
 
     `sample_batch(buffer, batch_size)` draws the minibatch of each step; the default is
     `buffer.sample(batch_size)`. An ensemble passes a function that draws one minibatch per member.
+    The model is moved to the buffer's device (CUDA when present) first.
     """
     sample_batch = sample_batch or (lambda buf, size: buf.sample(size))
+    model.to(buffer.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     model.train()

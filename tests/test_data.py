@@ -47,7 +47,7 @@ def test_save_then_load_round_trips(tmp_path):
 
 
 def test_missing_file_names_the_file_and_the_fix(tmp_path):
-    with pytest.raises(data.DatasetError, match=r"not found: .*nope\.npz.*python -m mbrl_helpers\.data --regenerate"):
+    with pytest.raises(data.DatasetError, match=r"not found: .*nope\.npz.*python -m mbrl_helpers\.make_dataset --regenerate"):
         data.load_dataset(tmp_path / "nope.npz")
 
 
@@ -70,5 +70,7 @@ def test_tampered_file_fails_the_checksum(tmp_path):
 
 
 def test_command_line_check_reports_success(capsys):
-    assert data.main([]) == 0
+    from mbrl_helpers import make_dataset
+
+    assert make_dataset.main([]) == 0
     assert "matches manifest.json" in capsys.readouterr().out
