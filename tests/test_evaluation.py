@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from mbrl_helpers import MPCAgent, evaluate, run_episode
+from mbrl_helpers.prediction import LQR_GAIN  # discrete LQR gain of the linearised 10 Hz simulator
 from mbrl_reference import DeterministicModel, cem_plan
-
-LQR_GAIN = np.array([-0.78, -6.81, -0.96, -1.08])  # discrete LQR of the linearised 10 Hz simulator
 
 
 def lqr(state):
