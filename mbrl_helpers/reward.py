@@ -50,7 +50,8 @@ def compute_rewards(states: torch.Tensor) -> torch.Tensor:
             "pass predicted next states, not the model's input (state + action)."
         )
     cost_matrix = torch.as_tensor(COST_MATRIX, dtype=states.dtype, device=states.device)
-    return -torch.einsum("...i,ij,...j->...", states, cost_matrix, states)
+    flat = states.reshape(-1, STATE_DIM)  # one (M, 4) @ (4, 4) matmul whatever the leading dims
+    return -((flat @ cost_matrix) * flat).sum(dim=-1).reshape(states.shape[:-1])
 
 
 def linearise_simulator(eps: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
