@@ -10,7 +10,7 @@ def test_returns_benchmark_prints_the_documented_fields(capsys):
     assert report["transitions"] > 0
     for kind in ("deterministic", "stochastic", "ensemble"):
         assert set(report[kind]) == {"mean_return", "min_return", "episodes", "train_seconds", "median_decision_ms"}
-        assert 1 <= report[kind]["min_return"] <= 5
+        assert 0 <= report[kind]["min_return"] <= 5  # v5 pays 0 for the step on which the pole falls
 
 
 def test_planning_speed_benchmark_prints_the_ratio(capsys):
