@@ -1,0 +1,93 @@
+"""The hidden tests' fixtures: small, loadable without the reference code, regenerated bit for bit,
+and their trained models good enough that the reference planners balance the pendulum with them."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from autograder.fixtures import ASSIGNMENTS, FIXTURE_DIR, fixture_path, load_fixture
+from autograder.fixtures.generate import generate
+from mbrl_helpers import MPCAgent, run_episode
+from mbrl_reference import DeterministicModel, EnsembleModel, StochasticModel, cem_plan, ensemble_cem_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def assert_same(expected, got, where):
+    """Exactly equal nested dicts of tensors and numbers."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and set(got) == set(expected), f"{where}: keys differ: {sorted(set(got) ^ set(expected))}"
+        for key in expected:
+            assert_same(expected[key], got[key], f"{where}.{key}")
+    elif isinstance(expected, torch.Tensor):
+        assert isinstance(got, torch.Tensor) and got.dtype == expected.dtype and got.shape == expected.shape, where
+        assert torch.equal(got, expected), f"{where}: values differ (largest difference {(got - expected).abs().max().item()})"
+    else:
+        assert got == expected, f"{where}: {got!r} != {expected!r}"
+
+
+def test_every_assignment_has_a_small_fixture():
+    total = sum(fixture_path(name).stat().st_size for name in ASSIGNMENTS)
+    assert total < 400 * 1024, f"the fixtures take {total / 1024:.0f} KiB; keep them to a few hundred KiB"
+
+
+def test_regenerating_gives_identical_tensors(tmp_path):
+    # Seeded, on the CPU with one thread: the same torch on the same machine writes the same bits.
+    # A failure here means the fixtures are stale (the dataset, the settings or the reference changed):
+    # run `python -m autograder.fixtures.generate` and commit the files.
+    generate(tmp_path)
+    for name in ASSIGNMENTS:
+        assert_same(load_fixture(name), load_fixture(name, directory=tmp_path), name)
+
+
+def test_the_loader_imports_no_reference_code():
+    # The grading kernel loads fixtures with nothing of mbrl_reference on its path.
+    code = (
+        "import sys; from autograder.fixtures import load_fixture; "
+        "[load_fixture(n) for n in ('01_deterministic_cem', '02_stochastic', '03_ensemble')]; "
+        "assert not any(m.startswith('mbrl_reference') for m in sys.modules), 'mbrl_reference was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_the_loader_says_how_to_regenerate_a_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="autograder.fixtures.generate"):
+        load_fixture("01_deterministic_cem", directory=tmp_path)
+    with pytest.raises(KeyError):
+        load_fixture("04_unknown")
+
+
+def test_a_fresh_install_ships_the_fixtures():
+    # The grading kernel imports autograder.fixtures from the installed package.
+    from setuptools import find_packages
+
+    assert "autograder.fixtures" in find_packages(str(ROOT), include=["autograder*"])
+    assert FIXTURE_DIR == ROOT / "autograder" / "fixtures"
+
+
+def test_the_command_line_names_its_assignments(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "autograder.fixtures.generate", "--out", str(tmp_path), "04_unknown"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode != 0 and "unknown assignment" in result.stderr and not any(tmp_path.iterdir())
+    result = subprocess.run([sys.executable, "-m", "autograder.fixtures.generate", "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "example: python -m autograder.fixtures.generate" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "name, model_class, plan, plan_kwargs",
+    [
+        ("01_deterministic_cem", DeterministicModel, cem_plan, {}),
+        ("02_stochastic", StochasticModel, cem_plan, {}),
+        ("03_ensemble", EnsembleModel, ensemble_cem_plan, {"n_members": 5}),
+    ],
+)
+def test_the_reference_planner_balances_the_pendulum_with_the_shipped_model(name, model_class, plan, plan_kwargs):
+    # The hidden return check asks >= 950 of a student's planner with these weights: the reference reaches 1000.
+    torch.set_num_threads(1)
+    fixture = load_fixture(name)
+    model = model_class()
+    model.load_state_dict(fixture["trained_state_dict"])
+    model.eval()
+    result = run_episode(MPCAgent(plan, model.predict_delta, device="cpu", **plan_kwargs), seed=int(fixture["episode_seed"]), progress=False)
+    assert result.episode_return == 1000
