@@ -14,11 +14,14 @@ Layout, relative to the course's root folder:
     grading/                                    submissions, autograded copies, feedback, gradebook
 """
 import os
-
-from autograder.config import course_config
-
-c = get_config()  # noqa: F821
+import sys
 
 COURSE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if COURSE_ROOT not in sys.path:  # the course's own packages, whichever folder nbgrader runs from
+    sys.path.insert(0, COURSE_ROOT)
+
+from autograder.config import course_config  # noqa: E402
+
+c = get_config()  # noqa: F821
 
 c.merge(course_config(COURSE_ROOT))

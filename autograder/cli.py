@@ -1,0 +1,122 @@
+"""`python -m autograder`: release, check, grade, demo. Each subcommand parses its arguments and
+calls one keyword-only function, which owns the defaults."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from autograder import config
+
+EXAMPLES = {
+    "release": "python -m autograder release\n  python -m autograder release --assignment 01_deterministic_cem",
+    "check": "python -m autograder check notebooks/01_deterministic_cem/01_deterministic_cem.ipynb",
+    "grade": "python -m autograder grade ~/Downloads/submissions --jobs 2\n  python -m autograder grade grading/submitted --csv grades.csv",
+    "demo": "python -m autograder demo\n  python -m autograder demo --jobs 2 --workdir /tmp/mbrl-demo",
+}
+
+
+def _example(name: str) -> str:
+    return "example:\n  " + EXAMPLES[name]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m autograder",
+        description="The course's autograder, on top of nbgrader: release the notebooks, check a notebook, grade submissions.",
+        epilog="example:\n  python -m autograder demo\n\nRun `python -m autograder COMMAND --help` for each command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=description, epilog=_example(name), formatter_class=argparse.RawDescriptionHelpFormatter)
+        return sub
+
+    release = command("release", "regenerate notebooks/ from solutions/", "Regenerate the student notebooks (notebooks/) from the source notebooks (solutions/) with nbgrader generate_assignment, and record the assignments in the gradebook.")
+    release.add_argument("--assignment", action="append", metavar="NAME", help="only this assignment (repeatable; default: all)")
+    _course_dir(release)
+
+    check = command("check", "run a notebook's visible tests: pass/fail, points, hints", "Run your notebook from top to bottom, as the grader will, and print each graded cell's result, points and hint. Only the visible tests run here; the hidden ones run when your notebook is graded.")
+    check.add_argument("notebook", type=Path, metavar="NOTEBOOK", help="the .ipynb file to check")
+    _course_dir(check)
+    _limits(check)
+
+    grade = command("grade", "autograde a folder of submissions: feedback, gradebook, grades.csv", (
+        "Autograde every student in SUBMISSIONS_DIR with nbgrader: one sub-folder per student, nbgrader's own "
+        "submitted/ layout, one zip file per student as an LMS exports them, or loose <student>_*.ipynb files. "
+        "Writes grading/autograded/, HTML feedback in grading/feedback/<student>/, the gradebook "
+        "(grading/gradebook.db) and grades.csv."
+    ))
+    grade.add_argument("submissions", type=Path, metavar="SUBMISSIONS_DIR", help="folder of submissions")
+    grade.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="students graded at once, each in its own process (default: 1)")
+    grade.add_argument("--csv", type=Path, default=None, metavar="PATH", help="where to write the grades (default: grading/grades.csv)")
+    grade.add_argument("--student-pattern", default=None, metavar="REGEX", help="regular expression with a (?P<student>...) group that finds the student id in folder, zip or file names")
+    grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _course_dir(grade)
+    _limits(grade)
+
+    demo = command("demo", "release, grade the example submissions, print the grade table", (
+        "Build the release in a scratch course directory, autograde the bundled example submissions (the reference "
+        "solution, the blank release, a catalogue of wrong submissions with one mistake each, and correct ones written "
+        "differently) and print the grade table with the points each was expected to get."
+    ))
+    demo.add_argument("--jobs", "-j", type=int, default=2, metavar="N", help="students graded at once (default: 2)")
+    demo.add_argument("--workdir", type=Path, default=None, metavar="DIR", help="scratch course directory (default: grading/demo, replaced)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _course_dir(demo)
+    _limits(demo)
+    return parser
+
+
+def _course_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--course-dir", type=Path, default=None, metavar="DIR", help="the course's root folder (default: this repository)")
+
+
+def _limits(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cell-timeout", type=int, default=config.CELL_TIMEOUT, metavar="S", help=f"seconds one cell may run (default: {config.CELL_TIMEOUT})")
+    parser.add_argument("--notebook-timeout", type=int, default=config.NOTEBOOK_TIMEOUT, metavar="S", help=f"seconds a whole notebook may run (default: {config.NOTEBOOK_TIMEOUT})")
+    parser.add_argument("--memory-mb", type=int, default=config.MEMORY_LIMIT_MB, metavar="MB", help=f"memory a grading kernel may use, 0 for no limit (default: {config.MEMORY_LIMIT_MB})")
+
+
+def course_from(args: argparse.Namespace):
+    from autograder.course import ROOT, Course, GradingLimits
+
+    limits = GradingLimits(
+        cell_timeout=getattr(args, "cell_timeout", config.CELL_TIMEOUT),
+        notebook_timeout=getattr(args, "notebook_timeout", config.NOTEBOOK_TIMEOUT),
+        memory_limit_mb=getattr(args, "memory_mb", config.MEMORY_LIMIT_MB),
+    )
+    return Course(root=args.course_dir or ROOT, limits=limits)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    course = course_from(args)
+    if args.command == "release":
+        from autograder.course import release
+
+        for path in release(course=course, assignments=args.assignment):
+            print(f"released {path.relative_to(course.root)}")
+        return 0
+    if args.command == "check":
+        from autograder.check import check
+
+        return check(args.notebook, course=course).exit_code
+    if args.command == "grade":
+        from autograder.grading import format_table, grade
+
+        run = grade(args.submissions, course=course, jobs=args.jobs, csv_path=args.csv, student_pattern=args.student_pattern, progress=not args.no_progress)
+        print(format_table(run))
+        print(f"\n{len(run.students)} students graded in {run.seconds:.0f} s with {args.jobs} job(s); grades: {run.csv_path}; feedback: {course.feedback}")
+        return 0
+    if args.command == "demo":
+        from autograder.demo import demo
+
+        _, mismatches = demo(course=course, workdir=args.workdir, jobs=args.jobs, progress=not args.no_progress)
+        return 1 if mismatches else 0
+    return 2  # unreachable: argparse requires a command
+
+
+if __name__ == "__main__":
+    sys.exit(main())

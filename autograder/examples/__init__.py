@@ -1,0 +1,94 @@
+"""Example submissions, built from the course's notebooks: what the demo grades and the tests check.
+
+    examples = build_examples(course)         # reference, blank release, mistakes, alternatives
+    write_examples(examples, folder)          # folder/<student>/<notebook>.ipynb
+
+- `reference`: every notebook with the reference answers (full marks on everything graded
+  automatically);
+- `blank`: the release as students get it (zero);
+- one student per mistake of `catalogue.MISTAKES`, named `<nn>-<mistake>`, who handed in only
+  that notebook: the reference with one function changed;
+- one student per `catalogue.ALTERNATIVES`, named `<nn>-alt-<name>`, also one notebook, correct
+  but written differently (full marks).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbformat.notebooknode import NotebookNode
+
+from autograder.course import Course
+from autograder.examples.build import read, reference_submission, replace_cell, write
+from autograder.examples.catalogue import ALTERNATIVES, MISTAKES, Alternative, Mistake
+
+
+@dataclass
+class Example:
+    student: str
+    kind: str
+    """reference, blank, mistake or alternative"""
+    notebooks: dict[tuple[str, str], NotebookNode] = field(repr=False)
+    """(assignment, notebook) -> the notebook handed in"""
+    lost: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """notebook -> the graded cells expected to lose their points ("*": all of them)"""
+    hint: tuple[str, str, str] | None = None
+    """(notebook, cell, text the cell's feedback must contain)"""
+    source: Mistake | Alternative | None = None
+
+
+def build_examples(course: Course | None = None, *, mistakes=MISTAKES, alternatives=ALTERNATIVES) -> list[Example]:
+    """All example submissions for the notebooks the course has (skipping examples of absent ones)."""
+    course = course or Course()
+    keys = [(a, nb) for a in course.assignments for nb in course.notebooks(a)]
+    references = {key: reference_submission(read(course.source_notebook(*key)), read(course.release_notebook(*key))) for key in keys}
+    examples = [
+        Example("reference", "reference", references),
+        Example("blank", "blank", {key: read(course.release_notebook(*key)) for key in keys}, lost={key[1]: ("*",) for key in keys}),
+    ]
+    by_notebook = {nb: key for key in keys for nb in [key[1]]}
+    for mistake in mistakes:
+        if mistake.notebook not in by_notebook:
+            continue
+        key = by_notebook[mistake.notebook]
+        nb = mistake.substitution.apply(_copy(references[key]), f"mistake {mistake.name}")
+        examples.append(
+            Example(
+                f"{_prefix(mistake.notebook)}-{mistake.name}",
+                "mistake",
+                {key: nb},
+                lost={mistake.notebook: mistake.checks},
+                hint=(mistake.notebook, mistake.checks[0], mistake.hint),
+                source=mistake,
+            )
+        )
+    for alternative in alternatives:
+        if alternative.notebook not in by_notebook:
+            continue
+        key = by_notebook[alternative.notebook]
+        nb = _copy(references[key])
+        for cell_id, text in alternative.cells.items():
+            replace_cell(nb, cell_id, text, f"alternative {alternative.name}")
+        for substitution in alternative.substitutions:
+            substitution.apply(nb, f"alternative {alternative.name}")
+        examples.append(Example(f"{_prefix(alternative.notebook)}-alt-{alternative.name}", "alternative", {key: nb}, source=alternative))
+    return examples
+
+
+def write_examples(examples: list[Example], folder: Path) -> Path:
+    """One folder per student holding the notebooks they hand in."""
+    folder = Path(folder)
+    for example in examples:
+        for (_, notebook), nb in example.notebooks.items():
+            write(nb, folder / example.student / f"{notebook}.ipynb")
+    return folder
+
+
+def _prefix(notebook: str) -> str:
+    return notebook.split("_", 1)[0]
+
+
+def _copy(nb: NotebookNode) -> NotebookNode:
+    import nbformat
+
+    return nbformat.reads(nbformat.writes(nb), as_version=4)

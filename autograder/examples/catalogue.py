@@ -1,0 +1,382 @@
+"""The example submissions: plausible mistakes, one each, and correct solutions written differently.
+
+Each mistake is one text substitution in the reference answer of one function (see
+`autograder.examples.build`), applied to a copy of the reference submission of one notebook.
+`checks` are the graded cells that must lose their points, the first being the check written for
+that mistake; `hint` must appear in that check's feedback. Every other automatically graded
+cell keeps its points. A substitution whose text no longer occurs exactly once in the solution
+cells makes building the examples fail, so the catalogue cannot drift from the notebooks.
+
+Each alternative replaces whole solution cells with a correct solution written in another way;
+it must get full marks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from autograder.examples.build import Substitution
+
+NB1, NB2, NB3 = "01_deterministic_cem", "02_stochastic", "03_ensemble"
+
+
+@dataclass(frozen=True)
+class Mistake:
+    name: str
+    notebook: str
+    what: str
+    """the mistake, in a student's terms"""
+    substitution: Substitution
+    checks: tuple[str, ...]
+    """graded cells that lose their points; the first is the one meant for this mistake"""
+    hint: str
+    """text that the first check's message must contain"""
+
+
+@dataclass(frozen=True)
+class Alternative:
+    name: str
+    notebook: str
+    what: str
+    cells: dict[str, str]
+    """solution cell grade_id -> the whole cell as this student wrote it"""
+    substitutions: tuple[Substitution, ...] = ()
+
+
+def S(old: str, new: str, count: int = 1) -> Substitution:
+    return Substitution(old, new, count=count)
+
+
+MISTAKES = (
+    # ---- 01: the deterministic model --------------------------------------------------------------
+    Mistake(
+        "predicts-next-state",
+        NB1,
+        "predict_delta returns the predicted next state, s + f(s, a), instead of the change",
+        S("return self.net(torch.cat([states, actions], dim=-1))", "return states + self.net(torch.cat([states, actions], dim=-1))"),
+        ("test-det-predict-delta", "test-det-loss"),
+        "predicting the next state instead of the delta",
+    ),
+    Mistake(
+        "mse-on-next-states",
+        NB1,
+        "the loss compares the predicted change with the absolute next state",
+        S("F.mse_loss(self.predict_delta(states, actions), next_states - states)", "F.mse_loss(self.predict_delta(states, actions), next_states)"),
+        ("test-det-loss",),
+        "predicting the next state instead of the delta",
+    ),
+    Mistake(
+        "loss-summed",
+        NB1,
+        "the loss sums the squared errors instead of averaging them",
+        S("F.mse_loss(self.predict_delta(states, actions), next_states - states)", 'F.mse_loss(self.predict_delta(states, actions), next_states - states, reduction="sum")'),
+        ("test-det-loss",),
+        "sum of the squared errors",
+    ),
+    Mistake(
+        "loss-detached",
+        NB1,
+        "the loss is detached from the graph, so training cannot differentiate it",
+        S("F.mse_loss(self.predict_delta(states, actions), next_states - states)", "F.mse_loss(self.predict_delta(states, actions), next_states - states).detach()"),
+        ("test-det-loss",),
+        "carries no gradient",
+    ),
+    Mistake(
+        "concat-wrong-axis",
+        NB1,
+        "states and actions concatenated along the batch axis (wrong shapes)",
+        S("return self.net(torch.cat([states, actions], dim=-1))", "return self.net(torch.cat([states, actions], dim=0))"),
+        ("test-det-predict-shape", "test-det-predict-delta", "test-det-loss", "test-cem-return"),
+        "Wrong shapes",
+    ),
+    Mistake(
+        "elites-lowest-return",
+        NB1,
+        "CEM keeps the sequences with the lowest returns",
+        S("returns.topk(n_elite).indices", "returns.topk(n_elite, largest=False).indices"),
+        ("test-cem-elites", "test-cem-first-action", "test-cem-std-floor", "test-cem-reference", "test-cem-return"),
+        "elites chosen by lowest return",
+    ),
+    Mistake(
+        "last-action",
+        NB1,
+        "CEM returns the last action of the mean sequence instead of the first",
+        S("    return mean[0]", "    return mean[-1]"),
+        ("test-cem-first-action", "test-cem-reference", "test-cem-return"),
+        "returning the last action instead of the first",
+    ),
+    Mistake(
+        "action-as-number",
+        NB1,
+        "CEM returns a bare number (.item()) instead of an action of shape (1,)",
+        S("    return mean[0]", "    return mean[0].item()"),
+        ("test-cem-output", "test-cem-return"),
+        "Wrong shapes",
+    ),
+    Mistake(
+        "std-not-floored",
+        NB1,
+        "the refitted CEM std is not clamped from below",
+        S("std = elite_actions.std(dim=0).clamp(min=std_floor)", "std = elite_actions.std(dim=0)"),
+        ("test-cem-std-floor",),
+        "std not floored",
+    ),
+    Mistake(
+        "actions-not-clamped",
+        NB1,
+        "sampled action sequences are not clamped to [-3, 3]",
+        S("Normal(mean, std).sample((n_samples,)).clamp(ACTION_LOW, ACTION_HIGH)", "Normal(mean, std).sample((n_samples,))"),
+        ("test-cem-clamp",),
+        "Clamp the samples",
+    ),
+    Mistake(
+        "elites-wrong-axis",
+        NB1,
+        "the refit averages each elite over the horizon (dim=1) instead of over the elites (dim=0)",
+        S("(dim=0)", "(dim=1)", count=2),
+        ("test-cem-reference", "test-cem-first-action", "test-cem-return"),
+        "the refit of mean and std",
+    ),
+    Mistake(
+        "numpy-sampling",
+        NB1,
+        "CEM samples with NumPy's global generator, so seeded runs do not repeat",
+        S(
+            "Normal(mean, std).sample((n_samples,))",
+            "torch.as_tensor(np.random.normal(mean.numpy(), std.numpy(), (n_samples, horizon, ACTION_DIM)), dtype=torch.float32)",
+        ),
+        ("test-cem-reference",),
+        "Draw every random number with torch",
+    ),
+    # ---- 02: the stochastic model ---------------------------------------------------------------------
+    Mistake(
+        "samples-mu",
+        NB2,
+        "predict_delta returns mu instead of a sample from Normal(mu, sigma)",
+        S("return torch.distributions.Normal(mu, sigma).sample()", "return mu"),
+        ("test-sto-sampling",),
+        "predict_delta returned mu",
+    ),
+    Mistake(
+        "samples-with-variance",
+        NB2,
+        "predict_delta samples with the variance sigma**2 as the scale",
+        S("return torch.distributions.Normal(mu, sigma).sample()", "return torch.distributions.Normal(mu, sigma**2).sample()"),
+        ("test-sto-sampling",),
+        "not the variance sigma**2",
+    ),
+    Mistake(
+        "sigma-not-clamped",
+        NB2,
+        "sigma = exp(log_sigma) without the clamp to [1e-8, 10]",
+        S("sigma = torch.clamp(torch.exp(log_sigma), min=SIGMA_MIN, max=SIGMA_MAX)", "sigma = torch.exp(log_sigma)"),
+        ("test-sto-sigma-clamp", "test-sto-nll-clamped", "test-sto-return"),
+        "sigma from log_sigma without the clamp",
+    ),
+    Mistake(
+        "halves-swapped",
+        NB2,
+        "the network's output split the wrong way round: log_sigma first, mu second",
+        S("mu, log_sigma = torch.chunk(out, 2, dim=-1)", "log_sigma, mu = torch.chunk(out, 2, dim=-1)"),
+        ("test-sto-split", "test-sto-sigma-clamp", "test-sto-sampling", "test-sto-nll", "test-sto-nll-clamped", "test-sto-return"),
+        "the halves are swapped",
+    ),
+    Mistake(
+        "nll-sigma-not-squared",
+        NB2,
+        "the NLL divides the squared error by 2 sigma where 2 sigma**2 belongs",
+        S("/ (2 * sigma**2)", "/ (2 * sigma)"),
+        ("test-sto-nll", "test-sto-nll-clamped"),
+        "not by 2 * sigma",
+    ),
+    Mistake(
+        "nll-log-variance",
+        NB2,
+        "the NLL's log term is log(sigma**2) instead of log(sigma)",
+        S("+ torch.log(sigma)).mean()", "+ torch.log(sigma**2)).mean()"),
+        ("test-sto-nll", "test-sto-nll-clamped"),
+        "not log(sigma**2)",
+    ),
+    # ---- 03: the ensemble ------------------------------------------------------------------------------
+    Mistake(
+        "shared-minibatch",
+        NB3,
+        "all ensemble members train on one shared minibatch",
+        S("batches = [buffer.sample(batch_size) for _ in range(n_members)]", "batches = [buffer.sample(batch_size)] * n_members"),
+        ("test-ens-member-batches",),
+        "one minibatch shared by all members",
+    ),
+    Mistake(
+        "ranked-by-first-member",
+        NB3,
+        "the ensemble planner ranks sequences by the first member's return only",
+        S("expected_returns = returns.mean(dim=0)", "expected_returns = returns[0]"),
+        ("test-ens-cem-mean-return",),
+        "ensemble ranked by one member",
+    ),
+    Mistake(
+        "ranked-by-best-member",
+        NB3,
+        "the ensemble planner ranks sequences by their best member's return (optimism)",
+        S("expected_returns = returns.mean(dim=0)", "expected_returns = returns.max(dim=0).values"),
+        ("test-ens-cem-mean-return",),
+        "Average the returns over the member dimension",
+    ),
+    Mistake(
+        "ensemble-loss-averaged",
+        NB3,
+        "the ensemble loss averages the members' losses instead of summing them",
+        S("squared_errors.mean(dim=(1, 2)).sum()", "squared_errors.mean()"),
+        ("test-ens-loss",),
+        "sum them instead",
+    ),
+    Mistake(
+        "shared-actions-not-expanded",
+        NB3,
+        "predict_delta does not expand shared actions (N, 1) to every member (wrong shapes)",
+        S("        if actions.dim() == 2:\n            actions = actions.expand(self.n_members, -1, -1)\n", ""),
+        ("test-ens-predict-shapes", "test-ens-predict-members", "test-ens-return"),
+        "Wrong shapes",
+    ),
+    Mistake(
+        "ensemble-std-not-floored",
+        NB3,
+        "the ensemble planner's refitted std is not clamped from below",
+        S("std = elite_actions.std(dim=0).clamp(min=std_floor)", "std = elite_actions.std(dim=0)"),
+        ("test-ens-cem-elites-first-floor",),
+        "std not floored",
+    ),
+)
+
+# Plausible mistakes that no check of the notebooks catches yet: kept here so that the check can
+# be added and the mistake moved to MISTAKES; not graded by the demo or the tests.
+UNCAUGHT = (
+    Mistake(
+        "planning-with-grad",
+        NB1,
+        "the planner runs the model with autograd on (no torch.no_grad())",
+        S("@torch.no_grad()  # planning only reads the model: no autograd graph, faster\n", ""),
+        ("test-cem-output",),
+        "no_grad",
+    ),
+)
+
+ALTERNATIVES = (
+    Alternative(
+        "cem-loop-argsort",
+        NB1,
+        "CEM with a Python loop over the horizon, argsort for the elites and a hand-written std",
+        {
+            "cem-plan": '''@torch.no_grad()
+def cem_plan(
+    predict_delta,
+    state: torch.Tensor,
+    horizon: int = CEM_SETTINGS["horizon"],
+    n_samples: int = CEM_SETTINGS["n_samples"],
+    n_elite: int = CEM_SETTINGS["n_elite"],
+    n_iters: int = CEM_SETTINGS["n_iters"],
+    std_floor: float = CEM_SETTINGS["std_floor"],
+    reward_fn=compute_rewards,
+) -> torch.Tensor:
+    mu = [torch.zeros(ACTION_DIM) for _ in range(horizon)]
+    sigma = [torch.ones(ACTION_DIM) for _ in range(horizon)]
+    for iteration in range(n_iters):
+        plans = torch.empty(n_samples, horizon, ACTION_DIM)
+        noise = torch.randn(n_samples, horizon, ACTION_DIM)
+        for t in range(horizon):
+            plans[:, t] = torch.clamp(mu[t] + sigma[t] * noise[:, t], min=-3.0, max=3.0)
+        s = state.repeat(n_samples, 1)
+        total = torch.zeros(n_samples)
+        for t in range(horizon):
+            s = s + predict_delta(s, plans[:, t])
+            total = total + reward_fn(s)
+        order = torch.argsort(total, descending=True)
+        best = plans[order[:n_elite]]
+        for t in range(horizon):
+            mu[t] = best[:, t].sum(dim=0) / n_elite
+            var = ((best[:, t] - mu[t]) ** 2).sum(dim=0) / (n_elite - 1)
+            sigma[t] = torch.maximum(var.sqrt(), torch.full_like(var, std_floor))
+    return mu[0].clone()
+''',
+        },
+    ),
+    Alternative(
+        "model-hstack-manual-mse",
+        NB1,
+        "the deterministic model with torch.hstack and a hand-written mean squared error",
+        {
+            "deterministic-model": '''class DeterministicModel(nn.Module):
+    def __init__(self, state_dim: int = STATE_DIM, action_dim: int = ACTION_DIM, hidden_size: int = HIDDEN_SIZE, n_hidden: int = N_HIDDEN):
+        super().__init__()
+        self.net = build_mlp(state_dim + action_dim, state_dim, hidden_size, n_hidden)
+
+    def predict_delta(self, states, actions):
+        inputs = torch.hstack((states, actions))
+        return self.net(inputs)
+
+    def loss(self, states, actions, next_states):
+        error = self.predict_delta(states, actions) - (next_states - states)
+        return error.pow(2).sum() / error.numel()
+''',
+        },
+    ),
+    Alternative(
+        "nll-torch-distributions",
+        NB2,
+        "the loss from torch.distributions.Normal.log_prob, less its constant, and sampling by reparameterisation",
+        {},
+        substitutions=(
+            S(
+                "return ((target - mu) ** 2 / (2 * sigma**2) + torch.log(sigma)).mean()",
+                "return -Normal(mu, sigma).log_prob(target).mean() - 0.5 * math.log(2 * math.pi)",
+            ),
+            S("return torch.distributions.Normal(mu, sigma).sample()", "return mu + sigma * torch.randn_like(mu)"),
+            S("mu, log_sigma = torch.chunk(out, 2, dim=-1)", "half = out.shape[-1] // 2\n        mu, log_sigma = out[..., :half], out[..., half:]"),
+        ),
+    ),
+    Alternative(
+        "loop-ensemble",
+        NB3,
+        "an ensemble written as loops over its members: per-member forward passes, losses, minibatches and returns",
+        {
+            "ensemble-model": '''class EnsembleModel(nn.Module):
+    def __init__(self, n_members: int = N_MEMBERS, state_dim: int = STATE_DIM, action_dim: int = ACTION_DIM, hidden_size: int = HIDDEN_SIZE, n_hidden: int = N_HIDDEN):
+        super().__init__()
+        self.n_members = n_members
+        self.net = build_ensemble_mlp(n_members, state_dim + action_dim, state_dim, hidden_size, n_hidden)
+
+    def member_forward(self, k, x):
+        """Member k alone, with its slice of every batched layer's weights."""
+        for layer in self.net:
+            if hasattr(layer, "weight"):
+                x = x @ layer.weight[k] + layer.bias[k]
+            else:
+                x = layer(x)
+        return x
+
+    def predict_delta(self, states, actions):
+        outputs = []
+        for k in range(self.n_members):
+            member_actions = actions if actions.dim() == 2 else actions[k]
+            outputs.append(self.member_forward(k, torch.cat([states[k], member_actions], dim=-1)))
+        return torch.stack(outputs)
+
+    def loss(self, states, actions, next_states):
+        total = 0.0
+        for k in range(self.n_members):
+            predicted = self.member_forward(k, torch.cat([states[k], actions[k]], dim=-1))
+            total = total + F.mse_loss(predicted, next_states[k] - states[k])
+        return total
+''',
+            "member-batches": '''def sample_member_batches(buffer: ReplayBuffer, batch_size: int, n_members: int = N_MEMBERS):
+    states, actions, next_states = [], [], []
+    for _ in range(n_members):
+        s, a, s_next = buffer.sample(batch_size)
+        states.append(s)
+        actions.append(a)
+        next_states.append(s_next)
+    return torch.stack(states), torch.stack(actions), torch.stack(next_states)
+''',
+        },
+        substitutions=(S("expected_returns = returns.mean(dim=0)", "expected_returns = sum(returns[k] for k in range(n_members)) / n_members"),),
+    ),
+)

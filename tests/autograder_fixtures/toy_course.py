@@ -1,0 +1,167 @@
+"""A small nbgrader course for the autograder's tests, and submissions named by scenario.
+
+The source notebook has what the course's notebooks have, in a few instant cells: setup code,
+two solution cells each followed by a locked test cell with a visible check and hidden tests, a
+test cell that writes a warning to stderr, and a written answer graded by hand.
+
+Every scenario is built from the release notebook (nbgrader's own output) filled in with the
+reference answers (autograder.examples.build), then changed the way a student might.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from autograder.course import Course, GradingLimits, release
+from autograder.examples.build import Substitution, read, reference_submission
+
+ASSIGNMENT = "toy"
+# auto-graded points per test cell, and the written answer's points
+POINTS = {"test_square": 2, "test_cube": 3, "test_quiet": 1}
+WRITTEN_POINTS = 1
+AUTO_MAX = sum(POINTS.values())
+
+HIDDEN_SQUARE = "assert np.allclose(square(np.arange(4)), [0, 1, 4, 9]), 'square must work elementwise on arrays'"
+HIDDEN_CUBE = "assert cube(-2) == -8, 'cube must keep the sign of negative numbers'"
+
+
+def _meta(grade_id, *, grade=False, solution=False, locked=False, points=None):
+    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution, "task": False}
+    if points is not None:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
+def source_notebook():
+    cells = [
+        new_markdown_cell("# A toy assignment\nWrite `square` and `cube`.", metadata=_meta("intro", locked=True)),
+        new_code_cell("import os\nimport signal\nimport time\nimport warnings\n\nimport numpy as np", metadata=_meta("setup", locked=True)),
+        new_code_cell(
+            "def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION",
+            metadata=_meta("square", solution=True),
+        ),
+        new_code_cell(
+            "# square() multiplies a number by itself\n"
+            "assert square(3) == 9, 'square(3) should be 9: multiply x by itself'\n"
+            "### BEGIN HIDDEN TESTS\n"
+            "# square() works elementwise on arrays\n"
+            f"{HIDDEN_SQUARE}\n"
+            "### END HIDDEN TESTS",
+            metadata=_meta("test_square", grade=True, locked=True, points=POINTS["test_square"]),
+        ),
+        new_code_cell(
+            "def cube(x):\n    ### BEGIN SOLUTION\n    return x * x * x\n    ### END SOLUTION",
+            metadata=_meta("cube", solution=True),
+        ),
+        new_code_cell(
+            "# cube() raises a number to the third power\n"
+            "assert cube(2) == 8, 'cube(2) should be 8'\n"
+            "### BEGIN HIDDEN TESTS\n"
+            f"{HIDDEN_CUBE}\n"
+            "### END HIDDEN TESTS",
+            metadata=_meta("test_cube", grade=True, locked=True, points=POINTS["test_cube"]),
+        ),
+        new_code_cell(
+            "# a library warning on stderr does not cost points\n"
+            "warnings.warn('this API is deprecated', UserWarning)\n"
+            "assert square(2) + cube(1) == 5, 'square and cube must both work'",
+            metadata=_meta("test_quiet", grade=True, locked=True, points=POINTS["test_quiet"]),
+        ),
+        new_markdown_cell(
+            "Why is `cube(-2)` negative?",
+            metadata=_meta("explain_prompt", locked=True),
+        ),
+        new_markdown_cell(
+            "### BEGIN SOLUTION\nAn odd power of a negative number is negative.\n### END SOLUTION",
+            metadata=_meta("explain", grade=True, solution=True, points=WRITTEN_POINTS),
+        ),
+    ]
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def make_course(root: Path, **limits) -> Course:
+    """Write the source notebook under `root` and release it with nbgrader (gradebook included)."""
+    course = Course(root=root, limits=GradingLimits(**limits))
+    path = course.source / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(source_notebook(), str(path))
+    release(course=course)
+    return course
+
+
+def reference(course: Course):
+    return reference_submission(read(course.source_notebook(ASSIGNMENT, ASSIGNMENT)), read(course.release_notebook(ASSIGNMENT, ASSIGNMENT)))
+
+
+def _cell(nb, grade_id):
+    return next(cell for cell in nb.cells if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def _cube_body(nb, body: str):
+    return Substitution("    return x * x * x", body).apply(nb, "toy")
+
+
+def scenarios(course: Course) -> dict[str, str]:
+    """Scenario name -> the submitted file's text. Expected outcomes are in EXPECTED."""
+    out = {}
+    out["reference"] = reference(course)
+    out["blank"] = read(course.release_notebook(ASSIGNMENT, ASSIGNMENT))
+    out["infinite-loop"] = _cube_body(reference(course), "    while True:\n        pass")
+    out["uninterruptible-loop"] = _cube_body(
+        reference(course), "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n    while True:\n        pass"
+    )
+    out["memory-hog"] = _cube_body(reference(course), "    hog = [np.empty(2**27) for _ in range(1000)]  # 1 GiB each, 1000 GiB in all\n    return x * x * x")
+    out["kernel-crash"] = _cube_body(reference(course), "    os._exit(1)")
+    out["kernel-killed"] = _cube_body(reference(course), "    os.kill(os.getpid(), 9)")
+    nb = reference(course)
+    nb.cells = [cell for cell in nb.cells if cell.metadata.get("nbgrader", {}).get("grade_id") != "test_square"]
+    out["deleted-test-cell"] = nb
+    nb = _cube_body(reference(course), "    return x * x")
+    _cell(nb, "test_cube").source = "# cube() raises a number to the third power\nassert True"
+    out["edited-test-cell"] = nb
+    nb = reference(course)
+    _cell(nb, "test_square").metadata["nbgrader"]["points"] = 50
+    _cell(nb, "cube").metadata["nbgrader"]["locked"] = True
+    _cell(nb, "test_cube").metadata["nbgrader"].update(locked=False, solution=True)
+    _cell(nb, "test_cube").source = "assert True"
+    _cell(nb, "intro").metadata["nbgrader"] = {"grade": True, "solution": "yes"}  # no grade_id, nonsense values
+    nb.metadata["kernelspec"] = {"name": "no-such-kernel", "display_name": "?", "language": "python"}
+    out["changed-metadata"] = nb
+    text = {name: nbformat.writes(nb) for name, nb in out.items()}
+    text["invalid-json"] = text["reference"][: len(text["reference"]) // 2]
+    return text
+
+
+# scenario -> (auto-graded points on each test cell, a substring of the feedback)
+EXPECTED = {
+    "reference": ({"test_square": 2, "test_cube": 3, "test_quiet": 1}, None),
+    "blank": ({"test_square": 0, "test_cube": 0, "test_quiet": 0}, "NotImplementedError"),
+    "infinite-loop": ({"test_square": 2, "test_cube": 0, "test_quiet": 0}, "CellTimeoutError"),
+    "uninterruptible-loop": ({"test_square": 2, "test_cube": 0, "test_quiet": 0}, "CellTimeoutError"),
+    "memory-hog": ({"test_square": 2, "test_cube": 0, "test_quiet": 0}, "MemoryError"),
+    "kernel-crash": ({"test_square": 2, "test_cube": 0, "test_quiet": 0}, "DeadKernelError"),
+    "kernel-killed": ({"test_square": 2, "test_cube": 0, "test_quiet": 0}, "DeadKernelError"),
+    "deleted-test-cell": ({"test_square": 2, "test_cube": 3, "test_quiet": 1}, "was missing from the submitted notebook"),
+    "edited-test-cell": ({"test_square": 2, "test_cube": 0, "test_quiet": 1}, "had been edited"),
+    "changed-metadata": ({"test_square": 2, "test_cube": 3, "test_quiet": 1}, "grading metadata had been changed"),
+    "invalid-json": ({"test_square": 0, "test_cube": 0, "test_quiet": 0}, "not valid JSON"),
+}
+
+
+def write_submissions(course: Course, folder: Path, names=None) -> Path:
+    """One folder per student (the scenario's name) holding toy.ipynb."""
+    for name, text in scenarios(course).items():
+        if names is None or name in names:
+            path = folder / name / f"{ASSIGNMENT}.ipynb"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    return folder
+
+
+def load_json(path: Path):
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,263 @@
+"""The autograder's command line and its parts that need no notebook execution: argument parsing,
+configuration, finding students in every layout, hiding hidden tests, the kernel's memory limit,
+and the example catalogue staying in step with the notebooks."""
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from traitlets.config.loader import PyFileConfigLoader
+
+from autograder import cli, config
+from autograder.collect import collect_submissions, read_notebook
+from autograder.course import ROOT, Course
+from autograder.examples import build_examples
+from autograder.examples.build import Substitution, reference_submission, solution_text
+from autograder.examples.catalogue import ALTERNATIVES, MISTAKES
+from autograder.kernel import kernel_environment, with_package_on_path
+from autograder.preprocessors import GradingExecute, HideHiddenTests, RestoreCells, release_text
+from autograder_fixtures.toy_course import ASSIGNMENT, source_notebook
+
+
+# -- command line ----------------------------------------------------------------------------------
+def test_main_module_is_two_lines():
+    lines = (ROOT / "autograder" / "__main__.py").read_text().strip().splitlines()
+    assert len([line for line in lines if line.strip()]) == 2
+
+
+@pytest.mark.parametrize("command", sorted(cli.EXAMPLES))
+def test_every_help_shows_an_example_that_parses(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "example:" in help_text and f"python -m autograder {command}" in help_text
+    for example in cli.EXAMPLES[command].split("\n"):
+        words = shlex.split(example.strip())
+        assert words[:3] == ["python", "-m", "autograder"]
+        cli.build_parser().parse_args(words[3:])
+
+
+def test_top_level_help_shows_the_main_job(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "python -m autograder demo" in capsys.readouterr().out
+
+
+def test_grade_arguments_reach_the_course_and_the_grading_function(tmp_path):
+    args = cli.build_parser().parse_args(["grade", str(tmp_path), "--jobs", "3", "--cell-timeout", "7", "--memory-mb", "512", "--course-dir", str(tmp_path)])
+    assert args.jobs == 3 and args.submissions == tmp_path and args.csv is None
+    course = cli.course_from(args)
+    assert course.root == tmp_path.resolve() and course.limits.cell_timeout == 7 and course.limits.memory_limit_mb == 512
+    assert course.limits.notebook_timeout == config.NOTEBOOK_TIMEOUT
+
+
+def test_defaults():
+    parser = cli.build_parser()
+    assert parser.parse_args(["demo"]).jobs == 2
+    assert parser.parse_args(["grade", "x"]).jobs == 1
+    assert cli.course_from(parser.parse_args(["release"])).root == ROOT
+    with pytest.raises(SystemExit):
+        parser.parse_args([])
+
+
+# -- nbgrader configuration ------------------------------------------------------------------------
+def test_plain_nbgrader_reads_the_course_configuration():
+    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    assert cfg.CourseDirectory.source_directory == "solutions" and cfg.CourseDirectory.release_directory == "notebooks"
+    assert cfg.CourseDirectory.db_url == "sqlite:///" + str(ROOT / "grading" / "gradebook.db")
+    assert cfg.CourseDirectory.submitted_directory == str(Path("grading") / "submitted")
+    assert GradingExecute in cfg.Autograde.autograde_preprocessors and RestoreCells in cfg.Autograde.sanitize_preprocessors
+    assert HideHiddenTests in cfg.GenerateFeedback.preprocessors
+    assert cfg.Execute.timeout == config.CELL_TIMEOUT and cfg.IgnorePattern.enabled
+
+
+def test_warnings_on_stderr_do_not_zero_a_test_cell():
+    import re
+
+    for text in (
+        "/x/torch/nn/modules/module.py:1: UserWarning: something is deprecated\n  warnings.warn(",
+        "/x/gymnasium/core.py:3: UserWarning: \x1b[33mWARN: env.reset seed\x1b[0m",
+        "training: 100%|##########| 3000/3000 [00:03<00:00, 950.2it/s]",
+    ):
+        assert re.search(config.IGNORED_STDERR_PATTERN, text), text
+    assert not re.search(config.IGNORED_STDERR_PATTERN, "Traceback (most recent call last):\nValueError: bad")
+
+
+def test_grading_kernels_use_one_thread_and_can_import_the_course():
+    env = kernel_environment()
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1" and env["CUDA_VISIBLE_DEVICES"] == ""
+    assert str(ROOT) in with_package_on_path({"PYTHONPATH": "/elsewhere"})["PYTHONPATH"].split(":")
+
+
+@pytest.mark.parametrize("limit_mb, code, ok", [(300, "import numpy; numpy.ones(10**9)", False), (0, "import numpy; numpy.ones(10**6)", True)])
+def test_the_kernel_launcher_limits_memory(limit_mb, code, ok):
+    result = subprocess.run(
+        [sys.executable, "-m", "autograder.kernel", "--memory-mb", str(limit_mb), "--", sys.executable, "-c", code],
+        capture_output=True, text=True, env=with_package_on_path({"PATH": "/usr/bin:/bin"}), timeout=60,
+    )
+    assert (result.returncode == 0) == ok, result.stderr
+    if not ok:
+        assert "MemoryError" in result.stderr or "Unable to allocate" in result.stderr
+
+
+# -- finding students --------------------------------------------------------------------------------
+@pytest.fixture
+def toy_source(tmp_path):
+    course = Course(root=tmp_path / "course")
+    path = course.source_notebook(ASSIGNMENT, ASSIGNMENT)
+    path.parent.mkdir(parents=True)
+    nbformat.write(source_notebook(), str(path))
+    return course
+
+
+def _notebook_text() -> str:
+    return nbformat.writes(source_notebook())
+
+
+def test_students_are_found_in_every_layout(toy_source, tmp_path):
+    subs = tmp_path / "subs"
+    (subs / "ada").mkdir(parents=True)
+    (subs / "ada" / "toy.ipynb").write_text(_notebook_text())
+    (subs / "bob" / "toy").mkdir(parents=True)  # nbgrader's submitted/<student>/<assignment>/
+    (subs / "bob" / "toy" / "toy.ipynb").write_text(_notebook_text())
+    (subs / "bob" / "toy" / "timestamp.txt").write_text("2030-01-01 10:00:00 UTC")
+    (subs / "bob" / "toy" / ".ipynb_checkpoints").mkdir()
+    (subs / "bob" / "toy" / ".ipynb_checkpoints" / "toy-checkpoint.ipynb").write_text("{")
+    with zipfile.ZipFile(subs / "cyd.zip", "w") as zf:  # an LMS archive
+        zf.writestr("Cyd Jones_123_assignsubmission_file_/renamed (2).ipynb", _notebook_text())
+        zf.writestr("__MACOSX/._renamed (2).ipynb", "junk")
+    (subs / "dee_4567_toy.ipynb").write_text(_notebook_text())  # a loose file
+    (subs / "eve").mkdir()
+    (subs / "eve" / "toy.ipynb").write_text('{"cells": [')  # cut short
+    (subs / "eve" / "notes.ipynb").write_text(json.dumps(nbformat.v4.new_notebook(), indent=1))  # not a course notebook
+    students = {s.student: s for s in collect_submissions(subs, course=toy_source, workdir=tmp_path / "work")}
+    assert sorted(students) == ["ada", "bob", "cyd", "dee", "eve"]
+    for name in ("ada", "bob", "cyd", "dee"):
+        assert list(students[name].notebooks) == [(ASSIGNMENT, ASSIGNMENT)] and students[name].notebooks[(ASSIGNMENT, ASSIGNMENT)].error is None, name
+    assert students["bob"].timestamps == {ASSIGNMENT: "2030-01-01 10:00:00 UTC"}
+    assert "not valid JSON" in students["eve"].notebooks[(ASSIGNMENT, ASSIGNMENT)].error
+    assert any("notes.ipynb" in p for p in students["eve"].problems)
+
+
+def test_a_student_pattern_picks_the_id_out_of_lms_names(toy_source, tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "jones_4567_890_toy.ipynb").write_text(_notebook_text())
+    with zipfile.ZipFile(subs / "Smith, Ann_9876_assignsubmission_file_.zip", "w") as zf:
+        zf.writestr("toy.ipynb", _notebook_text())
+    students = collect_submissions(subs, course=toy_source, student_pattern=r"_(?P<student>\d{4})_", workdir=tmp_path / "work")
+    assert [s.student for s in students] == ["4567", "9876"]
+
+
+def test_archives_that_escape_their_folder_are_refused(toy_source, tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    with zipfile.ZipFile(subs / "mallory.zip", "w") as zf:
+        zf.writestr("../../outside.ipynb", _notebook_text())
+    [mallory] = collect_submissions(subs, course=toy_source, workdir=tmp_path / "work")
+    assert not mallory.notebooks and "outside the archive" in mallory.problems[0]
+    assert not (tmp_path / "outside.ipynb").exists()
+
+
+def test_of_two_copies_the_readable_one_with_the_right_name_is_graded(toy_source, tmp_path):
+    subs = tmp_path / "subs"
+    (subs / "fay").mkdir(parents=True)
+    (subs / "fay" / "toy.ipynb").write_text(_notebook_text())
+    (subs / "fay" / "toy-Copy1.ipynb").write_text(_notebook_text())
+    [fay] = collect_submissions(subs, course=toy_source, workdir=tmp_path / "work")
+    assert fay.notebooks[(ASSIGNMENT, ASSIGNMENT)].path.name == "toy.ipynb" and "second copy" in fay.problems[0]
+
+
+def test_schema_invalid_notebooks_are_reported(tmp_path):
+    path = tmp_path / "x.ipynb"
+    path.write_text(json.dumps({"cells": "nope", "nbformat": 4, "nbformat_minor": 5, "metadata": {}}))
+    _, error = read_notebook(path)
+    assert "not a valid Jupyter notebook" in error
+
+
+# -- hidden tests in feedback ------------------------------------------------------------------------
+def test_hidden_test_regions_become_one_line():
+    source = "# visible check\nassert f(1) == 1, 'hint'\n### BEGIN HIDDEN TESTS\n# f works on big inputs\nassert f(10**6) == 10**6\n### END HIDDEN TESTS\nprint('ok')"
+    hidden = HideHiddenTests().hide_source(source)
+    assert hidden == "# visible check\nassert f(1) == 1, 'hint'\n# hidden test: f works on big inputs\nprint('ok')"
+    assert release_text(source) == "# visible check\nassert f(1) == 1, 'hint'\nprint('ok')"
+
+
+def test_tracebacks_lose_the_test_cells_lines_and_keep_the_message():
+    traceback = [
+        "\x1b[0;31m-------------\x1b[0m",
+        "\x1b[0;31mAssertionError\x1b[0m    Traceback (most recent call last)",
+        "Cell \x1b[0;32mIn[12], line 5\x1b[0m\n      3 x = 1\n----> 5 assert f(10**6) == SECRET, 'f must scale'",
+        "Cell \x1b[0;32mIn[3], line 2\x1b[0m, in \x1b[0;36mf\x1b[0m\n----> 2 return student_code()",
+        "\x1b[0;31mAssertionError\x1b[0m: f must scale",
+    ]
+    kept = HideHiddenTests.hide_traceback(traceback, 12, {"ename": "AssertionError", "evalue": "f must scale"})
+    joined = "\n".join(kept)
+    assert "SECRET" not in joined and "f must scale" in joined and "student_code()" in joined
+
+
+# -- the example catalogue stays in step with the notebooks ---------------------------------------------
+def test_a_substitution_that_no_longer_matches_fails_loudly():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": {"solution": True, "grade_id": "a"}})])
+    with pytest.raises(ValueError, match="catalogue"):
+        Substitution("y = 2", "y = 3").apply(nb, "example")
+
+
+def test_solution_markers_are_removed_like_a_student_would():
+    assert solution_text("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION") == "def f():\n    return 1"
+
+
+@pytest.mark.skipif(not Course().assignments or not all(Course().release_notebook(a, a).is_file() for a in Course().assignments), reason="no release")
+def test_every_example_builds_from_the_current_notebooks_and_changes_one_notebook():
+    course = Course()
+    examples = {e.student: e for e in build_examples(course)}
+    assert len(examples) == 2 + len(MISTAKES) + len(ALTERNATIVES)
+    references = examples["reference"].notebooks
+    for example in examples.values():
+        if example.kind in ("mistake", "alternative"):
+            [(key, nb)] = example.notebooks.items()
+            assert nbformat.writes(nb) != nbformat.writes(references[key]), example.student
+    for (assignment, notebook), nb in references.items():
+        release = nbformat.read(str(course.release_notebook(assignment, notebook)), as_version=4)
+        assert len(nb.cells) == len(release.cells)
+        assert reference_submission(nbformat.read(str(course.source_notebook(assignment, notebook)), as_version=4), release).cells == nb.cells
+
+
+# -- worker processes ----------------------------------------------------------------------------------
+def test_a_worker_that_hangs_is_killed_and_one_that_fails_a_job_serves_the_next(tmp_path):
+    import os
+    import signal
+    import time
+
+    from autograder.grading import WorkerPool
+
+    pool = WorkerPool(tmp_path)
+    hanging = tmp_path / "hanging-job.json"
+    os.mkfifo(hanging)  # reading it blocks forever: a stand-in for a grading that never ends
+    started = time.monotonic()
+    assert pool.grade(hanging, timeout=5) == -signal.SIGKILL
+    assert time.monotonic() - started < 30 and pool.idle == []
+    broken = tmp_path / "broken-job.json"
+    broken.write_text("{}")
+    assert pool.grade(broken, timeout=60) == 1  # the job failed, the worker lives on
+    assert len(pool.idle) == 1 and pool.idle[0].process.poll() is None
+    pool.close()
+    assert "KeyError" in (tmp_path / "worker-2.log").read_text()
+
+
+def test_grading_a_fresh_clone_records_the_assignments_without_touching_the_release(toy_source):
+    from nbgrader.api import Gradebook
+
+    from autograder.course import ensure_gradebook
+
+    ensure_gradebook(toy_source)
+    with Gradebook(toy_source.db_url, config.COURSE_ID) as gb:
+        assert [nb.name for nb in gb.find_assignment(ASSIGNMENT).notebooks] == [ASSIGNMENT]
+    assert not toy_source.release.exists()
