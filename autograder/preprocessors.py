@@ -113,12 +113,10 @@ class RestoreCells(OverwriteCells):
         submitted_sources = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in nb.cells if "nbgrader" in cell.metadata}
         nb, resources = super().preprocess(nb, resources)
 
-        present = set()
         for cell in nb.cells:
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
             if grade_id is None:
                 continue
-            present.add(grade_id)
             if grade_id not in seen:
                 self.notes[grade_id].append("it was missing from the submitted notebook; the original was put back and run")
             # A test cell's checksum differs from its release version's whenever it has hidden
@@ -268,13 +266,18 @@ class GradingExecute(Execute):
 
     def _get_timeout(self, cell):
         timeout = super()._get_timeout(cell)
+        self._budget_bound = False
         if getattr(self, "_deadline", None) is not None:
             remaining = max(1, int(self._deadline - monotonic()))
-            timeout = remaining if timeout is None else min(timeout, remaining)
+            if timeout is None or remaining < timeout:
+                timeout, self._budget_bound = remaining, True
         return timeout
 
     async def _async_handle_timeout(self, timeout, cell=None):
-        message = f"the cell ran for more than {timeout} s and was stopped (an endless loop, or far too slow)"
+        if getattr(self, "_budget_bound", False):
+            message = f"the notebook used up its {self.notebook_timeout} s of grading time while this cell ran, and it was stopped"
+        else:
+            message = f"the cell ran for more than {timeout} s and was stopped (an endless loop, or far too slow)"
         self.error_on_timeout = {"ename": "CellTimeoutError", "evalue": message, "traceback": [f"\x1b[0;31mCellTimeoutError\x1b[0m: {message}"]}
         return await super()._async_handle_timeout(timeout, cell)
 
@@ -300,6 +303,7 @@ class HideHiddenTests(NbGraderPreprocessor):
 
     Each `### BEGIN HIDDEN TESTS` ... `### END HIDDEN TESTS` region becomes one comment line: the
     region's first comment if it starts with one (the check's description), else "hidden tests".
+    Mark schemes (graders' rubrics) are removed from markdown cells too.
     In the error outputs of such a cell, the traceback frames of the cell itself (which IPython
     prints with the surrounding source lines) are replaced by a line that names the cell, so the
     error's type and message, the hint, remain.
@@ -308,7 +312,13 @@ class HideHiddenTests(NbGraderPreprocessor):
     begin_test_delimiter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
     end_test_delimiter = Unicode("END HIDDEN TESTS").tag(config=True)
 
+    mark_scheme_delimiters = ("=== BEGIN MARK SCHEME ===", "=== END MARK SCHEME ===")
+
     def preprocess_cell(self, cell, resources, cell_index):
+        if cell.cell_type == "markdown" and self.mark_scheme_delimiters[0] in cell.source:
+            # a task cell put back by nbgrader comes from the gradebook with its rubric
+            cell.source = release_text(cell.source, *self.mark_scheme_delimiters)
+            return cell, resources
         if cell.cell_type != "code" or not utils.is_grade(cell) or utils.is_solution(cell):
             return cell, resources
         if self.begin_test_delimiter not in cell.source:

@@ -261,3 +261,9 @@ def test_grading_a_fresh_clone_records_the_assignments_without_touching_the_rele
     with Gradebook(toy_source.db_url, config.COURSE_ID) as gb:
         assert [nb.name for nb in gb.find_assignment(ASSIGNMENT).notebooks] == [ASSIGNMENT]
     assert not toy_source.release.exists()
+
+
+def test_feedback_drops_rubrics_of_task_cells_put_back_by_nbgrader():
+    cell = nbformat.v4.new_markdown_cell("Explain.\n=== BEGIN MARK SCHEME ===\n2 points for the sign\n=== END MARK SCHEME ===")
+    cell, _ = HideHiddenTests().preprocess_cell(cell, {}, 0)
+    assert cell.source == "Explain."

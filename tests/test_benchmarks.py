@@ -18,3 +18,18 @@ def test_planning_speed_benchmark_prints_the_ratio(capsys):
     report = json.loads(capsys.readouterr().out)
     assert abs(report["ensemble_over_single"] - report["ensemble_median_ms"] / report["single_median_ms"]) < 0.01
     assert report["decisions"] == 50 and report["n_members"] == 5
+
+
+def test_grading_benchmark_times_each_number_of_jobs_on_one_course(tmp_path, capsys):
+    # on the toy course (instant cells): the real course's figures come from running it by hand
+    from autograder_fixtures.toy_course import AUTO_MAX, make_course
+    from benchmarks import grading
+
+    make_course(tmp_path / "course")
+    assert grading.main(["--students", "2", "--jobs", "1", "2", "--course-dir", str(tmp_path / "course"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["students"] == 2 and report["notebooks"] == ["toy"]
+    assert [run["jobs"] for run in report["runs"]] == [1, 2] and report["runs"][0]["speedup"] == 1.0
+    for run in report["runs"]:
+        assert run["points"] == run["max_points"] == [AUTO_MAX, AUTO_MAX]
+        assert len(run["student_seconds"]) == 2 and run["seconds"] > 0

@@ -305,6 +305,8 @@ MISTAKES = [
      ("cem-plan", ".sample((n_samples,)).clamp(ACTION_LOW, ACTION_HIGH)", ".sample((n_samples,))"), "test-cem-clamp", "Clamp the samples"),
     ("01_deterministic_cem", "wrong shapes (the whole mean returned)",
      ("cem-plan", "return mean[0]", "return mean"), "test-cem-output", "Wrong shapes"),
+    ("01_deterministic_cem", "planning with autograd on",
+     ("cem-plan", "@torch.no_grad()", ""), "test-cem-output", "planning with autograd on"),
     ("01_deterministic_cem", "random numbers not from torch",
      ("cem-plan", "actions = Normal(mean, std).sample((n_samples,))", "actions = (mean + std * torch.as_tensor(__import__('numpy').random.randn(n_samples, horizon, ACTION_DIM), dtype=torch.float32))"),
      "test-cem-reference", "Draw every random number"),

@@ -12,7 +12,7 @@ def readme_commands():
 def test_readme_opens_with_a_main_job_command_and_a_test_command():
     commands = readme_commands()
     assert len(commands) == 2
-    assert commands[0].endswith("-m benchmarks.returns --episodes 5") and commands[1].endswith("-m pytest")
+    assert commands[0].endswith("-m autograder demo") and commands[1].endswith("-m pytest")
 
 
 def test_ci_runs_the_readme_test_command_in_a_fresh_virtual_environment():

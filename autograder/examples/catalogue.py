@@ -147,6 +147,14 @@ MISTAKES = (
         ("test-cem-reference",),
         "Draw every random number with torch",
     ),
+    Mistake(
+        "planning-with-grad",
+        NB1,
+        "the planner runs the model with autograd recording (the @torch.no_grad() above cem_plan deleted)",
+        S("@torch.no_grad()  # planning only reads the model: no autograd graph, faster\n", ""),
+        ("test-cem-output",),
+        "planning with autograd on",
+    ),
     # ---- 02: the stochastic model ---------------------------------------------------------------------
     Mistake(
         "samples-mu",
@@ -247,19 +255,6 @@ MISTAKES = (
     ),
 )
 
-# Plausible mistakes that no check of the notebooks catches yet: kept here so that the check can
-# be added and the mistake moved to MISTAKES; not graded by the demo or the tests.
-UNCAUGHT = (
-    Mistake(
-        "planning-with-grad",
-        NB1,
-        "the planner runs the model with autograd on (no torch.no_grad())",
-        S("@torch.no_grad()  # planning only reads the model: no autograd graph, faster\n", ""),
-        ("test-cem-output",),
-        "no_grad",
-    ),
-)
-
 ALTERNATIVES = (
     Alternative(
         "cem-loop-argsort",
@@ -320,6 +315,29 @@ def cem_plan(
         },
     ),
     Alternative(
+        "wider-tanh-network",
+        NB1,
+        "a different network: three hidden layers of 64 tanh units, written out with nn.Sequential",
+        {
+            "deterministic-model": '''class DeterministicModel(nn.Module):
+    def __init__(self, state_dim: int = STATE_DIM, action_dim: int = ACTION_DIM, hidden_size: int = 64, n_hidden: int = 3):
+        super().__init__()
+        layers, width = [], state_dim + action_dim
+        for _ in range(n_hidden):
+            layers += [nn.Linear(width, hidden_size), nn.Tanh()]
+            width = hidden_size
+        layers.append(nn.Linear(width, state_dim))
+        self.net = nn.Sequential(*layers)
+
+    def predict_delta(self, states, actions):
+        return self.net(torch.cat([states, actions], dim=-1))
+
+    def loss(self, states, actions, next_states):
+        return F.mse_loss(self.predict_delta(states, actions), next_states - states)
+''',
+        },
+    ),
+    Alternative(
         "nll-torch-distributions",
         NB2,
         "the loss from torch.distributions.Normal.log_prob, less its constant, and sampling by reparameterisation",
@@ -332,6 +350,13 @@ def cem_plan(
             S("return torch.distributions.Normal(mu, sigma).sample()", "return mu + sigma * torch.randn_like(mu)"),
             S("mu, log_sigma = torch.chunk(out, 2, dim=-1)", "half = out.shape[-1] // 2\n        mu, log_sigma = out[..., :half], out[..., half:]"),
         ),
+    ),
+    Alternative(
+        "wider-deeper-ensemble",
+        NB3,
+        "ensemble members with three hidden layers of 32 units instead of the notebook's network",
+        {},
+        substitutions=(S("        hidden_size: int = HIDDEN_SIZE,\n        n_hidden: int = N_HIDDEN,\n", "        hidden_size: int = 32,\n        n_hidden: int = 3,\n"),),
     ),
     Alternative(
         "loop-ensemble",

@@ -1,0 +1,262 @@
+"""Grading survives what students hand in: endless loops, memory hogs, crashing kernels, deleted
+or edited test cells, tampered metadata, files that are not notebooks.
+
+A small real nbgrader course (tests/autograder_fixtures/toy_course.py) is released with nbgrader,
+then graded twice through the command line, `python -m autograder grade`, with two jobs:
+first two students, one of whom then gets a manual score; then one student per scenario, in
+every layout the grader accepts, together with a re-submission of the first. The assertions read
+the SQLite gradebook, grades.csv and the HTML feedback.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from nbgrader.api import Gradebook
+
+from autograder.cli import main
+from autograder.config import COURSE_ID
+from autograder.kernel import with_package_on_path
+from autograder_fixtures.toy_course import ASSIGNMENT, AUTO_MAX, EXPECTED, HIDDEN_CUBE, HIDDEN_SQUARE, WRITTEN_POINTS, make_course, scenarios
+
+LIMITS = ["--cell-timeout", "3", "--notebook-timeout", "60"]
+
+
+def grade_cli(course_root: Path, submissions: Path) -> None:
+    assert main(["grade", str(submissions), "--course-dir", str(course_root), "--jobs", "2", "--no-progress", *LIMITS]) == 0
+
+
+def auto_scores(db_url: str, student: str) -> dict[str, float]:
+    with Gradebook(db_url, COURSE_ID) as gb:
+        notebook = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student)
+        return {grade.name: grade.auto_score for grade in notebook.grades if grade.cell.cell_type == "code"}
+
+
+def gradebook_rows(db_url: str, student: str) -> dict:
+    with Gradebook(db_url, COURSE_ID) as gb:
+        notebook = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student)
+        grades = {g.name: (g.auto_score, g.manual_score, g.needs_manual_grade) for g in notebook.grades}
+        comments = {c.name: (c.auto_comment, c.manual_comment) for c in notebook.comments}
+        return {"grades": grades, "comments": comments, "timestamp": notebook.assignment.timestamp}
+
+
+def feedback_text(course, student: str) -> str:
+    page = (course.feedback / student / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    body = page[page.find("<body") :]
+    return html.unescape(re.sub(r"<[^>]+>", "", body))
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy-course")
+    course = make_course(root, cell_timeout=3, notebook_timeout=60)
+    texts = scenarios(course)
+
+    # First batch: two students; a grader then scores one's written answer by hand.
+    first = tmp_path_factory.mktemp("first-batch")
+    for student in ("earlier", "kept"):
+        (first / student).mkdir()
+        (first / student / f"{ASSIGNMENT}.ipynb").write_text(texts["reference"])
+    grade_cli(root, first)
+    with Gradebook(course.db_url, COURSE_ID) as gb:
+        for student, score in (("earlier", 1.0), ("kept", 0.5)):
+            gb.find_grade("explain", ASSIGNMENT, ASSIGNMENT, student).manual_score = score
+            gb.find_comment("explain", ASSIGNMENT, ASSIGNMENT, student).manual_comment = f"graded by hand for {student}"
+        gb.db.commit()
+    before = {student: gradebook_rows(course.db_url, student) for student in ("earlier", "kept")}
+
+    # Second batch: one student per scenario, in every layout, and "earlier" again.
+    second = tmp_path_factory.mktemp("second-batch")
+    layouts = {}
+    for name, text in texts.items():
+        if name == "reference":  # an LMS zip: a sub-folder, and macOS junk beside the notebook
+            with zipfile.ZipFile(second / "reference.zip", "w") as zf:
+                zf.writestr("submission/toy.ipynb", text)
+                zf.writestr("__MACOSX/submission/._toy.ipynb", "junk")
+            layouts[name] = "zip"
+        elif name == "blank":  # a loose file named <student>_<anything>.ipynb
+            (second / "blank_toy.ipynb").write_text(text)
+            layouts[name] = "loose file"
+        elif name == "deleted-test-cell":  # nbgrader's submitted/<student>/<assignment>/ with a timestamp
+            (second / name / ASSIGNMENT).mkdir(parents=True)
+            (second / name / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_text(text)
+            (second / name / ASSIGNMENT / "timestamp.txt").write_text("2030-01-01 12:00:00.000000 UTC")
+            layouts[name] = "nbgrader"
+        elif name == "edited-test-cell":  # renamed by a download: recognised by its graded cells
+            (second / name).mkdir()
+            (second / name / "My notebook (1).ipynb").write_text(text)
+            layouts[name] = "renamed"
+        else:
+            (second / name).mkdir()
+            (second / name / f"{ASSIGNMENT}.ipynb").write_text(text)
+            layouts[name] = "folder"
+    (second / "earlier").mkdir()
+    (second / "earlier" / f"{ASSIGNMENT}.ipynb").write_text(texts["reference"])
+    grade_cli(root, second)
+    with open(course.grading / "grades.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    return SimpleNamespace(course=course, before=before, rows=rows, layouts=layouts)
+
+
+@pytest.mark.parametrize("scenario", sorted(EXPECTED))
+def test_each_scenario_loses_points_only_on_the_cells_it_breaks(toy, scenario):
+    expected, _ = EXPECTED[scenario]
+    assert auto_scores(toy.course.db_url, scenario) == pytest.approx(expected), f"{scenario} ({toy.layouts[scenario]})"
+
+
+@pytest.mark.parametrize("scenario", sorted(s for s in EXPECTED if EXPECTED[s][1]))
+def test_feedback_says_what_happened(toy, scenario):
+    _, message = EXPECTED[scenario]
+    assert message in feedback_text(toy.course, scenario)
+
+
+def test_feedback_shows_the_failing_check_and_its_hint_but_never_hidden_test_source(toy):
+    text = feedback_text(toy.course, "edited-test-cell")
+    assert "assert cube(2) == 8, 'cube(2) should be 8'" in text  # the visible test, as released
+    assert "AssertionError: cube(2) should be 8" in text  # the failing check's message: the hint
+    for student in {row["student"] for row in toy.rows} - {"invalid-json"}:
+        text = feedback_text(toy.course, student)
+        assert HIDDEN_SQUARE not in text and HIDDEN_CUBE not in text, student
+        assert "np.arange(4)" not in text and "cube(-2) == -8" not in text, student
+        assert "# hidden test: square() works elementwise on arrays" in text, student
+
+
+def test_a_hidden_test_failure_shows_its_message_not_its_code(toy):
+    text = feedback_text(toy.course, "blank")
+    assert "NotImplementedError" in text and "hidden test" in text
+
+
+def test_the_grade_table_has_every_student_and_the_right_totals(toy):
+    by_student = {row["student"]: row for row in toy.rows}
+    assert set(by_student) == set(EXPECTED) | {"earlier", "kept"}
+    assert all(row["notebook"] == ASSIGNMENT and float(row["max_points"]) == AUTO_MAX + WRITTEN_POINTS for row in toy.rows)
+    for scenario, (expected, _) in EXPECTED.items():
+        assert float(by_student[scenario]["points"]) == sum(expected.values()), scenario
+        assert float(by_student[scenario]["total"]) == sum(expected.values()), scenario
+    assert float(by_student["earlier"]["points"]) == AUTO_MAX + 1.0  # manual score kept after re-grading
+    assert float(by_student["kept"]["points"]) == AUTO_MAX + 0.5
+
+
+def test_nothing_already_in_the_gradebook_is_lost(toy):
+    assert gradebook_rows(toy.course.db_url, "kept") == toy.before["kept"]
+    earlier = gradebook_rows(toy.course.db_url, "earlier")
+    assert earlier["grades"]["explain"][1] == 1.0 and earlier["grades"]["explain"][2] is True  # manual score, flagged for review
+    assert earlier["comments"]["explain"][1] == "graded by hand for earlier"
+
+
+def test_grading_the_same_submission_twice_gives_identical_scores(toy):
+    before = {cell: scores[0] for cell, scores in toy.before["earlier"]["grades"].items()}
+    after = {cell: scores[0] for cell, scores in gradebook_rows(toy.course.db_url, "earlier")["grades"].items()}
+    assert before == after
+
+
+def test_an_unreadable_notebook_gets_a_page_that_says_why(toy):
+    text = feedback_text(toy.course, "invalid-json")
+    assert "Score: 0" in text and "not valid JSON" in text and "line" in text
+
+
+def test_every_layout_was_recognised(toy):
+    assert {"zip", "loose file", "nbgrader", "renamed", "folder"} <= set(toy.layouts.values())
+    for student in toy.layouts:
+        assert (toy.course.submitted / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file(), student
+    assert (toy.course.submitted / "deleted-test-cell" / ASSIGNMENT / "timestamp.txt").is_file()
+
+
+def test_plain_nbgrader_commands_work_on_the_same_course(toy, tmp_path):
+    """The course directory stays nbgrader's: its own commands read the same configuration."""
+    root = toy.course.root
+    (root / "nbgrader_config.py").write_text(
+        "from autograder.config import course_config\n"
+        f"get_config().merge(course_config({str(root)!r}, cell_timeout=3, notebook_timeout=60))\n"
+    )
+    bin_dir = Path(sys.executable).parent
+    env = with_package_on_path(dict(os.environ))
+    export = tmp_path / "export.csv"
+    subprocess.run([str(bin_dir / "nbgrader"), "export", "--to", str(export)], cwd=root, check=True, capture_output=True, env=env)
+    with open(export) as handle:
+        exported = {row["student_id"]: float(row["score"]) for row in csv.DictReader(handle)}
+    assert exported["reference"] == AUTO_MAX and exported["kept"] == AUTO_MAX + 0.5
+    # autograde with nbgrader itself: hidden tests restored, our preprocessors run, feedback hidden
+    shutil.rmtree(root / "grading" / "autograded" / "edited-test-cell")
+    subprocess.run(
+        [str(bin_dir / "nbgrader"), "autograde", ASSIGNMENT, "--student", "edited-test-cell", "--force"], cwd=root, check=True, capture_output=True, env=env
+    )
+    assert auto_scores(toy.course.db_url, "edited-test-cell") == EXPECTED["edited-test-cell"][0]
+    subprocess.run(
+        [str(bin_dir / "nbgrader"), "generate_feedback", ASSIGNMENT, "--student", "edited-test-cell", "--force"], cwd=root, check=True, capture_output=True, env=env
+    )
+    assert HIDDEN_CUBE not in feedback_text(toy.course, "edited-test-cell")
+
+
+def test_a_grading_process_that_dies_leaves_the_gradebook_as_it_was(toy, tmp_path, monkeypatch):
+    import autograder.grading as grading
+
+    monkeypatch.setattr(grading, "run_worker", lambda *args, **kwargs: -9)  # as if the worker had been killed
+    (tmp_path / "subs" / "unlucky").mkdir(parents=True)
+    (tmp_path / "subs" / "unlucky" / f"{ASSIGNMENT}.ipynb").write_text(scenarios(toy.course)["reference"])
+    (tmp_path / "subs" / "kept").mkdir()
+    (tmp_path / "subs" / "kept" / f"{ASSIGNMENT}.ipynb").write_text(scenarios(toy.course)["blank"])
+    run = grading.grade(tmp_path / "subs", course=toy.course, csv_path=tmp_path / "grades.csv", progress=False)
+    unlucky, kept = run.student("unlucky"), run.student("kept")
+    assert unlucky.statuses == {ASSIGNMENT: "failed"} and "exit code -9" in unlucky.problems[0]
+    assert [(s.status, s.points) for s in unlucky.scores] == [("failed", 0.0)]
+    assert gradebook_rows(toy.course.db_url, "kept") == toy.before["kept"]  # a failed re-grade changes nothing
+    assert kept.score(ASSIGNMENT).status == "failed"
+
+
+# -- the student's local check, on the same toy course ------------------------------------------------
+def test_check_runs_the_visible_tests_only_and_prints_points_and_hints(toy, tmp_path, capsys):
+    texts = scenarios(toy.course)
+    # cube(x) = |x|**3 passes the visible check (cube(2) == 8) and fails the hidden one (cube(-2) == -8)
+    notebook = tmp_path / "mine.ipynb"
+    notebook.write_text(texts["reference"].replace("return x * x * x", "return abs(x) ** 3"))
+    assert main(["check", str(notebook), "--course-dir", str(toy.course.root), *LIMITS]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"PASS +3/3 +test_cube +cube\(\) raises a number to the third power", out), out
+    assert re.search(r"PASS +1/1 +test_quiet", out) and "manual" in out and "Visible tests: 6/6 points" in out
+
+
+def test_check_restores_edited_visible_tests_and_shows_the_hint(toy, tmp_path, capsys):
+    notebook = tmp_path / "edited.ipynb"
+    notebook.write_text(scenarios(toy.course)["edited-test-cell"])
+    assert main(["check", str(notebook), "--course-dir", str(toy.course.root), *LIMITS]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"FAIL +0/3 +test_cube", out) and "hint: AssertionError: cube(2) should be 8" in out, out
+    assert "Visible tests: 3/6 points" in out
+
+
+def test_check_says_why_it_cannot_check(toy, tmp_path, capsys):
+    broken = tmp_path / "toy.ipynb"
+    broken.write_text(scenarios(toy.course)["invalid-json"])
+    assert main(["check", str(broken), "--course-dir", str(toy.course.root)]) == 2
+    assert "not valid JSON" in capsys.readouterr().out
+
+
+def test_release_regenerates_the_same_student_notebooks(toy, capsys):
+    before = (toy.course.release / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
+    assert main(["release", "--course-dir", str(toy.course.root)]) == 0
+    assert f"notebooks/{ASSIGNMENT}/{ASSIGNMENT}.ipynb" in capsys.readouterr().out
+    assert (toy.course.release / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text() == before
+
+
+def test_a_notebook_that_uses_up_its_time_budget_gets_zero_for_the_cells_it_could_not_run(toy, tmp_path):
+    from autograder.course import Course, GradingLimits
+    from autograder.grading import grade
+
+    slow = scenarios(toy.course)["reference"].replace("return x * x * x", "time.sleep(5)\\n    return x * x * x")
+    (tmp_path / "subs" / "slowpoke").mkdir(parents=True)
+    (tmp_path / "subs" / "slowpoke" / f"{ASSIGNMENT}.ipynb").write_text(slow)
+    course = Course(root=toy.course.root, limits=GradingLimits(cell_timeout=30, notebook_timeout=3))
+    grade(tmp_path / "subs", course=course, csv_path=tmp_path / "grades.csv", progress=False)
+    scores = auto_scores(course.db_url, "slowpoke")
+    assert scores["test_cube"] == 0 and scores["test_quiet"] == 0
+    assert "used up its 3 s of grading time" in feedback_text(course, "slowpoke")
