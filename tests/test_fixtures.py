@@ -91,3 +91,38 @@ def test_the_reference_planner_balances_the_pendulum_with_the_shipped_model(name
     model.eval()
     result = run_episode(MPCAgent(plan, model.predict_delta, device="cpu", **plan_kwargs), seed=int(fixture["episode_seed"]), progress=False)
     assert result.episode_return == 1000
+
+
+MODELS = [("01_deterministic_cem", DeterministicModel), ("02_stochastic", StochasticModel), ("03_ensemble", EnsembleModel)]
+
+
+@pytest.mark.parametrize("name, model_class", MODELS)
+def test_shipped_weights_replace_a_student_network_of_another_shape(name, model_class):
+    from autograder.fixtures import load_weights
+    from mbrl_helpers.networks import build_ensemble_mlp, build_mlp
+
+    fixture = load_fixture(name)
+    reference = model_class().eval()
+    reference.load_state_dict(fixture["trained_state_dict"])
+    student = model_class()  # a student who chose a wider, deeper network
+    out_dim = reference.net[-1].weight.shape[-1] if name == "03_ensemble" else reference.net[-1].out_features
+    student.net = build_ensemble_mlp(5, 5, out_dim, 32, 3) if name == "03_ensemble" else build_mlp(5, out_dim, 64, 3)
+    assert load_weights(student, fixture["trained_state_dict"]) is student
+    states = torch.randn(5, 7, 4) if name == "03_ensemble" else torch.randn(7, 4)
+    actions = torch.rand(7, 1) * 6 - 3
+    torch.manual_seed(0)
+    expected = reference.predict_delta(states, actions)
+    torch.manual_seed(0)
+    assert torch.equal(student.predict_delta(states, actions), expected)
+
+
+def test_shipped_weights_ask_for_the_network_in_self_net():
+    from autograder.fixtures import load_weights
+
+    class Renamed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.Linear(5, 4)
+
+    with pytest.raises(AttributeError, match="keep the network there"):
+        load_weights(Renamed(), load_fixture("01_deterministic_cem")["trained_state_dict"])
