@@ -116,8 +116,10 @@ def grade(
         bar = _progress_bar(len(students), progress)
         try:
             with ThreadPoolExecutor(max_workers=max(1, jobs)) as threads:
+                # Students with the most notebooks first, so that no long grading is left to run alone at the end.
+                queue = sorted(students, key=lambda submission: -len(submission.notebooks))
                 futures = [
-                    threads.submit(_grade_student_or_report, submission, course=course, scratch=scratch, lock=lock, pool=workers) for submission in students
+                    threads.submit(_grade_student_or_report, submission, course=course, scratch=scratch, lock=lock, pool=workers) for submission in queue
                 ]
                 for future in as_completed(futures):
                     report = future.result()
