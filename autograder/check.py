@@ -11,7 +11,6 @@ the message of the check that failed (the hint).
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,11 +83,11 @@ def check(notebook: Path, *, course: Course | None = None, stream: TextIO | None
         error = f"{notebook.name} is not one of this course's notebooks ({', '.join(nb for _, nb in sorted(known)) or 'no release notebooks found: run python -m autograder release'})"
     if error is not None:
         report.error = error
-        _print(stream, f"Cannot check {notebook}: {error}.")
+        print(f"Cannot check {notebook}: {error}.", file=stream, flush=True)
         return report
     assignment, notebook_id = key
     report.assignment = assignment
-    _print(stream, f"Checking {notebook.name} ({notebook_id}) with its visible tests; this runs the whole notebook...")
+    print(f"Checking {notebook.name} ({notebook_id}) with its visible tests; this runs the whole notebook...", file=stream, flush=True)
     with tempfile.TemporaryDirectory(prefix="autograder-check-") as tmp:
         scratch = Course(root=Path(tmp), source_directory="source", release_directory="release", grading_directory="grading", limits=course.limits)
         (scratch.source / assignment).mkdir(parents=True)
@@ -101,10 +100,10 @@ def check(notebook: Path, *, course: Course | None = None, stream: TextIO | None
         graded = scratch.autograded / STUDENT / assignment / f"{notebook_id}.ipynb"
         if not outcome["success"] or not graded.is_file():
             report.error = "nbgrader could not run it:\n" + outcome.get("log", "") + outcome.get("error", "")
-            _print(stream, f"Cannot check {notebook}: {report.error}")
+            print(f"Cannot check {notebook}: {report.error}", file=stream, flush=True)
             return report
         report.cells = graded_cells(graded)
-    _print(stream, format_report(report))
+    print(format_report(report), file=stream, flush=True)
     return report
 
 
@@ -162,8 +161,3 @@ def format_report(report: CheckReport) -> str:
         summary += f" Written answers ({written:g} points) are graded by hand."
     summary += " Hidden tests run when your notebook is graded."
     return "\n".join(lines + [summary])
-
-
-def _print(stream: TextIO | None, text: str) -> None:
-    """Print to `stream`, or to the standard output of the moment when it is None."""
-    print(text, file=stream if stream is not None else sys.stdout, flush=True)

@@ -13,7 +13,6 @@ the full marks less the points of the checks it should fail.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -32,21 +31,21 @@ def demo(*, course: Course | None = None, workdir: Path | None = None, jobs: int
         shutil.rmtree(workdir)
     shutil.copytree(course.source, workdir / course.source_directory)
     scratch = Course(root=workdir, source_directory=course.source_directory, release_directory=course.release_directory, limits=course.limits)
-    _print(stream, f"Releasing {', '.join(scratch.assignments)} into {scratch.release} (nbgrader generate_assignment)...")
+    print(f"Releasing {', '.join(scratch.assignments)} into {scratch.release} (nbgrader generate_assignment)...", file=stream, flush=True)
     release(course=scratch)
     stale = stale_release(course, scratch)
     examples = build_examples(scratch)
     submissions = write_examples(examples, workdir / "submissions")
-    _print(stream, f"Grading {len(examples)} example students in {submissions} with {jobs} job(s)...")
+    print(f"Grading {len(examples)} example students in {submissions} with {jobs} job(s)...", file=stream, flush=True)
     run = grade(submissions, course=scratch, jobs=jobs, progress=progress)
     expected = {example.student: expected_auto_points(example, scratch) for example in examples}
     graded = {r.student: r.auto_total for r in run.students}
     mismatches = sorted(s for s in expected if s not in graded or abs(graded[s] - expected[s]) > 1e-9)
-    _print(stream, format_table(run, expected))
-    _print(stream, f"\n{len(run.students)} students graded in {run.seconds:.0f} s; grades: {run.csv_path}; feedback: {scratch.feedback}")
+    print(format_table(run, expected), file=stream, flush=True)
+    print(f"\n{len(run.students)} students graded in {run.seconds:.0f} s; grades: {run.csv_path}; feedback: {scratch.feedback}", file=stream, flush=True)
     if stale:
-        _print(stream, "Note: notebooks/ differs from a fresh release of solutions/ (" + ", ".join(stale) + "): run `python -m autograder release`.")
-    _print(stream, "Every student got the expected points." if not mismatches else f"Unexpected points for: {', '.join(mismatches)}")
+        print("Note: notebooks/ differs from a fresh release of solutions/ (" + ", ".join(stale) + "): run `python -m autograder release`.", file=stream, flush=True)
+    print("Every student got the expected points." if not mismatches else f"Unexpected points for: {', '.join(mismatches)}", file=stream, flush=True)
     return run, mismatches
 
 
@@ -83,8 +82,3 @@ def stale_release(course: Course, fresh: Course) -> list[str]:
             if ours != theirs:
                 stale.append(notebook)
     return stale
-
-
-def _print(stream: TextIO | None, text: str) -> None:
-    """Print to `stream`, or to the standard output of the moment when it is None."""
-    print(text, file=stream if stream is not None else sys.stdout, flush=True)

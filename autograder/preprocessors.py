@@ -34,6 +34,7 @@ from autograder.kernel import GradingKernelManager
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 NOTE_MARKER = "grader_note"  # cell metadata key of the notes RestoreCells inserts
+MARK_SCHEME_DELIMITERS = ("=== BEGIN MARK SCHEME ===", "=== END MARK SCHEME ===")  # graders' rubrics in the source
 
 
 def strip_ansi(text: str) -> str:
@@ -147,7 +148,8 @@ class RestoreCells(OverwriteCells):
 
 
 def release_text(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "END HIDDEN TESTS") -> str:
-    """A locked cell's text as nbgrader releases it: the hidden-test regions removed."""
+    """A cell's text without its begin ... end regions, delimiter lines included: by default a
+    locked cell as nbgrader releases it, its hidden tests removed."""
     lines, hidden = [], False
     for line in source.split("\n"):
         if begin in line:
@@ -312,12 +314,10 @@ class HideHiddenTests(NbGraderPreprocessor):
     begin_test_delimiter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
     end_test_delimiter = Unicode("END HIDDEN TESTS").tag(config=True)
 
-    mark_scheme_delimiters = ("=== BEGIN MARK SCHEME ===", "=== END MARK SCHEME ===")
-
     def preprocess_cell(self, cell, resources, cell_index):
-        if cell.cell_type == "markdown" and self.mark_scheme_delimiters[0] in cell.source:
+        if cell.cell_type == "markdown" and MARK_SCHEME_DELIMITERS[0] in cell.source:
             # a task cell put back by nbgrader comes from the gradebook with its rubric
-            cell.source = release_text(cell.source, *self.mark_scheme_delimiters)
+            cell.source = release_text(cell.source, *MARK_SCHEME_DELIMITERS)
             return cell, resources
         if cell.cell_type != "code" or not utils.is_grade(cell) or utils.is_solution(cell):
             return cell, resources

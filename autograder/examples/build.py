@@ -12,30 +12,21 @@ from pathlib import Path
 
 import nbformat
 from nbformat.notebooknode import NotebookNode
+from nbgrader.utils import is_solution
+
+from autograder.preprocessors import MARK_SCHEME_DELIMITERS, release_text
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
-MARK_SCHEME = ("=== BEGIN MARK SCHEME ===", "=== END MARK SCHEME ===")
 
 
 def grade_id(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
-def is_solution(cell) -> bool:
-    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution", False))
-
-
 def solution_text(source: str) -> str:
     """A source cell's text as the student would write it: solution markers and mark schemes gone."""
-    lines, in_scheme = [], False
-    for line in source.split("\n"):
-        if MARK_SCHEME[0] in line:
-            in_scheme = True
-        elif MARK_SCHEME[1] in line:
-            in_scheme = False
-        elif not in_scheme and not any(marker in line for marker in SOLUTION_MARKERS):
-            lines.append(line)
-    return "\n".join(lines).strip("\n")
+    lines = release_text(source, *MARK_SCHEME_DELIMITERS).split("\n")
+    return "\n".join(line for line in lines if not any(marker in line for marker in SOLUTION_MARKERS)).strip("\n")
 
 
 def reference_submission(source: NotebookNode, release: NotebookNode) -> NotebookNode:
