@@ -17,7 +17,6 @@ import os
 
 from traitlets.config import Config
 
-ASSIGNMENTS = ("01_deterministic_cem", "02_stochastic", "03_ensemble")
 COURSE_ID = "mbrl"
 
 SOURCE_DIRECTORY = "solutions"
@@ -41,10 +40,6 @@ MAX_KERNEL_RESTARTS = 3
 # stderr output that must not zero a grade cell (nbgrader gives zero to a test cell that writes to
 # stderr): Python and gymnasium warnings, and tqdm progress bars.
 IGNORED_STDERR_PATTERN = r"Warning|WARN|warnings\.warn|it/s\]|s/it\]|\d+%\|"
-
-
-def gradebook_url(root: str) -> str:
-    return "sqlite:///" + os.path.join(os.path.abspath(root), GRADING_DIRECTORY, GRADEBOOK_NAME)
 
 
 def course_config(

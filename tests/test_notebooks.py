@@ -32,8 +32,9 @@ from nbgrader import utils as nbgrader_utils
 from nbgrader.preprocessors import CheckCellMetadata
 from nbgrader.validator import Validator
 
+from autograder.fixtures import ASSIGNMENTS
+
 ROOT = Path(__file__).resolve().parent.parent
-ASSIGNMENTS = ("01_deterministic_cem", "02_stochastic", "03_ensemble")
 TIME_BUDGET_S = 300  # a solution notebook must run top to bottom in under 5 minutes on a 2-core CPU
 NBGRADER = [sys.executable, "-m", "nbgrader"]
 # nbgrader runs `alembic` (its gradebook migrations) as a command: the virtual environment's bin
