@@ -33,6 +33,10 @@ NOTEBOOK_TIMEOUT = 1200
 # Address space a grading kernel may map (RLIMIT_AS): a student cell that allocates more gets a
 # MemoryError in that cell instead of taking down the machine.
 MEMORY_LIMIT_MB = 4096
+# Seconds a grading kernel may take to start. nbclient's default, 60 s, was exceeded once in a
+# freshly built virtual environment while two gradings started at the same time on 2 cores, and
+# nbgrader then fails the whole notebook.
+KERNEL_STARTUP_TIMEOUT = 300
 # Kernel restarts per notebook after a crash (os._exit, a segfault, a kill) before the remaining
 # cells are given up.
 MAX_KERNEL_RESTARTS = 3
@@ -113,6 +117,7 @@ def course_config(
     # The kernel's own start-up notices (e.g. about unencrypted local TCP) are not the student's.
     c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
     c.Execute.timeout = cell_timeout
+    c.Execute.startup_timeout = KERNEL_STARTUP_TIMEOUT
     c.Execute.interrupt_on_timeout = True
     c.Execute.shutdown_kernel = "immediate"  # nothing to save in a grading kernel
     c.GradingExecute.notebook_timeout = notebook_timeout

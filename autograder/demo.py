@@ -24,7 +24,7 @@ from autograder.grading import GradingRun, format_table, grade
 
 def demo(*, course: Course | None = None, workdir: Path | None = None, jobs: int = 2, progress: bool = True, stream: TextIO | None = None) -> tuple[GradingRun, list[str]]:
     """Grade the bundled examples in a scratch copy of the course; return the run and the students
-    whose automatic points differ from the expected ones."""
+    whose automatic points differ from the expected ones or who have a notebook that was not graded."""
     course = course or Course()
     workdir = Path(workdir) if workdir is not None else course.grading / "demo"
     if workdir.exists():
@@ -40,12 +40,14 @@ def demo(*, course: Course | None = None, workdir: Path | None = None, jobs: int
     run = grade(submissions, course=scratch, jobs=jobs, progress=progress)
     expected = {example.student: expected_auto_points(example, scratch) for example in examples}
     graded = {r.student: r.auto_total for r in run.students}
-    mismatches = sorted(s for s in expected if s not in graded or abs(graded[s] - expected[s]) > 1e-9)
+    # a notebook that could not be graded counts too, even when its zero happens to be expected
+    not_graded = {r.student for r in run.students if any(status != "graded" for status in r.statuses.values())}
+    mismatches = sorted(s for s in expected if s not in graded or abs(graded[s] - expected[s]) > 1e-9 or s in not_graded)
     print(format_table(run, expected), file=stream, flush=True)
     print(f"\n{len(run.students)} students graded in {run.seconds:.0f} s; grades: {run.csv_path}; feedback: {scratch.feedback}", file=stream, flush=True)
     if stale:
         print("Note: notebooks/ differs from a fresh release of solutions/ (" + ", ".join(stale) + "): run `python -m autograder release`.", file=stream, flush=True)
-    print("Every student got the expected points." if not mismatches else f"Unexpected points for: {', '.join(mismatches)}", file=stream, flush=True)
+    print("Every student got the expected points." if not mismatches else f"Unexpected points, or notebooks not graded, for: {', '.join(mismatches)}", file=stream, flush=True)
     return run, mismatches
 
 

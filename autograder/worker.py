@@ -40,6 +40,11 @@ def run_job(job: dict) -> dict:
     for assignment in job["autograde"]:
         outcome = api.autograde(assignment, student, force=True, create=True)
         log = outcome.get("log", "") + outcome.get("error", "")
+        if not outcome["success"]:
+            # nbgrader gives up on a whole notebook when, for instance, its kernel does not start
+            # in time on a busy machine; one more try before the student is reported as failed.
+            outcome = api.autograde(assignment, student, force=True, create=True)
+            log += "\n==== second try\n" + outcome.get("log", "") + outcome.get("error", "")
         if outcome["success"]:
             feedback = api.generate_feedback(assignment, student, force=True)
             log += feedback.get("log", "") + feedback.get("error", "")

@@ -260,3 +260,38 @@ def test_a_notebook_that_uses_up_its_time_budget_gets_zero_for_the_cells_it_coul
     scores = auto_scores(course.db_url, "slowpoke")
     assert scores["test_cube"] == 0 and scores["test_quiet"] == 0
     assert "used up its 3 s of grading time" in feedback_text(course, "slowpoke")
+
+
+def test_a_notebook_nbgrader_gives_up_on_once_is_graded_on_a_second_try(toy, tmp_path, monkeypatch):
+    """E.g. a kernel that did not start in time on a busy machine: the worker tries once more."""
+    import autograder.worker as worker
+    from autograder.course import Course
+    from autograder.grading import copy_sqlite
+
+    workspace = tmp_path / "workspace"
+    (workspace / "grading" / "submitted" / "flaky" / ASSIGNMENT).mkdir(parents=True)
+    (workspace / "source").symlink_to(toy.course.source, target_is_directory=True)
+    copy_sqlite(toy.course.gradebook, workspace / "gradebook.db")
+    (workspace / "grading" / "submitted" / "flaky" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_text(scenarios(toy.course)["reference"])
+    real_api, failures = Course.api, []
+
+    def api_that_fails_once(self, *args, **kwargs):
+        api = real_api(self, *args, **kwargs)
+        real_autograde = api.autograde
+
+        def autograde(*a, **kw):
+            if not failures:
+                failures.append(1)
+                return {"success": False, "log": "", "error": "RuntimeError: Kernel didn't respond in 300 seconds"}
+            return real_autograde(*a, **kw)
+
+        api.autograde = autograde
+        return api
+
+    monkeypatch.setattr(Course, "api", api_that_fails_once)
+    worker.quiet_gradebook_warnings()
+    job = {"workspace": str(workspace), "student": "flaky", "autograde": [ASSIGNMENT], "unreadable": [], "limits": {"cell_timeout": 3, "notebook_timeout": 60}}
+    results = worker.run_job(job)
+    assert failures == [1]
+    assert results[ASSIGNMENT]["status"] == "graded" and "second try" in results[ASSIGNMENT]["log"]
+    assert auto_scores("sqlite:///" + str(workspace / "gradebook.db"), "flaky") == EXPECTED["reference"][0]
