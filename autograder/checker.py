@@ -1,0 +1,374 @@
+"""The trusted side of grading: talk to a student's runner, decide each graded cell's verdict.
+
+    with Runner(limits, sandbox=True) as runner:
+        runner.run_cell(source, timeout=300)                       # a cell of the notebook, its outputs
+        got = runner.call("cem_plan", [Tensor(state)], timeout=30, callbacks={"model": toy})
+        verdicts = run_checks(CHECKS, runner, context)             # autograder.checks
+
+This process never imports or runs student code: it sends requests, answers the callbacks of
+toy models and rewards itself, and reads back plain data (`Returned`), validated before use. A
+runner that hangs, dies, lies about its protocol or floods it is killed; the request fails with
+`RunnerFailed`, the check that made it fails with a message that says so, and the next check
+starts a fresh runner (the notebook's cells are run again first).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from autograder.runner.protocol import Channel, ChannelClosed, ChannelTimeout, ProtocolError
+from autograder.sandbox import RunnerLimits, RunnerProcess
+
+
+class RunnerFailed(Exception):
+    """The runner did not answer in time, died, or broke the protocol; `reason` says which."""
+
+
+class StudentError(Exception):
+    """The student's code raised: `ename`, `evalue` as it reported them (untrusted text)."""
+
+    def __init__(self, ename: str, evalue: str):
+        super().__init__(f"{ename}: {evalue}")
+        self.ename, self.evalue = str(ename)[:200], str(evalue)[:4000]
+
+
+class CheckFailed(AssertionError):
+    """A check's verdict: failed, with the hint the student sees."""
+
+
+# ---------------------------------------------------------------------------------------------
+# what came back
+
+
+@dataclass
+class Returned:
+    """A value a student function returned, as the runner described it; every accessor validates."""
+
+    raw: dict
+
+    @property
+    def kind(self) -> str:
+        return str(self.raw.get("kind", "other")) if isinstance(self.raw, dict) else "other"
+
+    @property
+    def type_name(self) -> str:
+        kind = self.kind
+        if kind == "tensor":
+            return "Tensor"
+        if kind == "sequence":
+            return str(self.raw.get("type", "sequence"))
+        if kind in ("number", "bool", "none", "ndarray"):
+            return {"number": "float", "bool": "bool", "none": "NoneType", "ndarray": "ndarray"}[kind]
+        return str(self.raw.get("type", "object"))[:80]
+
+    def is_tensor(self) -> bool:
+        return self.kind == "tensor" and isinstance(self.raw.get("array"), np.ndarray)
+
+    @property
+    def requires_grad(self) -> bool:
+        return self.is_tensor() and self.raw.get("requires_grad") is True
+
+    @property
+    def shape(self) -> tuple | None:
+        if self.kind in ("tensor", "ndarray") and isinstance(self.raw.get("array"), np.ndarray):
+            return tuple(self.raw["array"].shape)
+        if self.kind in ("number", "bool"):
+            return ()
+        return None
+
+    def array(self) -> np.ndarray:
+        """As a float64 array; a non-numeric value raises CheckFailed."""
+        if self.kind in ("tensor", "ndarray") and isinstance(self.raw.get("array"), np.ndarray):
+            return self.raw["array"].astype(np.float64)
+        if self.kind in ("number", "bool") and isinstance(self.raw.get("value"), (int, float, str)):
+            try:
+                return np.asarray(float(self.raw["value"]))
+            except ValueError:
+                pass
+        raise CheckFailed(f"expected numbers (a tensor), got a {self.type_name}")
+
+    def items(self) -> list["Returned"] | None:
+        if self.kind != "sequence" or not isinstance(self.raw.get("items"), list):
+            return None
+        return [Returned(item) for item in self.raw["items"]]
+
+    @property
+    def length(self) -> int | None:
+        return int(self.raw["length"]) if self.kind == "sequence" and isinstance(self.raw.get("length"), int) else None
+
+
+def Tensor(array) -> dict:  # noqa: N802 - reads like the value it stands for
+    """An argument: this array, as a torch tensor in the runner (float32 unless it is integer)."""
+    array = np.asarray(array)
+    if array.dtype.kind == "f":
+        array = array.astype(np.float32)
+    return {"tensor": array}
+
+
+def Callback(name: str) -> dict:  # noqa: N802
+    """An argument: a function the student code calls and this process answers (see `Runner.call`)."""
+    return {"callback": name}
+
+
+def Value(value) -> dict:  # noqa: N802
+    return {"value": value}
+
+
+def constant_net(output) -> dict:
+    """A network spec: outputs `output` for every input ((out,), or (K, 1, out) per member)."""
+    return {"constant": np.asarray(output, dtype=np.float32)}
+
+
+def mlp_net(weights: dict, *, in_dim: int, out_dim: int, hidden: int, layers: int, members: int = 0) -> dict:
+    """A network spec: the course's MLP (or batched ensemble) with these weights."""
+    plain = {key.removeprefix("net."): np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value) for key, value in weights.items()}
+    return {"mlp": {"weights": plain, "in": in_dim, "out": out_dim, "hidden": hidden, "layers": layers, "members": members}}
+
+
+def model_spec(cls: str, *, seed: int | None = None, net: dict | None = None, kwargs: dict | None = None, eval: bool = False) -> dict:
+    """A student model: `cls(**kwargs)` after torch.manual_seed(seed), with `model.net = net`."""
+    return {"cls": cls, "seed": seed, "net": net, "kwargs": kwargs or {}, "eval": eval}
+
+
+# ---------------------------------------------------------------------------------------------
+# the runner, seen from here
+
+
+@dataclass
+class CellResult:
+    outputs: list[dict]
+    error: tuple[str, str] | None
+
+
+class Runner:
+    """One student's runner: started on first use, restarted (cells replayed) after a failure."""
+
+    def __init__(self, limits: RunnerLimits = RunnerLimits(), *, sandbox: bool = True, log=None):
+        self.limits, self.sandbox, self.log = limits, sandbox, log
+        self.process: RunnerProcess | None = None
+        self.channel: Channel | None = None
+        self.cells: list[str] = []  # cells that ran to the end, replayed in a new runner
+        self.replay_timeout = 600.0
+
+    # -- life -----------------------------------------------------------------------------------
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        if self.process is not None:
+            try:
+                self.channel.send({"op": "quit"})
+            except Exception:
+                pass
+            self.process.kill()
+        self.process = self.channel = None
+
+    def _ensure(self) -> None:
+        if self.process is not None and self.process.alive():
+            return
+        if self.process is not None:
+            self.process.kill()
+        self.process = RunnerProcess(self.limits, sandbox=self.sandbox, log=self.log)
+        self.channel = Channel(self.process.read_fd, self.process.write_fd)
+        deadline = time.monotonic() + self.replay_timeout
+        for source in self.cells:
+            reply = self._request({"op": "run_cell", "source": source}, max(1.0, deadline - time.monotonic()), {})
+            if reply.get("op") != "cell":
+                self._fail("running the earlier cells again in a new runner failed")
+
+    def _fail(self, reason: str):
+        if self.process is not None:
+            self.process.kill()
+        self.process = self.channel = None
+        raise RunnerFailed(reason)
+
+    def restart(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+        self.process = self.channel = None
+
+    # -- requests -------------------------------------------------------------------------------
+    def _request(self, message: dict, timeout: float, callbacks: dict[str, Callable]) -> dict:
+        deadline = time.monotonic() + timeout
+        try:
+            self.channel.send(message)
+            while True:
+                reply = self.channel.receive(timeout=max(0.0, deadline - time.monotonic()))
+                if reply["op"] != "callback":
+                    return reply
+                self.channel.send(self._answer(reply, callbacks))
+        except ChannelTimeout:
+            self._fail(f"it did not finish within {timeout:.0f} s (an endless loop, or far too slow), and was stopped")
+        except ChannelClosed:
+            code = self.process.process.poll() if self.process is not None else None
+            self._fail("the process running your code died" + (f" (exit status {code})" if code is not None else "") + ": it exited, crashed, or ran out of memory")
+        except ProtocolError as error:
+            self._fail(f"the process running your code sent an invalid answer ({error})")
+
+    @staticmethod
+    def _answer(request: dict, callbacks: dict[str, Callable]) -> dict:
+        name, args = request.get("name"), request.get("args")
+        handler = callbacks.get(name) if isinstance(name, str) else None
+        if handler is None or not isinstance(args, list) or not all(isinstance(a, np.ndarray) for a in args):
+            return {"op": "abort"}
+        try:
+            value = handler(*args, grad=request.get("grad") is True)
+        except CheckFailed:
+            raise
+        except Exception:
+            return {"op": "abort"}
+        return {"op": "callback_result", "value": np.asarray(value, dtype=np.float32)}
+
+    def run_cell(self, source: str, timeout: float) -> CellResult:
+        """Run one notebook cell; its outputs. A cell that hangs or kills the runner: RunnerFailed."""
+        self._ensure()
+        reply = self._request({"op": "run_cell", "source": source}, timeout, {})
+        if reply.get("op") != "cell" or not isinstance(reply.get("outputs"), list):
+            self._fail("the process running your code sent an invalid answer")
+        error = reply.get("error")
+        self.cells.append(source)
+        ename = evalue = None
+        if isinstance(error, dict):
+            ename, evalue = str(error.get("ename", "Error")), str(error.get("evalue", ""))
+        return CellResult([o for o in reply["outputs"] if isinstance(o, dict)], (ename, evalue) if ename else None)
+
+    def call(
+        self,
+        function: str | None = None,
+        args: list | None = None,
+        kwargs: dict | None = None,
+        *,
+        model: dict | None = None,
+        method: str | None = None,
+        seed: int | None = None,
+        grad: bool = False,
+        timeout: float = 60.0,
+        callbacks: dict[str, Callable] | None = None,
+    ) -> Returned:
+        """Call a student function (or `method` of a `model_spec`) in the runner; what it returned.
+
+        Raises StudentError when the student's code raised, RunnerFailed when the runner failed.
+        `callbacks` answer the runner's callback requests: name -> f(*arrays, grad=bool) -> array;
+        a CheckFailed raised there ends the check at once.
+        """
+        self._ensure()
+        message = {"op": "call", "function": function, "model": model, "method": method, "args": args or [], "kwargs": kwargs or {}, "seed": seed, "grad": grad}
+        reply = self._request(message, timeout, callbacks or {})
+        return self._result(reply)
+
+    def start_agent(self, planner: str, model: dict, *, seed: int, plan_kwargs: dict | None = None, timeout: float = 60.0) -> None:
+        self._ensure()
+        self._result(self._request({"op": "agent_start", "planner": planner, "model": model, "seed": seed, "plan_kwargs": plan_kwargs or {}}, timeout, {}))
+
+    def act(self, state: np.ndarray, timeout: float) -> Returned:
+        return self._result(self._request({"op": "act", "state": np.asarray(state, dtype=np.float64)}, timeout, {}))
+
+    def _result(self, reply: dict) -> Returned:
+        if reply.get("op") == "result":
+            return Returned(reply.get("value") if isinstance(reply.get("value"), dict) else {})
+        if reply.get("op") == "error":
+            raise StudentError(str(reply.get("ename", "Error")), str(reply.get("evalue", "")))
+        self._fail("the process running your code sent an invalid answer")
+
+
+# ---------------------------------------------------------------------------------------------
+# checks and verdicts
+
+
+@dataclass
+class Check:
+    grade_id: str
+    function: Callable
+    budget: float
+    """seconds the whole check may take"""
+    description: str = ""
+
+
+@dataclass
+class Context:
+    """What a check knows besides the runner: who is graded, and whether hidden parts run."""
+
+    student: str = "student"
+    notebook: str = ""
+    secret: str = ""
+    hidden: bool = True
+    """False for `python -m autograder check`: only the visible parts run"""
+    deadline: float = field(default_factory=lambda: math.inf)
+
+    def seed(self, name: str) -> int:
+        """A seed for this student and check that the runner cannot know in advance."""
+        digest = hashlib.sha256(f"{self.secret}\0{self.student}\0{self.notebook}\0{name}".encode()).digest()
+        return int.from_bytes(digest[:4], "little")
+
+    def rng(self, name: str) -> np.random.Generator:
+        return np.random.default_rng(self.seed(name))
+
+    def remaining(self, floor: float = 1.0) -> float:
+        return max(floor, self.deadline - time.monotonic())
+
+
+@dataclass
+class Verdict:
+    grade_id: str
+    passed: bool
+    message: str
+    seconds: float = 0.0
+
+
+# A check may take BUDGET_FACTOR times the reference's time, and never less than BUDGET_FLOOR
+# seconds: a correct solution written less efficiently passes on a busy machine, and an endless
+# loop is stopped within about a minute.
+BUDGET_FACTOR = 10.0
+BUDGET_FLOOR = 30.0
+
+
+class CheckRegistry:
+    """The checks of one notebook, in the notebook's order: `@checks.add("test-id", budget=30)`."""
+
+    def __init__(self, notebook: str):
+        self.notebook = notebook
+        self.checks: dict[str, Check] = {}
+
+    def add(self, grade_id: str, *, reference_seconds: float):
+        """Register a check; its time budget is BUDGET_FACTOR times what the reference solution
+        needed here (`reference_seconds`, measured on a 2-core laptop CPU), at least BUDGET_FLOOR."""
+
+        def register(function):
+            budget = max(BUDGET_FLOOR, BUDGET_FACTOR * reference_seconds)
+            self.checks[grade_id] = Check(grade_id, function, budget, (function.__doc__ or "").strip().split("\n")[0])
+            return function
+
+        return register
+
+
+def run_check(check: Check, runner: Runner, context: Context) -> Verdict:
+    """One check's verdict. It fails with the check's hint, with what the student's code raised,
+    or with why the runner failed; the runner is restarted for the next check after a failure."""
+    started = time.monotonic()
+    context.deadline = started + check.budget
+    try:
+        message = check.function(runner, context)
+    except CheckFailed as failed:
+        return Verdict(check.grade_id, False, str(failed), time.monotonic() - started)
+    except StudentError as error:
+        return Verdict(check.grade_id, False, student_error_hint(error), time.monotonic() - started)
+    except RunnerFailed as error:
+        runner.restart()
+        return Verdict(check.grade_id, False, f"This check could not finish: {error}.", time.monotonic() - started)
+    return Verdict(check.grade_id, True, message or "OK", time.monotonic() - started)
+
+
+def student_error_hint(error: StudentError) -> str:
+    if error.ename == "NotImplementedError":
+        return "Not implemented yet: this check calls code that still raises NotImplementedError. Write the missing cell (delete the `raise NotImplementedError()` line)."
+    if error.ename == "NameError":
+        return f"{error.evalue}: the cell that defines it did not run (an error earlier in the notebook?) or was renamed."
+    return f"Your code raised {error.ename}: {error.evalue}"
