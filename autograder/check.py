@@ -2,9 +2,9 @@
 
     check(Path("notebooks/01_deterministic_cem/01_deterministic_cem.ipynb"))
 
-The notebook is autograded by nbgrader exactly as the instructor's grading does (same kernel,
-limits, restoration of edited test cells), but in a throw-away course directory whose source is
-the release notebook: the hidden tests are not there, so passing here is necessary, not
+The notebook is autograded by nbgrader exactly as the instructor's grading does (the same
+runner, limits and checker), but in a throw-away course directory whose source is the release
+notebook, and with the visible parts of the checks only: passing here is necessary, not
 sufficient. The report lists every graded cell with pass/fail, its points and, when it fails,
 the message of the check that failed (the hint).
 """
@@ -88,8 +88,23 @@ def check(notebook: Path, *, course: Course | None = None, stream: TextIO | None
     assignment, notebook_id = key
     report.assignment = assignment
     print(f"Checking {notebook.name} ({notebook_id}) with its visible tests; this runs the whole notebook...", file=stream, flush=True)
+    from dataclasses import replace
+
+    from autograder.sandbox import sandbox_status
+
+    sandboxed, why_not = sandbox_status()
+    if not sandboxed:
+        print(f"(Your code runs without the grader's sandbox here: {why_not}. That changes nothing for you.)", file=stream, flush=True)
     with tempfile.TemporaryDirectory(prefix="autograder-check-") as tmp:
-        scratch = Course(root=Path(tmp), source_directory="source", release_directory="release", grading_directory="grading", limits=course.limits)
+        scratch = Course(
+            root=Path(tmp),
+            source_directory="source",
+            release_directory="release",
+            grading_directory="grading",
+            limits=replace(course.limits, sandbox=sandboxed),
+            check_modules=course.check_modules,
+            visible_only=True,
+        )
         (scratch.source / assignment).mkdir(parents=True)
         shutil.copyfile(course.release_notebook(assignment, notebook_id), scratch.source_notebook(assignment, notebook_id))
         release(course=scratch, assignments=[assignment])
@@ -140,6 +155,8 @@ def describe(source: str) -> str:
 def failure_message(cell) -> str:
     for output in cell.get("outputs", []):
         if output.get("output_type") == "error":
+            if output.get("ename") == "CheckFailed":
+                return strip_ansi(output.get("evalue", ""))
             message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".strip().rstrip(":")
             return strip_ansi(message)
         if output.get("output_type") == "stream" and output.get("name") == "stderr":

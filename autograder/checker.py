@@ -124,6 +124,11 @@ def constant_net(output) -> dict:
     return {"constant": np.asarray(output, dtype=np.float32)}
 
 
+def linear_net(weight) -> dict:
+    """A network spec: inputs @ weight.T for any leading dimensions; weight (out, in)."""
+    return {"linear": np.asarray(weight, dtype=np.float32)}
+
+
 def mlp_net(weights: dict, *, in_dim: int, out_dim: int, hidden: int, layers: int, members: int = 0) -> dict:
     """A network spec: the course's MLP (or batched ensemble) with these weights."""
     plain = {key.removeprefix("net."): np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value) for key, value in weights.items()}

@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
     _course_dir(grade)
     _limits(grade)
+    _sandbox(grade)
 
     demo = command("demo", "release, grade the example submissions, print the grade table", (
         "Build the release in a scratch course directory, autograde the bundled example submissions (the reference "
@@ -66,11 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     _course_dir(demo)
     _limits(demo)
+    _sandbox(demo)
     return parser
 
 
 def _course_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--course-dir", type=Path, default=None, metavar="DIR", help="the course's root folder (default: this repository)")
+
+
+def _sandbox(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run student code without the bubblewrap sandbox (where it cannot start: no user namespaces, not Linux); every report then says so",
+    )
 
 
 def _limits(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +96,7 @@ def course_from(args: argparse.Namespace):
         cell_timeout=getattr(args, "cell_timeout", config.CELL_TIMEOUT),
         notebook_timeout=getattr(args, "notebook_timeout", config.NOTEBOOK_TIMEOUT),
         memory_limit_mb=getattr(args, "memory_mb", config.MEMORY_LIMIT_MB),
+        sandbox=not getattr(args, "no_sandbox", False),
     )
     return Course(root=args.course_dir or ROOT, limits=limits)
 
@@ -105,8 +116,15 @@ def main(argv: list[str] | None = None) -> int:
         return check(args.notebook, course=course).exit_code
     if args.command == "grade":
         from autograder.grading import format_table, grade
+        from autograder.preprocessors import SandboxError
 
-        run = grade(args.submissions, course=course, jobs=args.jobs, csv_path=args.csv, student_pattern=args.student_pattern, progress=not args.no_progress)
+        try:
+            run = grade(
+                args.submissions, course=course, jobs=args.jobs, csv_path=args.csv, student_pattern=args.student_pattern, progress=not args.no_progress
+            )
+        except SandboxError as error:
+            print(error, file=sys.stderr)
+            return 2
         print(format_table(run))
         print(f"\n{len(run.students)} students graded in {run.seconds:.0f} s with {args.jobs} job(s); grades: {run.csv_path}; feedback: {course.feedback}")
         return 0

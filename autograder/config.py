@@ -23,6 +23,7 @@ SOURCE_DIRECTORY = "solutions"
 RELEASE_DIRECTORY = "notebooks"
 GRADING_DIRECTORY = "grading"
 GRADEBOOK_NAME = "gradebook.db"
+SECRET_NAME = "checker-secret"  # the course's grading secret (see autograder.preprocessors.course_secret)
 
 # One grading cell may run a real 1000-step episode with a CEM planner: about 30 s on one CPU
 # thread, so 300 s leaves a wide margin for a slower but correct solution on a busy machine.
@@ -30,15 +31,11 @@ CELL_TIMEOUT = 300
 # All the cells of one notebook together; a notebook that uses it up gets zero for the cells
 # it could not run. A complete reference notebook needs well under a tenth of it.
 NOTEBOOK_TIMEOUT = 1200
-# Address space a grading kernel may map (RLIMIT_AS): a student cell that allocates more gets a
-# MemoryError in that cell instead of taking down the machine.
+# Address space a student's runner may map (RLIMIT_AS, a hard limit set outside the sandbox): a
+# cell that allocates more gets a MemoryError in that cell instead of taking down the machine.
 MEMORY_LIMIT_MB = 4096
-# Seconds a grading kernel may take to start. nbclient's default, 60 s, was exceeded once in a
-# freshly built virtual environment while two gradings started at the same time on 2 cores, and
-# nbgrader then fails the whole notebook.
-KERNEL_STARTUP_TIMEOUT = 300
-# Kernel restarts per notebook after a crash (os._exit, a segfault, a kill) before the remaining
-# cells are given up.
+# Restarts of a student's runner per notebook after a crash (os._exit, a segfault, a kill) or a
+# cell that ran out of time, before the remaining cells are given up.
 MAX_KERNEL_RESTARTS = 3
 
 # stderr output that must not zero a grade cell (nbgrader gives zero to a test cell that writes to
@@ -57,6 +54,10 @@ def course_config(
     notebook_timeout: int = NOTEBOOK_TIMEOUT,
     memory_limit_mb: int = MEMORY_LIMIT_MB,
     max_kernel_restarts: int = MAX_KERNEL_RESTARTS,
+    sandbox: bool = True,
+    secret_file: str | None = None,
+    check_modules: dict[str, str] | None = None,
+    hidden_checks: bool = True,
 ) -> Config:
     """The nbgrader configuration of a course directory rooted at `root`.
 
@@ -77,7 +78,7 @@ def course_config(
         SaveAutoGrades,
     )
 
-    from autograder.preprocessors import GradingExecute, HideHiddenTests, RestoreCells
+    from autograder.preprocessors import CheckedExecute, HideHiddenTests, RestoreCells
 
     root = os.path.abspath(root)
     c = Config()
@@ -101,10 +102,11 @@ def course_config(
     # the notebook) in place of OverwriteCells and ahead of the checks that would otherwise abort
     # the whole notebook on tampered metadata.
     c.Autograde.sanitize_preprocessors = [ClearOutput, RestoreCells, OverwriteKernelspec, CheckCellMetadata]
-    # Step 2 (execute and save grades): nbgrader's list, with GradingExecute (nbgrader's Execute in
-    # a memory-limited single-thread kernel that survives crashes and endless loops).
+    # Step 2 (execute and save grades): nbgrader's list, with CheckedExecute in place of Execute:
+    # the student's cells run in the sandboxed runner and every graded cell's outcome is the
+    # checker's verdict, which SaveAutoGrades then records (autograder.notebook_run).
     c.Autograde.autograde_preprocessors = [
-        GradingExecute,
+        CheckedExecute,
         IgnorePattern,
         ClearMetadataPreprocessor,
         LimitOutput,
@@ -113,16 +115,14 @@ def course_config(
         CheckCellMetadata,
     ]
     c.RestoreCells.add_missing_cells = True
-    c.Execute.kernel_name = "python3"
-    # The kernel's own start-up notices (e.g. about unencrypted local TCP) are not the student's.
-    c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
-    c.Execute.timeout = cell_timeout
-    c.Execute.startup_timeout = KERNEL_STARTUP_TIMEOUT
-    c.Execute.interrupt_on_timeout = True
-    c.Execute.shutdown_kernel = "immediate"  # nothing to save in a grading kernel
-    c.GradingExecute.notebook_timeout = notebook_timeout
-    c.GradingExecute.max_kernel_restarts = max_kernel_restarts
-    c.GradingKernelManager.memory_limit_mb = memory_limit_mb
+    c.CheckedExecute.cell_timeout = cell_timeout
+    c.CheckedExecute.notebook_timeout = notebook_timeout
+    c.CheckedExecute.memory_limit_mb = memory_limit_mb
+    c.CheckedExecute.max_restarts = max_kernel_restarts
+    c.CheckedExecute.sandbox = sandbox
+    c.CheckedExecute.secret_file = secret_file or os.path.join(root, grading_directory, SECRET_NAME)
+    c.CheckedExecute.check_modules = dict(check_modules or {})
+    c.CheckedExecute.hidden = hidden_checks
     c.IgnorePattern.enabled = True
     c.IgnorePattern.pattern = IGNORED_STDERR_PATTERN
 

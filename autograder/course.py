@@ -25,7 +25,9 @@ class GradingLimits:
     memory_limit_mb: int = config.MEMORY_LIMIT_MB
     """address space of the grading kernel (RLIMIT_AS), in MiB; 0 for none"""
     max_kernel_restarts: int = config.MAX_KERNEL_RESTARTS
-    """kernel crashes per notebook after which the remaining cells are given up"""
+    """failures of the student's runner per notebook after which the remaining cells are given up"""
+    sandbox: bool = True
+    """run student code in the bubblewrap sandbox (False: --no-sandbox, said on every report)"""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,14 @@ class Course:
     db_path: Path | None = None
     """the SQLite gradebook; <root>/<grading_directory>/gradebook.db when None"""
     limits: GradingLimits = field(default_factory=GradingLimits)
+    secret_file: Path | None = None
+    """the course's grading secret; <root>/<grading_directory>/checker-secret when None"""
+    check_modules: tuple[tuple[str, str], ...] = ()
+    """extra (notebook, checks module) pairs, for a course beyond the three notebooks (tests)"""
+    status_file: Path | None = None
+    """where grading writes the cell or check it is at, for the progress display"""
+    visible_only: bool = False
+    """only the checks' visible parts (a student's `python -m autograder check`)"""
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root).resolve())
@@ -73,12 +83,16 @@ class Course:
         return Path(self.db_path) if self.db_path is not None else self.grading / config.GRADEBOOK_NAME
 
     @property
+    def secret_path(self) -> Path:
+        return Path(self.secret_file) if self.secret_file is not None else self.grading / config.SECRET_NAME
+
+    @property
     def db_url(self) -> str:
         return "sqlite:///" + str(self.gradebook)
 
     # -- nbgrader ------------------------------------------------------------------------------
     def nbgrader_config(self):
-        return config.course_config(
+        cfg = config.course_config(
             str(self.root),
             db_url=self.db_url,
             source_directory=self.source_directory,
@@ -88,7 +102,14 @@ class Course:
             notebook_timeout=self.limits.notebook_timeout,
             memory_limit_mb=self.limits.memory_limit_mb,
             max_kernel_restarts=self.limits.max_kernel_restarts,
+            sandbox=self.limits.sandbox,
+            secret_file=str(self.secret_path),
+            check_modules=dict(self.check_modules),
+            hidden_checks=not self.visible_only,
         )
+        if self.status_file is not None:
+            cfg.CheckedExecute.status_file = str(self.status_file)
+        return cfg
 
     def api(self, log_level: int = logging.WARNING):
         """nbgrader's own Python API (nbgrader.apps.NbGraderAPI) on this course directory."""
@@ -128,6 +149,15 @@ class Course:
             for notebook in self.notebooks(assignment):
                 ids[(assignment, notebook)] = notebook_grade_ids(json.loads(self.source_notebook(assignment, notebook).read_text()))
         return ids
+
+
+def with_package_on_path(env: dict[str, str]) -> dict[str, str]:
+    """`env` with this course's folder on PYTHONPATH, so that `autograder` imports in the worker
+    process whatever its working folder."""
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(ROOT) not in paths:
+        env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT)] + paths)}
+    return env
 
 
 def put_environment_tools_on_path() -> None:

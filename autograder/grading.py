@@ -35,11 +35,10 @@ from pathlib import Path
 
 from autograder import config
 from autograder.collect import StudentSubmission, collect_submissions
-from autograder.course import Course, ensure_gradebook
-from autograder.kernel import with_package_on_path
+from autograder.course import Course, ensure_gradebook, with_package_on_path
 from autograder.worker import quiet_gradebook_warnings
 
-CSV_COLUMNS = ("student", "notebook", "points", "max_points", "total")
+CSV_COLUMNS = ("student", "notebook", "points", "max_points", "total", "status")
 
 
 @dataclass
@@ -104,6 +103,13 @@ def grade(
     """
     course = course or Course()
     started = time.perf_counter()
+    if course.limits.sandbox:
+        from autograder.preprocessors import NO_SANDBOX_ADVICE, SandboxError
+        from autograder.sandbox import sandbox_status
+
+        ok, reason = sandbox_status()
+        if not ok:
+            raise SandboxError(f"Not grading: the sandbox for student code cannot start here: {reason}. {NO_SANDBOX_ADVICE}")
     ensure_gradebook(course)
     scratch = Path(tempfile.mkdtemp(prefix="autograder-grade-"))
     try:
@@ -114,31 +120,35 @@ def grade(
         workers = WorkerPool(course.grading / "logs")
         reports = []
         bar = _progress_bar(len(students), progress)
+        watch = ProgressWatch(bar)
         try:
             with ThreadPoolExecutor(max_workers=max(1, jobs)) as threads:
                 # Students with the most notebooks first, so that no long grading is left to run alone at the end.
                 queue = sorted(students, key=lambda submission: -len(submission.notebooks))
                 futures = [
-                    threads.submit(_grade_student_or_report, submission, course=course, scratch=scratch, lock=lock, pool=workers) for submission in queue
+                    threads.submit(_grade_student_or_report, submission, course=course, scratch=scratch, lock=lock, pool=workers, watch=watch)
+                    for submission in queue
                 ]
                 for future in as_completed(futures):
-                    report = future.result()
-                    reports.append(report)
-                    bar.set_postfix_str(report.student, refresh=False)
+                    reports.append(future.result())
                     bar.update(1)
         finally:
+            watch.stop()
             bar.close()
             workers.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     csv_path = Path(csv_path) if csv_path is not None else course.grading / "grades.csv"
     scores = gradebook_scores(course, also=[report.student for report in reports])
-    write_grades_csv(course, csv_path, scores)
     for report in reports:
         report.scores = scores[report.student]
         for score in report.scores:
-            if report.statuses.get(score.assignment, "graded") != "graded":
-                score.status = report.statuses[score.assignment]
+            status = report.statuses.get(score.assignment)
+            if status is not None and status != "graded":
+                score.status = status
+            elif status == "graded" and not course.limits.sandbox:
+                score.status = "graded without sandbox"
+    write_grades_csv(course, csv_path, scores)
     reports.sort(key=lambda r: r.student)
     return GradingRun(reports, csv_path, time.perf_counter() - started, jobs)
 
@@ -174,7 +184,7 @@ def _grade_student_or_report(submission: StudentSubmission, **kwargs) -> Student
         return report
 
 
-def grade_student(submission: StudentSubmission, *, course: Course, scratch: Path, lock: threading.Lock, pool: WorkerPool) -> StudentReport:
+def grade_student(submission: StudentSubmission, *, course: Course, scratch: Path, lock: threading.Lock, pool: WorkerPool, watch: "ProgressWatch | None" = None) -> StudentReport:
     """Grade one student in a worker process, then merge the results into the course."""
     started = time.perf_counter()
     student = submission.student
@@ -212,12 +222,21 @@ def grade_student(submission: StudentSubmission, *, course: Course, scratch: Pat
         "unreadable": unreadable,
         "limits": asdict(course.limits),
         "result": str(workspace / "result.json"),
+        "secret_file": str(course.secret_path),
+        "check_modules": [list(pair) for pair in course.check_modules],
+        "status": str(workspace / "status.txt"),
     }
     job_path = workspace / "job.json"
     job_path.write_text(json.dumps(job, indent=1))
     n_notebooks = len(submission.notebooks)
     hard_limit = 120 + n_notebooks * (course.limits.notebook_timeout + 120)
-    returncode = run_worker(pool, job_path, timeout=hard_limit)
+    if watch is not None:
+        watch.begin(student, Path(job["status"]))
+    try:
+        returncode = run_worker(pool, job_path, timeout=hard_limit)
+    finally:
+        if watch is not None:
+            watch.end(student)
     results = json.loads(Path(job["result"]).read_text()) if Path(job["result"]).is_file() else {}
     if returncode != 0 or not results:
         report.problems.append(f"the grading process failed (exit code {returncode}); see {log_path}")
@@ -438,8 +457,15 @@ def write_grades_csv(course: Course, path: Path, scores: dict[str, list[Notebook
         for student, rows in sorted(scores.items()):
             total = sum(row.points for row in rows)
             for row in rows:
-                writer.writerow([student, row.notebook, _number(row.points), _number(row.max_points), _number(total)])
+                writer.writerow([student, row.notebook, _number(row.points), _number(row.max_points), _number(total), CSV_STATUS.get(row.status, row.status)])
     return path
+
+
+CSV_STATUS = {
+    "failed": "failed: could not be graded, not a zero (see grading/logs/)",
+    "unreadable": "unreadable: not a notebook, scored 0",
+    "missing": "missing: not handed in",
+}
 
 
 def _number(value: float) -> str:
@@ -460,7 +486,7 @@ def format_table(run: GradingRun, expected: dict[str, float] | None = None) -> s
             score = next((s for s in report.scores if s.notebook == nb), None)
             if score is None or score.status == "missing":
                 row.append("-")
-            elif score.status != "graded":
+            elif not score.status.startswith("graded"):
                 row.append(score.status)
             else:
                 row.append(f"{_number(score.auto_points)}/{_number(score.auto_max_points)}")
@@ -476,7 +502,48 @@ def format_table(run: GradingRun, expected: dict[str, float] | None = None) -> s
     notes = [f"{r.student}: {p}" for r in run.students for p in r.problems]
     written = sum(s.max_points - s.auto_max_points for s in (run.students[0].scores if run.students else []))
     footer = [f"'-': not handed in. Written answers ({_number(written)} points per student) await manual grading."] if written else []
+    if any(s.status == "graded without sandbox" for r in run.students for s in r.scores):
+        footer.append("NOT SANDBOXED: this run used --no-sandbox; the checker decided the points, but student code could read the grader's files.")
     return "\n".join(lines + [""] + footer + notes)
+
+
+class ProgressWatch:
+    """Keeps the progress bar's text on who is being graded, where, and for how long:
+    "ada 01_deterministic_cem: check test-cem-return 42 s". Each worker writes its status file."""
+
+    def __init__(self, bar, every: float = 1.0):
+        self.bar, self.active, self.lock = bar, {}, threading.Lock()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+        if not getattr(bar, "disable", True):
+            self.thread.start()
+
+    def begin(self, student: str, status: Path) -> None:
+        with self.lock:
+            self.active[student] = (time.monotonic(), status)
+
+    def end(self, student: str) -> None:
+        with self.lock:
+            self.active.pop(student, None)
+
+    def text(self) -> str:
+        with self.lock:
+            active = list(self.active.items())
+        parts = []
+        for student, (since, status) in active:
+            try:
+                where = status.read_text().strip()
+            except OSError:
+                where = "starting"
+            parts.append(f"{student} {where} {time.monotonic() - since:.0f} s")
+        return "; ".join(parts)
+
+    def _run(self, every: float) -> None:
+        while not self.done.wait(every):
+            self.bar.set_postfix_str(self.text(), refresh=True)
+
+    def stop(self) -> None:
+        self.done.set()
 
 
 def _progress_bar(total: int, enabled: bool):

@@ -4,33 +4,25 @@
   It rebuilds every graded cell's nbgrader metadata from the gradebook before nbgrader's checks
   run, puts deleted test cells back, and writes a note into the notebook above each cell it had
   to repair, so the student's feedback says what happened.
-- `GradingExecute` (autograde, execute step): nbgrader's Execute in a memory-limited,
-  single-thread kernel (`autograder.kernel`), with a time budget for the whole notebook. A cell
-  that kills the kernel (os._exit, a segfault, a SIGKILL) or hangs beyond interruption gets an
-  error output; the kernel is restarted, the cells that ran before are run again, and grading
-  goes on with the next cell. Stock nbgrader gives up on the whole notebook instead.
+- `CheckedExecute` (autograde, execute step, in place of nbgrader's Execute): the student's
+  cells run in a sandboxed runner and every graded cell's outcome is the checker's verdict
+  (`autograder.notebook_run`). A cell that hangs or kills the runner gets an error output; the
+  runner is started again with the earlier cells and grading goes on.
 - `HideHiddenTests` (generate_feedback): replaces each hidden-test region of a test cell with a
   one-line comment and drops the traceback lines that quote the test cell, keeping the error's
   type and message (the hint). The student sees which check failed and why, never its source.
 """
 from __future__ import annotations
 
-import copy
 import re
 from collections import defaultdict
-from time import monotonic
 
-from nbclient.client import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode, from_dict
 from nbformat.v4 import new_markdown_cell
 from nbgrader import utils
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
-from nbgrader.preprocessors.execute import Execute
-from traitlets import Integer, Unicode
-
-from autograder.kernel import GradingKernelManager
+from traitlets import Bool, Dict, Integer, Unicode
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 NOTE_MARKER = "grader_note"  # cell metadata key of the notes RestoreCells inserts
@@ -175,125 +167,105 @@ def _differs(got, wanted) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# execute: a kernel that cannot take the grader down with it
+# execute: the student's code in the sandbox, the graded cells' outcomes from the checker
 
 
-class GradingExecute(Execute):
-    """nbgrader's Execute: a limited kernel, a notebook time budget, and recovery from dead kernels.
+class SandboxError(RuntimeError):
+    """Grading was asked to use the sandbox, and the sandbox cannot start here."""
 
-    When the kernel dies during a cell, or a timed-out cell cannot be interrupted, that cell gets
-    an error output (so a grade cell scores zero), a new kernel is started, the code cells that
-    had run are run again (their new outputs discarded), and execution resumes after the failed
-    cell. After `max_kernel_restarts` such failures, or once `notebook_timeout` is used up, the
-    remaining code cells get an error output saying they were not run.
+
+class CheckedExecute(NbGraderPreprocessor):
+    """nbgrader's execute step, replaced: `autograder.notebook_run.run_and_check`.
+
+    The notebook's cells run in the student's runner (bubblewrap sandbox); every graded code cell
+    gets the checker's verdict as its only output, so nbgrader's SaveAutoGrades records points
+    that the student's process had no say in. With `sandbox` off the notebook is still graded by
+    the checker, but the runner can read what the grader's user can; a note at the top of the
+    notebook (and so of its feedback) says so.
     """
 
-    notebook_timeout = Integer(
-        1200, allow_none=True, help="Seconds all the cells of one notebook may take together (None: no limit)"
-    ).tag(config=True)
-    max_kernel_restarts = Integer(3, help="Kernel restarts per notebook before the remaining cells are given up").tag(config=True)
+    cell_timeout = Integer(300, help="Seconds one cell of the student's notebook may run").tag(config=True)
+    notebook_timeout = Integer(1200, help="Seconds all cells and checks of one notebook may take together").tag(config=True)
+    memory_limit_mb = Integer(4096, help="Address space of the student's runner in MiB (0: no limit)").tag(config=True)
+    max_restarts = Integer(3, help="Runner failures per notebook after which the remaining cells are not run").tag(config=True)
+    sandbox = Bool(True, help="Run student code in the bubblewrap sandbox (refuse to grade where it cannot start)").tag(config=True)
+    secret_file = Unicode("", help="File holding the course secret from which each student's hidden inputs are drawn").tag(config=True)
+    check_modules = Dict(help="Extra notebook -> checks module entries (see autograder.checks.registry)").tag(config=True)
+    status_file = Unicode("", help="File where the current cell or check is written, for a progress display").tag(config=True)
+    hidden = Bool(True, help="Run the checks' hidden parts (False for a student's `python -m autograder check`)").tag(config=True)
 
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("kernel_manager_class", GradingKernelManager)
-        super().__init__(*args, **kwargs)
+    def preprocess(self, nb, resources):
+        from autograder.notebook_run import run_and_check
+        from autograder.sandbox import RunnerLimits, sandbox_status
 
-    def preprocess(self, nb, resources=None, km=None):
-        NotebookClient.__init__(self, nb, km)
-        self.reset_execution_trackers()
-        self._check_assign_resources(resources)
-        self._deadline = monotonic() + self.notebook_timeout if self.notebook_timeout else None
-        cells = self.nb.cells
-        ran: list[int] = []  # code cells run so far, replayed after a restart
-        index, restarts = 0, 0
-        while index < len(cells):
-            with self.setup_kernel():
-                info = self.wait_for_reply(self.kc.kernel_info())
-                if info is not None:
-                    self.nb.metadata["language_info"] = info["content"]["language_info"]
-                if restarts and not self._replay(ran):
-                    self._give_up(index, "Not run: after the kernel died, running the earlier cells again failed.")
-                    break
-                while index < len(cells):
-                    if self._deadline is not None and monotonic() > self._deadline:
-                        self._give_up(index, f"Not run: the notebook used up its {self.notebook_timeout} s of grading time.")
-                        index = len(cells)
-                        break
-                    try:
-                        self.preprocess_cell(cells[index], resources, index)
-                    except DeadKernelError:
-                        self._fail(index, "DeadKernelError", (
-                            "the kernel died while running this cell (it crashed, exited, or was killed, for example "
-                            "for using too much memory). The grader restarted it and ran the earlier cells again."
-                        ))
-                    except CellTimeoutError:
-                        self._fail(index, "CellTimeoutError", (
-                            "this cell did not finish in time and could not be interrupted. The grader restarted "
-                            "the kernel and ran the earlier cells again."
-                        ))
-                    else:
-                        if cells[index].cell_type == "code":
-                            ran.append(index)
-                        index += 1
-                        continue
-                    index += 1
-                    restarts += 1
-                    if restarts > self.max_kernel_restarts:
-                        self._give_up(index, f"Not run: the kernel died {restarts} times in this notebook.")
-                        index = len(cells)
-                    break  # leaving setup_kernel shuts the dead or stuck kernel down
-        self.set_widgets_metadata()
-        return self.nb, self.resources
+        if self.sandbox:
+            ok, reason = sandbox_status()
+            if not ok:
+                raise SandboxError(f"the sandbox for student code cannot start: {reason}. {NO_SANDBOX_ADVICE}")
+        notebook = resources["nbgrader"]["notebook"]
+        student = resources["nbgrader"].get("student") or "student"
+        status = self.status_file
 
-    def _replay(self, indices: list[int]) -> bool:
-        """Run the given cells again in the new kernel, keeping their recorded outputs."""
-        for index in indices:
-            original = self.nb.cells[index]
-            try:
-                self.execute_cell(copy.deepcopy(original), index, store_history=True)
-            except (DeadKernelError, CellTimeoutError):
-                return False
-            finally:
-                self.nb.cells[index] = original
-        return True
+        def progress(text: str) -> None:
+            if status:
+                with open(status, "w") as handle:
+                    handle.write(f"{notebook}: {text}\n")
 
-    def _fail(self, index: int, ename: str, evalue: str) -> None:
-        cell = self.nb.cells[index]
-        self.log.error("Cell %d: %s", index, ename)
-        cell.outputs = list(cell.get("outputs", [])) + [error_output(ename, evalue)]
+        result = run_and_check(
+            nb,
+            notebook=notebook,
+            student=student,
+            secret=course_secret(self.secret_file),
+            limits=RunnerLimits(memory_mb=self.memory_limit_mb, cpu_seconds=max(60, 2 * self.notebook_timeout)),
+            sandbox=self.sandbox,
+            hidden=self.hidden,
+            cell_timeout=self.cell_timeout,
+            notebook_timeout=self.notebook_timeout,
+            max_restarts=self.max_restarts,
+            check_modules=dict(self.check_modules),
+            progress=progress,
+        )
+        for failure in result.cell_failures:
+            self.log.warning("%s, %s: %s", student, notebook, failure)
+        if not self.sandbox:
+            nb.cells.insert(0, new_markdown_cell(NOT_SANDBOXED_NOTE, metadata={NOTE_MARKER: True}))
+        return nb, resources
 
-    def _give_up(self, start: int, reason: str) -> None:
-        for cell in self.nb.cells[start:]:
-            if cell.cell_type == "code" and cell.source.strip():
-                cell.outputs = [error_output("NotRun", reason)]
 
-    def _get_timeout(self, cell):
-        timeout = super()._get_timeout(cell)
-        self._budget_bound = False
-        if getattr(self, "_deadline", None) is not None:
-            remaining = max(1, int(self._deadline - monotonic()))
-            if timeout is None or remaining < timeout:
-                timeout, self._budget_bound = remaining, True
-        return timeout
+NO_SANDBOX_ADVICE = (
+    "Grade on a Linux machine with unprivileged user namespaces, or pass --no-sandbox to `python -m autograder grade` "
+    "(student code then runs unconfined, and every report says so)."
+)
+NOT_SANDBOXED_NOTE = (
+    "**Grader's note.** This notebook was graded *without the sandbox* (`--no-sandbox`): the points were still "
+    "decided by the course's checker, but the student's code could read the grader's files."
+)
 
-    async def _async_handle_timeout(self, timeout, cell=None):
-        if getattr(self, "_budget_bound", False):
-            message = f"the notebook used up its {self.notebook_timeout} s of grading time while this cell ran, and it was stopped"
-        else:
-            message = f"the cell ran for more than {timeout} s and was stopped (an endless loop, or far too slow)"
-        self.error_on_timeout = {"ename": "CellTimeoutError", "evalue": message, "traceback": [f"\x1b[0;31mCellTimeoutError\x1b[0m: {message}"]}
-        return await super()._async_handle_timeout(timeout, cell)
 
-    def on_cell_executed(self, **kwargs):
-        super().on_cell_executed(**kwargs)
-        memory_mb = getattr(self.km, "memory_limit_mb", 0) if self.km is not None else 0
-        for output in kwargs["cell"].get("outputs", []):
-            if output.get("output_type") == "error" and (
-                output.get("ename") == "MemoryError" or "can't allocate memory" in str(output.get("evalue", ""))
-            ):
-                note = f" (a grading kernel may use at most {memory_mb} MiB of memory)"
-                if note not in output.evalue:
-                    output.evalue = f"{output.evalue}{note}"
-                    output.traceback = list(output.get("traceback", [])) + [f"MemoryError{note}"]
+def course_secret(path: str) -> str:
+    """The course's grading secret, created (readable by the owner only) on first use. Each
+    student's hidden inputs derive from it and the student's id: unknown to the runner in
+    advance, the same at every regrade."""
+    import os
+    import secrets
+
+    if not path:
+        return ""
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    value = secrets.token_hex(32)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another grading process made it first
+        with open(path) as handle:
+            return handle.read().strip()
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(value + "\n")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,6 +33,9 @@ def run_job(job: dict) -> dict:
         grading_directory="grading",
         db_path=workspace / "gradebook.db",
         limits=GradingLimits(**job["limits"]),
+        secret_file=Path(job["secret_file"]) if job.get("secret_file") else None,
+        check_modules=tuple(tuple(pair) for pair in job.get("check_modules", ())),
+        status_file=Path(job["status"]) if job.get("status") else None,
     )
     student = job["student"]
     api = course.api(log_level=logging.INFO)

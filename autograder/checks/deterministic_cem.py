@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from autograder.checker import Callback, CheckFailed, CheckRegistry, StudentError, Tensor, Value, constant_net, model_spec
+from autograder.checker import Callback, CheckFailed, CheckRegistry, StudentError, Tensor, Value, constant_net, linear_net, model_spec
 from autograder.checks.common import (
     TOY_SETTINGS,
     TOY_START,
@@ -83,6 +83,14 @@ def predict_delta(runner, context):
             "predict_delta should return the network's output unchanged. Here the network outputs (0.1, -0.2, 0.3, -0.4) "
             f"for every input, but predict_delta returned {np.round(delta[0], 4).tolist()} for the first row."
         )
+    # A network that passes the first 4 of its 5 inputs through: with the state first, the change it predicts is the state.
+    reads_first_four = linear_net(np.eye(STATE_DIM, STATE_DIM + ACTION_DIM))
+    passed = tensor_of_shape(_predict(runner, context, states, actions, net=reads_first_four), (16, STATE_DIM), "predict_delta")
+    if not np.allclose(passed, states, atol=1e-5):
+        raise CheckFailed(
+            "Here the network returns the first 4 of its 5 inputs, so predict_delta should return the states themselves, "
+            f"but it returned {np.round(passed[0], 3).tolist()} for the state {np.round(states[0], 3).tolist()}. {STATE_FIRST}"
+        )
     if context.hidden:
         net = trained_net(NOTEBOOK)
         states, actions = _inputs(context.rng("predict-delta"), 64)
@@ -141,17 +149,27 @@ def loss(runner, context):
 # the planner
 
 
+PLANNER_SHAPES = (
+    "Check the shapes step by step: actions (N, T, A) from Normal(mean, std).sample((n_samples,)); the states of all "
+    "N sequences (N, S); elites = actions[indices], (n_elite, T, A); refit mean and std over dim=0 (the sequences), "
+    "which gives (T, A) again."
+)
+
+
 def _plan(runner, context, target: float, *, seed: int = 0, model: ToyModel | None = None, **settings):
     model = model or ToyModel()
-    value = call(
-        runner,
-        context,
-        function="cem_plan",
-        args=[Callback("model"), Tensor(TOY_START)],
-        kwargs={"reward_fn": Callback("reward"), **{k: Value(v) for k, v in {**TOY_SETTINGS, **settings}.items()}},
-        seed=seed,
-        callbacks={"model": model, "reward": reward_towards(target)},
-    )
+    try:
+        value = call(
+            runner,
+            context,
+            function="cem_plan",
+            args=[Callback("model"), Tensor(TOY_START)],
+            kwargs={"reward_fn": Callback("reward"), **{k: Value(v) for k, v in {**TOY_SETTINGS, **settings}.items()}},
+            seed=seed,
+            callbacks={"model": model, "reward": reward_towards(target)},
+        )
+    except StudentError as error:
+        raise shape_error(error, f"cem_plan failed on the toy problem. {PLANNER_SHAPES}") from None
     return first_action(value)
 
 

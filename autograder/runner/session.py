@@ -224,6 +224,9 @@ def build_net(spec: dict):
 
     if "constant" in spec:
         return ConstantNet(torch.as_tensor(np.asarray(spec["constant"]), dtype=torch.float32))
+    if "linear" in spec:
+        weight = torch.as_tensor(np.asarray(spec["linear"]), dtype=torch.float32)
+        return LinearNet(weight, torch.zeros(weight.shape[0]))
     mlp = spec["mlp"]
     from mbrl_helpers import build_ensemble_mlp, build_mlp
 
@@ -254,6 +257,22 @@ def _constant_net_class():
 
 def ConstantNet(bias):  # noqa: N802 - a class made on first use, so that torch loads lazily
     return _constant_net_class()(bias)
+
+
+def LinearNet(weight, bias):  # noqa: N802
+    """A network computing inputs @ weight.T + bias over the last dimension, for any leading ones."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Linear(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight, self.bias = nn.Parameter(weight.clone()), nn.Parameter(bias.clone())
+
+        def forward(self, inputs):
+            return F.linear(inputs, self.weight, self.bias)
+
+    return Linear()
 
 
 def as_array(value) -> np.ndarray:
