@@ -183,6 +183,7 @@ class Runner:
             self.process.kill()
         self.process = RunnerProcess(self.limits, sandbox=self.sandbox, log=self.log)
         self.channel = Channel(self.process.read_fd, self.process.write_fd)
+        self._request({"op": "run_cell", "source": ""}, self.replay_timeout, {})  # start-up (sandbox, torch, IPython) is no cell's or check's time
         deadline = time.monotonic() + self.replay_timeout
         for source in self.cells:
             reply = self._request({"op": "run_cell", "source": source}, max(1.0, deadline - time.monotonic()), {})
@@ -295,6 +296,8 @@ class Check:
     budget: float
     """seconds the whole check may take"""
     description: str = ""
+    after: tuple[str, ...] = ()
+    """earlier checks of the parts this one uses: when one of them failed, a failure here says so"""
 
 
 @dataclass
@@ -329,10 +332,43 @@ class Verdict:
 
 
 # A check may take BUDGET_FACTOR times the reference's time, and never less than BUDGET_FLOOR
-# seconds: a correct solution written less efficiently passes on a busy machine, and an endless
-# loop is stopped within about a minute.
+# seconds: a correct solution written less efficiently passes, and an endless loop is stopped
+# within about a minute. On a machine busier than a quiet laptop, every budget grows by the
+# measured slowdown (`machine_slowdown`), at most MAX_SLOWDOWN times.
 BUDGET_FACTOR = 10.0
 BUDGET_FLOOR = 30.0
+MAX_SLOWDOWN = 8.0
+# Median seconds of one CEM decision of the reference planner (200 samples, horizon 5, 5
+# iterations, a 2x16 network) on a quiet 2-core laptop CPU, one thread (benchmarks.planning_speed).
+QUIET_DECISION_SECONDS = 0.004
+
+
+def machine_slowdown(decisions: int = 9) -> float:
+    """How many times slower than a quiet laptop this machine runs right now (1 to MAX_SLOWDOWN),
+    from the median time of a few reference CEM decisions in this process."""
+    import statistics
+
+    import torch
+
+    from mbrl_helpers import ACTION_DIM, HIDDEN_SIZE, N_HIDDEN, STATE_DIM, build_mlp
+    from mbrl_reference.planners import cem_plan
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        generator = torch.Generator().manual_seed(0)
+        net = build_mlp(STATE_DIM + ACTION_DIM, STATE_DIM, HIDDEN_SIZE, N_HIDDEN)
+        state = torch.zeros(STATE_DIM)
+        times = []
+        with torch.no_grad():
+            for _ in range(decisions):
+                start = time.perf_counter()
+                torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
+                cem_plan(lambda s, a: net(torch.cat([s, a], dim=-1)), state)
+                times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return float(min(MAX_SLOWDOWN, max(1.0, statistics.median(times) / QUIET_DECISION_SECONDS)))
 
 
 class CheckRegistry:
@@ -342,13 +378,13 @@ class CheckRegistry:
         self.notebook = notebook
         self.checks: dict[str, Check] = {}
 
-    def add(self, grade_id: str, *, reference_seconds: float):
+    def add(self, grade_id: str, *, reference_seconds: float, after: tuple[str, ...] = ()):
         """Register a check; its time budget is BUDGET_FACTOR times what the reference solution
         needed here (`reference_seconds`, measured on a 2-core laptop CPU), at least BUDGET_FLOOR."""
 
         def register(function):
             budget = max(BUDGET_FLOOR, BUDGET_FACTOR * reference_seconds)
-            self.checks[grade_id] = Check(grade_id, function, budget, (function.__doc__ or "").strip().split("\n")[0])
+            self.checks[grade_id] = Check(grade_id, function, budget, (function.__doc__ or "").strip().split("\n")[0], tuple(after))
             return function
 
         return register

@@ -7,24 +7,40 @@ course's own release and gradebook are not touched: nbgrader generates the relea
 the assignments, the examples are built from that release and the solutions
 (autograder.examples), and `grade` autogrades them. The table shows, per student, the
 automatically graded points of each notebook handed in and the points expected: full marks for
-the reference and for the correct alternatives, zero for the blank release, and for each mistake
-the full marks less the points of the checks it should fail.
+the reference, the correct alternatives and the victim, zero for the blank release, for each
+mistake the full marks less the points of the checks it should fail, and for each cheat the points
+of its twin (the blank release or a mistake): a cheat that scores more is a hole in grading.
+
+The cheats (autograder.examples.cheats) are graded only with the sandbox on: without it, student
+code can read the grader's files by design, and some cheats would succeed.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
-from typing import TextIO
+from typing import Iterable, TextIO
 
 from autograder.course import Course, release
 from autograder.examples import Example, build_examples, write_examples
+from autograder.examples.cheats import LEFTOVER_MARKER
 from autograder.examples.build import read
 from autograder.grading import GradingRun, format_table, grade
 
 
-def demo(*, course: Course | None = None, workdir: Path | None = None, jobs: int = 2, progress: bool = True, stream: TextIO | None = None) -> tuple[GradingRun, list[str]]:
+def demo(
+    *,
+    course: Course | None = None,
+    workdir: Path | None = None,
+    jobs: int = 2,
+    progress: bool = True,
+    stream: TextIO | None = None,
+    students: Iterable[str] | None = None,
+) -> tuple[GradingRun, list[str]]:
     """Grade the bundled examples in a scratch copy of the course; return the run and the students
-    whose automatic points differ from the expected ones or who have a notebook that was not graded."""
+    whose automatic points differ from the expected ones (for a cheat: exceed its twin's) or who
+    have a notebook that was not graded; processes that cheats left behind are listed there too.
+    `students` grades only the examples of these names."""
     course = course or Course()
     workdir = Path(workdir) if workdir is not None else course.grading / "demo"
     if workdir.exists():
@@ -34,7 +50,10 @@ def demo(*, course: Course | None = None, workdir: Path | None = None, jobs: int
     print(f"Releasing {', '.join(scratch.assignments)} into {scratch.release} (nbgrader generate_assignment)...", file=stream, flush=True)
     release(course=scratch)
     stale = stale_release(course, scratch)
-    examples = build_examples(scratch)
+    examples = build_examples(scratch, **({} if scratch.limits.sandbox else {"cheats": ()}))
+    if students is not None:
+        wanted = set(students)
+        examples = [example for example in examples if example.student in wanted]
     submissions = write_examples(examples, workdir / "submissions")
     print(f"Grading {len(examples)} example students in {submissions} with {jobs} job(s)...", file=stream, flush=True)
     run = grade(submissions, course=scratch, jobs=jobs, progress=progress)
@@ -42,13 +61,52 @@ def demo(*, course: Course | None = None, workdir: Path | None = None, jobs: int
     graded = {r.student: r.auto_total for r in run.students}
     # a notebook that could not be graded counts too, even when its zero happens to be expected
     not_graded = {r.student for r in run.students if any(status != "graded" for status in r.statuses.values())}
-    mismatches = sorted(s for s in expected if s not in graded or abs(graded[s] - expected[s]) > 1e-9 or s in not_graded)
+    mismatches = sorted(example.student for example in examples if points_mismatch(example, graded.get(example.student), expected[example.student]) or example.student in not_graded)
+    leftovers = leftover_processes()
+    mismatches += [f"process left behind by a cheat: {pid} {command}" for pid, command in leftovers]
     print(format_table(run, expected), file=stream, flush=True)
     print(f"\n{len(run.students)} students graded in {run.seconds:.0f} s; grades: {run.csv_path}; feedback: {scratch.feedback}", file=stream, flush=True)
     if stale:
         print("Note: notebooks/ differs from a fresh release of solutions/ (" + ", ".join(stale) + "): run `python -m autograder release`.", file=stream, flush=True)
+    cheats = [example for example in examples if example.kind == "cheat"]
+    if cheats:
+        gained = [c.student for c in cheats if c.student in graded and graded[c.student] > expected[c.student] + 1e-9]
+        print(
+            f"{len(cheats)} cheats graded between the victims: "
+            + ("none scored more than its twin." if not gained else f"scored MORE than their twin: {', '.join(gained)}."),
+            file=stream,
+            flush=True,
+        )
+    elif not scratch.limits.sandbox:
+        print("The cheats were not graded: without the sandbox student code may read the grader's files.", file=stream, flush=True)
     print("Every student got the expected points." if not mismatches else f"Unexpected points, or notebooks not graded, for: {', '.join(mismatches)}", file=stream, flush=True)
     return run, mismatches
+
+
+def points_mismatch(example: Example, got: float | None, want: float) -> bool:
+    """A student who was not graded, or whose points are not the expected ones: for a cheat, more
+    than its twin's (or fewer, unless the cheat says why it may lose some)."""
+    if got is None:
+        return True
+    if example.kind == "cheat":
+        return got > want + 1e-9 or (got < want - 1e-9 and not example.source.may_score_less)
+    return abs(got - want) > 1e-9
+
+
+def leftover_processes() -> list[tuple[int, str]]:
+    """Processes still running whose command line carries the cheats' LEFTOVER_MARKER."""
+    found = []
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if LEFTOVER_MARKER in command and int(name) != os.getpid():
+            found.append((int(name), command[:200]))
+    return found
 
 
 def cell_points(course: Course, assignment: str, notebook: str) -> dict[str, float]:

@@ -38,6 +38,8 @@ from autograder.collect import StudentSubmission, collect_submissions
 from autograder.course import Course, ensure_gradebook, with_package_on_path
 from autograder.worker import quiet_gradebook_warnings
 
+# The worker (nbgrader and the checker) computes on one thread: several run at once on few cores.
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 CSV_COLUMNS = ("student", "notebook", "points", "max_points", "total", "status")
 
 
@@ -278,7 +280,7 @@ class Worker:
             stderr=self.log,
             text=True,
             start_new_session=True,  # its own process group: a kill reaches its kernels too
-            env=with_package_on_path({**os.environ, "PYTHONUNBUFFERED": "1"}),
+            env=with_package_on_path({**os.environ, "PYTHONUNBUFFERED": "1", **ONE_THREAD}),
         )
 
     def grade(self, job_path: Path, timeout: float) -> int:

@@ -22,7 +22,7 @@ from typing import Callable
 
 from nbformat.notebooknode import NotebookNode, from_dict
 
-from autograder.checker import Context, Runner, RunnerFailed, Verdict, run_check
+from autograder.checker import Context, Runner, RunnerFailed, Verdict, machine_slowdown, run_check
 from autograder.checks import registry
 from autograder.sandbox import RunnerLimits
 
@@ -67,6 +67,11 @@ def run_and_check(
     log=None,
 ) -> NotebookGrading:
     """Run `nb`'s cells in a runner, then decide its graded cells; `nb`'s outputs are replaced."""
+    import torch
+
+    # The checker's own torch work (reference plans, expected values) on one thread: with several
+    # gradings on a few cores, OpenMP threads spin against each other and run many times slower.
+    torch.set_num_threads(1)
     started = time.monotonic()
     deadline = started + notebook_timeout
     result = NotebookGrading()
@@ -99,6 +104,7 @@ def run_and_check(
                 continue
             cell.execution_count = execution_count
             cell.outputs = [from_dict(output) for output in ran.outputs]
+        slowdown = machine_slowdown() if checks is not None else 1.0
         for cell in nb.cells:
             if not is_graded_code(cell):
                 continue
@@ -113,7 +119,14 @@ def run_and_check(
             else:
                 say(f"check {grade_id}")
                 context = Context(student=student, notebook=notebook, secret=secret, hidden=hidden)
-                verdict = run_check(replace(check, budget=min(check.budget, max(1.0, deadline - time.monotonic()))), runner, context)
+                budget = min(check.budget * slowdown, max(1.0, deadline - time.monotonic()))
+                verdict = run_check(replace(check, budget=budget), runner, context)
+                failed_before = [earlier for earlier in check.after if earlier in result.verdicts and not result.verdicts[earlier].passed]
+                if not verdict.passed and failed_before:
+                    verdict.message = (
+                        f"This check uses code whose own check failed earlier ({', '.join(failed_before)}): fix that first, "
+                        f"this one may then pass too. What failed here: {verdict.message}"
+                    )
             result.verdicts[grade_id] = verdict
             cell.outputs = [passed_output(verdict.message) if verdict.passed else error_output("CheckFailed", verdict.message)]
     result.seconds = time.monotonic() - started

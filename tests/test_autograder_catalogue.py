@@ -1,38 +1,82 @@
 """The example submissions, graded once for the session by the README's main job (`demo`), with
-two jobs, against the course's real notebooks.
+two jobs, against the course's real notebooks, in ONE grading run:
 
 - the reference gets full marks, the blank release zero;
 - every mistake of the catalogue loses the points of exactly its checks, the first of which shows
   the mistake's hint in the student's feedback, and keeps full points everywhere else;
 - every correct alternative gets full marks;
-- feedback never shows a hidden test's source.
+- every cheat of `autograder.examples.cheats` is graded, and scores no more than its twin (the
+  blank release or the mistake it is built on), cell by cell;
+- the victims, the reference (graded first) and `zz-victim-after` (the same notebook 1, graded
+  last), pass every graded cell with the reference's messages, with the right rows in the
+  gradebook and in grades.csv; the course's own files are byte-identical after the run, and no
+  process a cheat started outlives it;
+- feedback never shows the checker's source or where its files are.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import io
 import json
 import re
+import site
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from autograder.course import Course
-from autograder.demo import cell_points, demo
+from autograder.demo import cell_points, demo, leftover_processes
+from autograder.examples import VICTIM_AFTER
 from autograder.examples.catalogue import ALTERNATIVES, MISTAKES
-from autograder.preprocessors import release_text
+from autograder.examples.cheats import BLOCKED, CHEATS, FAMILIES, WORKED, cheat_student
 
 COURSE = Course()
+ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not COURSE.assignments, reason="no source notebooks in solutions/")
+NB1 = "01_deterministic_cem"
+# The course's own files: a cheat that changed one would poison every student graded after it.
+PROTECTED = ("mbrl_helpers", "data", "autograder", "solutions", "mbrl_reference", "notebooks")
+# Text of the checker that feedback must never show (its code, not its messages).
+CHECKER_SOURCE = ("def predict_shape", "plan_against_reference", "context.hidden", "reference_module(", "trained_net(", "checker_episode(", "CheckRegistry")
+
+
+def course_files() -> dict[str, str]:
+    """sha256 of every file of the course's own folders (bytecode caches aside), and the names in
+    the environment's site-packages (where a planted sitecustomize or .pth file would go)."""
+    hashes = {}
+    for folder in PROTECTED:
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                hashes[str(path.relative_to(ROOT))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    for packages in site.getsitepackages():
+        hashes[f"site-packages {packages}"] = " ".join(sorted(p.name for p in Path(packages).iterdir()))
+    return hashes
 
 
 @pytest.fixture(scope="session")
 def graded(tmp_path_factory):
+    before = course_files()
     out = io.StringIO()
     run, mismatches = demo(workdir=tmp_path_factory.mktemp("demo"), jobs=2, progress=False, stream=out)
-    return SimpleNamespace(run=run, mismatches=mismatches, table=out.getvalue(), course=Course(root=run.csv_path.parent.parent))
+    leftovers = leftover_processes()
+    after = course_files()
+    with open(run.csv_path) as handle:
+        rows = list(csv.DictReader(handle))
+    return SimpleNamespace(
+        run=run,
+        mismatches=mismatches,
+        table=out.getvalue(),
+        course=Course(root=run.csv_path.parent.parent),
+        before=before,
+        after=after,
+        leftovers=leftovers,
+        csv={(row["student"], row["notebook"]): row for row in rows},
+        csv_rows=rows,
+    )
 
 
 def autograded_cells(course: Course, student: str, assignment: str) -> dict[str, dict]:
@@ -43,8 +87,8 @@ def autograded_cells(course: Course, student: str, assignment: str) -> dict[str,
 
 
 def lost_cells(course: Course, student: str, assignment: str) -> set[str]:
-    from nbgrader.utils import determine_grade
     from nbformat import from_dict
+    from nbgrader.utils import determine_grade
 
     lost = set()
     for grade_id, cell in autograded_cells(course, student, assignment).items():
@@ -61,18 +105,26 @@ def feedback_text(course: Course, student: str, assignment: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", page[page.find("<body") :]))
 
 
-def hidden_lines(course: Course, assignment: str) -> list[str]:
-    """Distinctive lines of the hidden tests of an assignment's source notebook."""
-    import nbformat
+def _text(output: dict) -> str:
+    text = output.get("text") or output.get("data", {}).get("text/plain") or output.get("evalue") or ""
+    return "".join(text) if isinstance(text, list) else text
 
-    release = nbformat.read(str(course.release_notebook(assignment, assignment)), as_version=4)
-    visible = {line.strip() for cell in release.cells for line in cell.source.split("\n")}
-    lines = []
-    for cell in nbformat.read(str(course.source_notebook(assignment, assignment)), as_version=4).cells:
-        if "BEGIN HIDDEN TESTS" in cell.source:
-            hidden = set(cell.source.split("\n")) - set(release_text(cell.source).split("\n"))
-            lines += [line.strip() for line in hidden if line.strip() not in visible and len(line.strip()) > 25 and "HIDDEN TESTS" not in line]
-    return lines
+
+def _outputs(cell: dict) -> list[str]:
+    """A cell's text outputs, without lines that report timings."""
+    texts = []
+    for output in cell.get("outputs", []):
+        texts += [line for line in _text(output).splitlines() if not re.search(r"\bms\b|seconds|it/s|s/it", line)]
+    return texts
+
+
+def _message(cell: dict) -> str:
+    """A graded cell's verdict message, numbers masked (hidden inputs are drawn per student)."""
+    return re.sub(r"[-+]?\d+(\.\d+)?(e[-+]?\d+)?", "#", "\n".join(_text(output) for output in cell.get("outputs", [])))
+
+
+# ---------------------------------------------------------------------------------------------
+# the expected points of every example
 
 
 def test_every_example_gets_the_points_it_should(graded):
@@ -107,16 +159,6 @@ def test_a_correct_solution_written_differently_gets_full_marks(graded, alternat
     assert score.auto_points == score.auto_max_points
 
 
-def _outputs(cell: dict) -> list[str]:
-    """A cell's text outputs, without lines that report timings."""
-    texts = []
-    for output in cell.get("outputs", []):
-        text = output.get("text") or output.get("data", {}).get("text/plain") or output.get("evalue") or ""
-        text = "".join(text) if isinstance(text, list) else text
-        texts += [line for line in text.splitlines() if not re.search(r"\bms\b|seconds|it/s|s/it", line)]
-    return texts
-
-
 @pytest.mark.parametrize("mistake", MISTAKES, ids=lambda m: f"{m.notebook[:2]}-{m.name}")
 def test_grading_is_deterministic_across_processes(graded, mistake):
     """Up to the changed cell, a mistake's notebook is the reference's: seeded, one thread, no GPU,
@@ -125,7 +167,7 @@ def test_grading_is_deterministic_across_processes(graded, mistake):
     import nbformat
 
     student = f"{mistake.notebook[:2]}-{mistake.name}"
-    path = lambda who: graded.course.autograded / who / mistake.notebook / f"{mistake.notebook}.ipynb"
+    path = lambda who: graded.course.autograded / who / mistake.notebook / f"{mistake.notebook}.ipynb"  # noqa: E731
     mine, reference = (nbformat.read(str(path(who)), as_version=4).cells for who in (student, "reference"))
     changed = next(i for i, (a, b) in enumerate(zip(mine, reference)) if a.source != b.source)
     compared = [i for i in range(changed) if mine[i].cell_type == "code" and mine[i].get("outputs")]
@@ -139,23 +181,150 @@ def test_the_catalogue_covers_every_notebook_and_enough_mistakes(graded):
     assert {m.notebook for m in MISTAKES} == set(COURSE.assignments)
 
 
-def test_feedback_never_shows_hidden_test_source(graded):
+# ---------------------------------------------------------------------------------------------
+# cheats
+
+
+def test_the_cheat_catalogue_covers_every_family_with_several_variants():
+    assert len(CHEATS) >= 20
+    assert len({cheat_student(c) for c in CHEATS}) == len(CHEATS)
+    for family in FAMILIES:
+        assert sum(c.family == family for c in CHEATS) >= 2, family
+    assert {c.family for c in CHEATS} == set(FAMILIES)
+    names = {(m.notebook, m.name) for m in MISTAKES}
+    assert all(c.twin == "blank" or (c.notebook, c.twin) in names for c in CHEATS)
+
+
+@pytest.mark.parametrize("cheat", CHEATS, ids=cheat_student)
+def test_a_cheat_scores_no_more_than_its_twin(graded, cheat):
+    """Graded (a notebook that could not be graded says so in grades.csv), and no graded cell that
+    its twin loses is won by the cheat."""
+    student = cheat_student(cheat)
+    row = graded.csv[(student, cheat.notebook)]
+    score = graded.run.student(student).score(cheat.notebook)
+    assert row["status"] == score.status or row["status"].startswith(score.status), (row, score)
+    assert score.status == "graded", f"{student} was not graded; grades.csv says {row['status']!r}"
+    points = cell_points(graded.course, cheat.notebook, cheat.notebook)
+    twin_lost = set(points) if cheat.twin == "blank" else set(next(m.checks for m in MISTAKES if (m.notebook, m.name) == (cheat.notebook, cheat.twin)))
+    lost = lost_cells(graded.course, student, cheat.notebook)
+    won = twin_lost - lost
+    assert not won, f"{student} ({cheat.what}) won cells that its twin {cheat.twin} loses: {sorted(won)}"
+    twin_points = sum(p for cell, p in points.items() if cell not in twin_lost)
+    assert score.auto_points <= twin_points
+    if not cheat.may_score_less:
+        assert lost == twin_lost, f"{student} lost more than its twin {cheat.twin}: {sorted(lost - twin_lost)}"
+        assert score.auto_points == twin_points
+
+
+def test_no_cheat_got_through_the_sandbox(graded):
+    """What the cheats tried and the grader must stop (reading answers, writing the course) printed
+    CHEAT-BLOCKED in their notebooks, never CHEAT-WORKED."""
+    worked, blocked = [], 0
+    for folder in sorted(graded.course.autograded.glob("*/*")):
+        for path in folder.glob("*.ipynb"):
+            for cell in json.loads(path.read_text())["cells"]:
+                for output in cell.get("outputs", []):
+                    text = _text(output)
+                    worked += [f"{folder.parent.name}: {line}" for line in text.splitlines() if WORKED in line]
+                    blocked += text.count(BLOCKED)
+    assert not worked
+    assert blocked >= 30  # the cheats did run
+
+
+def test_no_process_outlives_the_grading_run(graded):
+    assert graded.leftovers == [] == leftover_processes()
+
+
+def test_the_course_files_are_unchanged_by_the_run(graded):
+    changed = sorted(name for name in set(graded.before) | set(graded.after) if graded.before.get(name) != graded.after.get(name))
+    assert not changed
+
+
+def test_the_victims_pass_every_graded_cell_with_the_reference_messages(graded):
+    """The reference is graded first, zz-victim-after (the same notebook) last: every cheat in
+    between must leave both exactly as grading alone would, cell by cell."""
+    reference = autograded_cells(graded.course, "reference", NB1)
+    victim = autograded_cells(graded.course, VICTIM_AFTER, NB1)
+    assert set(victim) == set(reference) == set(cell_points(graded.course, NB1, NB1))
+    assert lost_cells(graded.course, "reference", NB1) == set() == lost_cells(graded.course, VICTIM_AFTER, NB1)
+    for grade_id in reference:
+        assert [o["output_type"] for o in victim[grade_id]["outputs"]] == ["stream"], grade_id
+        assert _message(victim[grade_id]) == _message(reference[grade_id]), grade_id
+
+
+def test_the_victim_after_the_cheats_runs_as_the_reference_did(graded):
+    """Its ordinary cells (data, training, the episode) print what the reference's printed: no cheat
+    changed the data, the helpers or the environment for the students after it."""
+    import nbformat
+
+    path = lambda who: graded.course.autograded / who / NB1 / f"{NB1}.ipynb"  # noqa: E731
+    mine, reference = (nbformat.read(str(path(who)), as_version=4).cells for who in (VICTIM_AFTER, "reference"))
+    assert [c.source for c in mine] == [c.source for c in reference]
+    compared = [i for i, cell in enumerate(reference) if cell.cell_type == "code" and "nbgrader" not in cell.metadata and cell.get("outputs")]
+    assert len(compared) >= 3
+    for i in compared:
+        assert _outputs(mine[i]) == _outputs(reference[i]), f"cell {i}"
+        assert not any(o.output_type == "error" for o in mine[i].outputs), f"cell {i}"
+
+
+def test_the_victims_rows_in_the_gradebook_and_grades_csv(graded):
+    from nbgrader.api import Gradebook
+
+    from autograder.config import COURSE_ID
+
+    with Gradebook(graded.course.db_url, COURSE_ID) as gb:
+        for student in ("reference", VICTIM_AFTER):
+            notebook = gb.find_submission_notebook(NB1, NB1, student)
+            code = [g for g in notebook.grades if g.cell.cell_type == "code"]
+            assert code and all(g.auto_score == g.max_score and g.manual_score is None for g in code), student
+            assert all(g.manual_score is None for g in notebook.grades), student
+        assert {s.id for s in gb.students} == {r.student for r in graded.run.students}
+    reference, victim = graded.csv[("reference", NB1)], graded.csv[(VICTIM_AFTER, NB1)]
+    assert victim["status"] == reference["status"] == "graded"
+    assert (victim["points"], victim["max_points"]) == (reference["points"], reference["max_points"])
+    assert float(victim["points"]) == sum(cell_points(graded.course, NB1, NB1).values())
+    others = [graded.csv[(VICTIM_AFTER, nb)] for nb in COURSE.assignments if nb != NB1]
+    assert all(row["status"].startswith("missing") for row in others)
+
+
+def test_the_victim_after_is_graded_after_every_cheat(graded):
+    """Students are queued by number of notebooks, then by name: the victim comes last. Its log,
+    written when its grading ended, is the newest."""
+    cheats = [cheat_student(c) for c in CHEATS]
+    assert all(VICTIM_AFTER > name for name in cheats)
+    logs = graded.course.grading / "logs"
+    victim_end = (logs / f"{VICTIM_AFTER}.log").stat().st_mtime
+    assert all((logs / f"{name}.log").stat().st_mtime <= victim_end for name in cheats)
+
+
+def test_every_notebook_not_graded_says_so_in_grades_csv(graded):
+    for report in graded.run.students:
+        for score in report.scores:
+            row = graded.csv[(report.student, score.notebook)]
+            if score.status == "graded":
+                assert row["status"] == "graded"
+            else:
+                assert row["status"].split(":")[0] == score.status.split(":")[0] and row["status"] != "graded", row
+
+
+# ---------------------------------------------------------------------------------------------
+# feedback, grades.csv, the table
+
+
+def test_feedback_never_shows_the_checker_source_or_its_files(graded):
     pages = 0
-    for assignment in COURSE.assignments:
-        secret = hidden_lines(graded.course, assignment)
-        assert secret, f"{assignment} has no hidden tests to check"
-        for folder in sorted(graded.course.feedback.glob(f"*/{assignment}")):
-            text = feedback_text(graded.course, folder.parent.name, assignment)
-            leaked = [line for line in secret if line in text]
-            assert not leaked, f"{folder}: {leaked[:3]}"
-            pages += 1
-    assert pages >= len(MISTAKES) + len(ALTERNATIVES) + 6
+    forbidden = CHECKER_SOURCE + (str(ROOT / "autograder"), str(graded.course.root / "solutions"), "autograder/fixtures", "autograder/checks")
+    for page in sorted(graded.course.feedback.glob("*/*/*.html")):
+        text = feedback_text(graded.course, page.parent.parent.name, page.parent.name)
+        leaked = [needle for needle in forbidden if needle in text]
+        assert not leaked, f"{page}: {leaked}"
+        pages += 1
+    assert pages >= len(MISTAKES) + len(ALTERNATIVES) + len(CHEATS) + 6
 
 
 def test_grades_csv_has_a_row_per_student_and_notebook(graded):
-    with open(graded.run.csv_path) as handle:
-        rows = list(csv.DictReader(handle))
-    assert set(rows[0]) == {"student", "notebook", "points", "max_points", "total"}
+    rows = graded.csv_rows
+    assert set(rows[0]) == {"student", "notebook", "points", "max_points", "total", "status"}
     assert len(rows) == len(graded.run.students) * len(COURSE.assignments)
     reference = {row["notebook"]: row for row in rows if row["student"] == "reference"}
     assert sum(float(r["points"]) for r in reference.values()) == float(reference[COURSE.assignments[0]]["total"]) > 0
@@ -165,3 +334,8 @@ def test_the_table_lists_every_student(graded):
     for report in graded.run.students:
         assert report.student in graded.table
     assert "MISMATCH" not in graded.table
+    assert f"{len(CHEATS)} cheats graded between the victims: none scored more than its twin." in graded.table
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))

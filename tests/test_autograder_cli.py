@@ -1,13 +1,15 @@
-"""The autograder's command line and its parts that need no notebook execution: argument parsing,
-configuration, finding students in every layout, hiding hidden tests, the kernel's memory limit,
-and the example catalogue staying in step with the notebooks."""
+"""The autograder's command line and its parts that need no notebook grading: argument parsing,
+configuration, refusing to grade without the sandbox unless asked, finding students in every
+layout, hiding hidden tests, the student runner's environment and memory limit, and the example
+catalogue staying in step with the notebooks."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
-import subprocess
-import sys
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import nbformat
@@ -16,12 +18,12 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from autograder import cli, config
 from autograder.collect import collect_submissions, read_notebook
-from autograder.course import ROOT, Course
+from autograder.course import ROOT, Course, with_package_on_path
 from autograder.examples import build_examples
 from autograder.examples.build import Substitution, reference_submission, solution_text
 from autograder.examples.catalogue import ALTERNATIVES, MISTAKES
-from autograder.kernel import kernel_environment, with_package_on_path
-from autograder.preprocessors import GradingExecute, HideHiddenTests, RestoreCells, release_text
+from autograder.preprocessors import CheckedExecute, HideHiddenTests, RestoreCells, SandboxError, release_text
+from autograder.sandbox import THREAD_VARIABLES, RunnerLimits, RunnerProcess, runner_environment, sandbox_status
 from autograder_fixtures.toy_course import ASSIGNMENT, source_notebook
 
 
@@ -55,7 +57,8 @@ def test_grade_arguments_reach_the_course_and_the_grading_function(tmp_path):
     assert args.jobs == 3 and args.submissions == tmp_path and args.csv is None
     course = cli.course_from(args)
     assert course.root == tmp_path.resolve() and course.limits.cell_timeout == 7 and course.limits.memory_limit_mb == 512
-    assert course.limits.notebook_timeout == config.NOTEBOOK_TIMEOUT
+    assert course.limits.notebook_timeout == config.NOTEBOOK_TIMEOUT and course.limits.sandbox
+    assert not cli.course_from(cli.build_parser().parse_args(["grade", str(tmp_path), "--no-sandbox"])).limits.sandbox
 
 
 def test_defaults():
@@ -73,14 +76,15 @@ def test_plain_nbgrader_reads_the_course_configuration():
     assert cfg.CourseDirectory.source_directory == "solutions" and cfg.CourseDirectory.release_directory == "notebooks"
     assert cfg.CourseDirectory.db_url == "sqlite:///" + str(ROOT / "grading" / "gradebook.db")
     assert cfg.CourseDirectory.submitted_directory == str(Path("grading") / "submitted")
-    assert GradingExecute in cfg.Autograde.autograde_preprocessors and RestoreCells in cfg.Autograde.sanitize_preprocessors
+    assert CheckedExecute in cfg.Autograde.autograde_preprocessors and RestoreCells in cfg.Autograde.sanitize_preprocessors
+    assert not any(p.__name__ == "Execute" for p in cfg.Autograde.autograde_preprocessors)  # nbgrader's own never runs test cells
     assert HideHiddenTests in cfg.GenerateFeedback.preprocessors
-    assert cfg.Execute.timeout == config.CELL_TIMEOUT and cfg.IgnorePattern.enabled
+    assert cfg.CheckedExecute.cell_timeout == config.CELL_TIMEOUT and cfg.CheckedExecute.notebook_timeout == config.NOTEBOOK_TIMEOUT
+    assert cfg.CheckedExecute.sandbox is True and cfg.CheckedExecute.hidden is True and cfg.CheckedExecute.check_modules == {}
+    assert cfg.CheckedExecute.secret_file == str(ROOT / "grading" / config.SECRET_NAME) and cfg.IgnorePattern.enabled
 
 
 def test_warnings_on_stderr_do_not_zero_a_test_cell():
-    import re
-
     for text in (
         "/x/torch/nn/modules/module.py:1: UserWarning: something is deprecated\n  warnings.warn(",
         "/x/gymnasium/core.py:3: UserWarning: \x1b[33mWARN: env.reset seed\x1b[0m",
@@ -90,21 +94,65 @@ def test_warnings_on_stderr_do_not_zero_a_test_cell():
     assert not re.search(config.IGNORED_STDERR_PATTERN, "Traceback (most recent call last):\nValueError: bad")
 
 
-def test_grading_kernels_use_one_thread_and_can_import_the_course():
-    env = kernel_environment()
-    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1" and env["CUDA_VISIBLE_DEVICES"] == ""
+def test_the_runner_gets_one_thread_and_nothing_of_the_graders_environment():
+    env = runner_environment()
+    assert all(env[name] == "1" for name in THREAD_VARIABLES) and env["CUDA_VISIBLE_DEVICES"] == ""
+    assert "PYTHONPATH" not in env and env["HOME"] == "/tmp" and env["PATH"] == "/usr/bin:/bin"
+    # the grading processes (not the runner) import the course's packages from anywhere
     assert str(ROOT) in with_package_on_path({"PYTHONPATH": "/elsewhere"})["PYTHONPATH"].split(":")
 
 
-@pytest.mark.parametrize("limit_mb, code, ok", [(300, "import numpy; numpy.ones(10**9)", False), (0, "import numpy; numpy.ones(10**6)", True)])
-def test_the_kernel_launcher_limits_memory(limit_mb, code, ok):
-    result = subprocess.run(
-        [sys.executable, "-m", "autograder.kernel", "--memory-mb", str(limit_mb), "--", sys.executable, "-c", code],
-        capture_output=True, text=True, env=with_package_on_path({"PATH": "/usr/bin:/bin"}), timeout=60,
-    )
-    assert (result.returncode == 0) == ok, result.stderr
-    if not ok:
-        assert "MemoryError" in result.stderr or "Unable to allocate" in result.stderr
+MEMORY_MB = 2048  # room for torch and IPython; a cell's 8 GB array is not
+
+
+@pytest.mark.parametrize("sandbox", [False, pytest.param(True, marks=pytest.mark.skipif(not sandbox_status()[0], reason="no sandbox here"))])
+def test_a_cell_past_the_memory_limit_gets_a_memory_error_and_the_runner_cannot_lift_the_limit(sandbox, monkeypatch):
+    from autograder.checker import Runner
+
+    monkeypatch.setenv("GRADERS_OWN_SECRET", "not for students")
+    with Runner(RunnerLimits(memory_mb=MEMORY_MB), sandbox=sandbox) as runner:
+        big = runner.run_cell("import numpy\nx = numpy.ones(10**9)  # 8 GB", timeout=60)
+        assert big.error is not None and "MemoryError" in big.error[0], big
+        lift = runner.run_cell("import resource\nresource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY,) * 2)", timeout=60)
+        assert lift.error is not None and lift.error[0] == "ValueError", lift  # a hard limit, set before the runner started
+        probe = runner.run_cell(
+            "import os, torch\n"
+            "print(resource.getrlimit(resource.RLIMIT_AS), torch.get_num_threads(), os.environ.get('GRADERS_OWN_SECRET'), "
+            f"os.path.exists({str(ROOT / 'solutions')!r}), numpy.ones(10**6).sum())",
+            timeout=60,
+        )
+        assert probe.error is None, probe
+        limit, threads, secret, sees_course, total = probe.outputs[0]["text"].rsplit(" ", 4)
+        assert limit == f"({MEMORY_MB * 2**20}, {MEMORY_MB * 2**20})" and threads == "1" and secret == "None" and float(total) == 1e6
+        assert sees_course == ("False" if sandbox else "True")  # the sandbox does not show the course's folder
+
+
+def test_a_memory_limit_of_zero_is_no_limit():
+    runner = RunnerProcess(RunnerLimits(memory_mb=0), sandbox=False)
+    try:
+        limits = open(f"/proc/{runner.process.pid}/limits").read()
+    finally:
+        runner.kill()
+    assert re.search(r"Max address space +unlimited +unlimited", limits), limits
+
+
+# -- refusing to grade without the sandbox ---------------------------------------------------------------
+def test_without_a_sandbox_grading_refuses_and_says_why_and_what_to_do(tmp_path, monkeypatch, capsys):
+    from autograder.grading import grade
+
+    monkeypatch.setattr("autograder.sandbox.sandbox_status", lambda: (False, "no user namespaces"))
+    course = Course(root=tmp_path / "course")
+    (tmp_path / "subs" / "ada").mkdir(parents=True)
+    with pytest.raises(SandboxError, match=r"no user namespaces.*--no-sandbox"):
+        grade(tmp_path / "subs", course=course, progress=False)
+    assert cli.main(["grade", str(tmp_path / "subs"), "--course-dir", str(course.root), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "no user namespaces" in err and "--no-sandbox" in err
+    assert not course.grading.exists()  # nothing was graded, nothing written
+    # plain `nbgrader autograde` refuses too: its execute step is CheckedExecute
+    nb = nbformat.v4.new_notebook()
+    with pytest.raises(SandboxError, match="no user namespaces"):
+        CheckedExecute(sandbox=True).preprocess(nb, {"nbgrader": {"notebook": ASSIGNMENT, "student": "ada"}})
 
 
 # -- finding students --------------------------------------------------------------------------------
@@ -218,7 +266,8 @@ def test_solution_markers_are_removed_like_a_student_would():
 def test_every_example_builds_from_the_current_notebooks_and_changes_one_notebook():
     course = Course()
     examples = {e.student: e for e in build_examples(course)}
-    assert len(examples) == 2 + len(MISTAKES) + len(ALTERNATIVES)
+    kinds = Counter(example.kind for example in examples.values())
+    assert kinds["reference"] == kinds["blank"] == 1 and kinds["mistake"] == len(MISTAKES) and kinds["alternative"] == len(ALTERNATIVES)
     references = examples["reference"].notebooks
     for example in examples.values():
         if example.kind in ("mistake", "alternative"):
@@ -232,7 +281,6 @@ def test_every_example_builds_from_the_current_notebooks_and_changes_one_noteboo
 
 # -- worker processes ----------------------------------------------------------------------------------
 def test_a_worker_that_hangs_is_killed_and_one_that_fails_a_job_serves_the_next(tmp_path):
-    import os
     import signal
     import time
 

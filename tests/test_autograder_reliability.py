@@ -1,16 +1,21 @@
-"""Grading survives what students hand in: endless loops, memory hogs, crashing kernels, deleted
-or edited test cells, tampered metadata, files that are not notebooks.
+"""Grading survives what students hand in: endless loops, memory hogs, runners that crash or kill
+themselves, deleted or edited test cells, tampered metadata, files that are not notebooks.
 
-A small real nbgrader course (tests/autograder_fixtures/toy_course.py) is released with nbgrader,
-then graded twice through the command line, `python -m autograder grade`, with two jobs:
-first two students, one of whom then gets a manual score; then one student per scenario, in
-every layout the grader accepts, together with a re-submission of the first. The assertions read
-the SQLite gradebook, grades.csv and the HTML feedback.
+A small real nbgrader course (tests/autograder_fixtures/toy_course.py, checked by
+tests/autograder_fixtures/toy_checks.py) is released with nbgrader, then graded twice through the
+command line, `python -m autograder grade`, with two jobs: first two students without the sandbox
+(--no-sandbox), one of whom then gets a manual score; then, in the sandbox, one student per
+scenario, in every layout the grader accepts, together with a re-submission of the first. The assertions read the SQLite gradebook, grades.csv and the
+HTML feedback. Student code runs in the sandboxed runner; the test cells are never run: each
+one's points are the checker's verdict.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import html
+import io
 import os
 import re
 import shutil
@@ -23,16 +28,30 @@ from types import SimpleNamespace
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.cli import main
+from autograder import cli
 from autograder.config import COURSE_ID
-from autograder.kernel import with_package_on_path
-from autograder_fixtures.toy_course import ASSIGNMENT, AUTO_MAX, EXPECTED, HIDDEN_CUBE, HIDDEN_SQUARE, WRITTEN_POINTS, make_course, scenarios
+from autograder.course import with_package_on_path
+from autograder.sandbox import sandbox_status
+from autograder_fixtures import toy_checks
+from autograder_fixtures.toy_course import ASSIGNMENT, AUTO_MAX, CHECK_MODULES, EXPECTED, WARNING, WRITTEN_POINTS, make_course, scenarios, toy_course
 
-LIMITS = ["--cell-timeout", "3", "--notebook-timeout", "60"]
+CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 3, 60
+LIMITS = ["--cell-timeout", str(CELL_TIMEOUT), "--notebook-timeout", str(NOTEBOOK_TIMEOUT)]
+
+pytestmark = pytest.mark.skipif(not sandbox_status()[0], reason=f"no sandbox here: {sandbox_status()[1]}")
 
 
-def grade_cli(course_root: Path, submissions: Path) -> None:
-    assert main(["grade", str(submissions), "--course-dir", str(course_root), "--jobs", "2", "--no-progress", *LIMITS]) == 0
+def main(argv: list[str]) -> int:
+    """`python -m autograder ARGV`, in this process, on a course that has the toy's checks: the
+    command line itself only knows the course's three notebooks."""
+    course_from = cli.course_from
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli, "course_from", lambda args: dataclasses.replace(course_from(args), check_modules=CHECK_MODULES))
+        return cli.main(argv)
+
+
+def grade_cli(course_root: Path, submissions: Path, *options: str) -> None:
+    assert main(["grade", str(submissions), "--course-dir", str(course_root), "--jobs", "2", "--no-progress", *LIMITS, *options]) == 0
 
 
 def auto_scores(db_url: str, student: str) -> dict[str, float]:
@@ -49,24 +68,37 @@ def gradebook_rows(db_url: str, student: str) -> dict:
         return {"grades": grades, "comments": comments, "timestamp": notebook.assignment.timestamp}
 
 
-def feedback_text(course, student: str) -> str:
-    page = (course.feedback / student / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+def page_text(path: Path) -> str:
+    page = Path(path).read_text()
     body = page[page.find("<body") :]
     return html.unescape(re.sub(r"<[^>]+>", "", body))
+
+
+def feedback_text(course, student: str) -> str:
+    return page_text(course.feedback / student / ASSIGNMENT / f"{ASSIGNMENT}.html")
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
 
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy-course")
-    course = make_course(root, cell_timeout=3, notebook_timeout=60)
+    course = make_course(root, cell_timeout=CELL_TIMEOUT, notebook_timeout=NOTEBOOK_TIMEOUT)
     texts = scenarios(course)
 
-    # First batch: two students; a grader then scores one's written answer by hand.
+    # First batch: two students, graded without the sandbox (--no-sandbox); a grader then scores
+    # one's written answer by hand.
     first = tmp_path_factory.mktemp("first-batch")
     for student in ("earlier", "kept"):
         (first / student).mkdir()
         (first / student / f"{ASSIGNMENT}.ipynb").write_text(texts["reference"])
-    grade_cli(root, first)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        grade_cli(root, first, "--no-sandbox")
+    first_rows = read_csv(course.grading / "grades.csv")
     with Gradebook(course.db_url, COURSE_ID) as gb:
         for student, score in (("earlier", 1.0), ("kept", 0.5)):
             gb.find_grade("explain", ASSIGNMENT, ASSIGNMENT, student).manual_score = score
@@ -74,7 +106,7 @@ def toy(tmp_path_factory):
         gb.db.commit()
     before = {student: gradebook_rows(course.db_url, student) for student in ("earlier", "kept")}
 
-    # Second batch: one student per scenario, in every layout, and "earlier" again.
+    # Second batch, in the sandbox: one student per scenario, in every layout, and "earlier" again.
     second = tmp_path_factory.mktemp("second-batch")
     layouts = {}
     for name, text in texts.items():
@@ -102,9 +134,8 @@ def toy(tmp_path_factory):
     (second / "earlier").mkdir()
     (second / "earlier" / f"{ASSIGNMENT}.ipynb").write_text(texts["reference"])
     grade_cli(root, second)
-    with open(course.grading / "grades.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    return SimpleNamespace(course=course, before=before, rows=rows, layouts=layouts)
+    rows = read_csv(course.grading / "grades.csv")
+    return SimpleNamespace(course=course, before=before, first_table=printed.getvalue(), first_rows=first_rows, rows=rows, layouts=layouts, texts=texts)
 
 
 @pytest.mark.parametrize("scenario", sorted(EXPECTED))
@@ -119,20 +150,38 @@ def test_feedback_says_what_happened(toy, scenario):
     assert message in feedback_text(toy.course, scenario)
 
 
-def test_feedback_shows_the_failing_check_and_its_hint_but_never_hidden_test_source(toy):
+def test_each_test_cell_shows_the_checkers_verdict_under_its_visible_test(toy):
+    text = feedback_text(toy.course, "reference")
+    assert "assert square(3) == 9, 'square(3) should be 9: multiply x by itself'" in text  # the test cell, as released
+    assert "square: OK" in text and "cube: OK" in text and "square and cube: OK" in text  # the checks' messages
     text = feedback_text(toy.course, "edited-test-cell")
-    assert "assert cube(2) == 8, 'cube(2) should be 8'" in text  # the visible test, as released
-    assert "AssertionError: cube(2) should be 8" in text  # the failing check's message: the hint
+    assert "assert cube(2) == 8, 'cube(2) should be 8'" in text  # the visible test, restored
+    assert f"CheckFailed: {toy_checks.CUBE_HINT}" in text  # the failing check's message: the hint
+
+
+def test_the_hidden_part_of_a_check_decides_points_and_shows_only_its_hint(toy):
+    """Hidden tests are no longer in the notebooks at all: neither in the release nor the feedback."""
+    text = feedback_text(toy.course, "hidden-check-fails")
+    assert f"CheckFailed: {toy_checks.CUBE_HIDDEN_HINT}" in text and f"CheckFailed: {toy_checks.CUBE_HINT}" not in text
     for student in {row["student"] for row in toy.rows} - {"invalid-json"}:
-        text = feedback_text(toy.course, student)
-        assert HIDDEN_SQUARE not in text and HIDDEN_CUBE not in text, student
-        assert "np.arange(4)" not in text and "cube(-2) == -8" not in text, student
-        assert "# hidden test: square() works elementwise on arrays" in text, student
+        assert "hidden test" not in feedback_text(toy.course, student).lower(), student
+    assert "HIDDEN TESTS" not in (toy.course.release / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
 
 
-def test_a_hidden_test_failure_shows_its_message_not_its_code(toy):
+def test_a_check_that_calls_unfinished_code_says_so(toy):
     text = feedback_text(toy.course, "blank")
-    assert "NotImplementedError" in text and "hidden test" in text
+    assert "Not implemented yet" in text and "NotImplementedError" in text
+
+
+def test_a_cell_that_fails_is_said_and_the_next_cells_run_in_a_fresh_runner(toy):
+    text = feedback_text(toy.course, "kernel-killed")
+    assert "The grader started your code again from the top and went on after this cell" in text
+    assert "name 'cube' is not defined" in text  # the check of the cell that never finished
+
+
+def test_a_library_warning_in_a_cell_costs_nothing(toy):
+    assert WARNING in feedback_text(toy.course, "reference")  # shown where the cell wrote it
+    assert auto_scores(toy.course.db_url, "reference")["test_quiet"] == 1
 
 
 def test_the_grade_table_has_every_student_and_the_right_totals(toy):
@@ -144,6 +193,8 @@ def test_the_grade_table_has_every_student_and_the_right_totals(toy):
         assert float(by_student[scenario]["total"]) == sum(expected.values()), scenario
     assert float(by_student["earlier"]["points"]) == AUTO_MAX + 1.0  # manual score kept after re-grading
     assert float(by_student["kept"]["points"]) == AUTO_MAX + 0.5
+    assert by_student["invalid-json"]["status"].startswith("unreadable")
+    assert {by_student[scenario]["status"] for scenario in EXPECTED if scenario != "invalid-json"} == {"graded"}
 
 
 def test_nothing_already_in_the_gradebook_is_lost(toy):
@@ -153,7 +204,7 @@ def test_nothing_already_in_the_gradebook_is_lost(toy):
     assert earlier["comments"]["explain"][1] == "graded by hand for earlier"
 
 
-def test_grading_the_same_submission_twice_gives_identical_scores(toy):
+def test_grading_the_same_submission_twice_gives_identical_scores_with_or_without_the_sandbox(toy):
     before = {cell: scores[0] for cell, scores in toy.before["earlier"]["grades"].items()}
     after = {cell: scores[0] for cell, scores in gradebook_rows(toy.course.db_url, "earlier")["grades"].items()}
     assert before == after
@@ -176,7 +227,8 @@ def test_plain_nbgrader_commands_work_on_the_same_course(toy, tmp_path):
     root = toy.course.root
     (root / "nbgrader_config.py").write_text(
         "from autograder.config import course_config\n"
-        f"get_config().merge(course_config({str(root)!r}, cell_timeout=3, notebook_timeout=60))\n"
+        f"get_config().merge(course_config({str(root)!r}, cell_timeout={CELL_TIMEOUT}, notebook_timeout={NOTEBOOK_TIMEOUT}, "
+        f"check_modules={dict(CHECK_MODULES)!r}))\n"
     )
     bin_dir = Path(sys.executable).parent
     env = with_package_on_path(dict(os.environ))
@@ -185,7 +237,7 @@ def test_plain_nbgrader_commands_work_on_the_same_course(toy, tmp_path):
     with open(export) as handle:
         exported = {row["student_id"]: float(row["score"]) for row in csv.DictReader(handle)}
     assert exported["reference"] == AUTO_MAX and exported["kept"] == AUTO_MAX + 0.5
-    # autograde with nbgrader itself: hidden tests restored, our preprocessors run, feedback hidden
+    # autograde with nbgrader itself: test cells restored, the checker decides them, the runner is sandboxed
     shutil.rmtree(root / "grading" / "autograded" / "edited-test-cell")
     subprocess.run(
         [str(bin_dir / "nbgrader"), "autograde", ASSIGNMENT, "--student", "edited-test-cell", "--force"], cwd=root, check=True, capture_output=True, env=env
@@ -194,7 +246,8 @@ def test_plain_nbgrader_commands_work_on_the_same_course(toy, tmp_path):
     subprocess.run(
         [str(bin_dir / "nbgrader"), "generate_feedback", ASSIGNMENT, "--student", "edited-test-cell", "--force"], cwd=root, check=True, capture_output=True, env=env
     )
-    assert HIDDEN_CUBE not in feedback_text(toy.course, "edited-test-cell")
+    text = feedback_text(toy.course, "edited-test-cell")
+    assert "had been edited" in text and f"CheckFailed: {toy_checks.CUBE_HINT}" in text and "without the sandbox" not in text
 
 
 def test_a_grading_process_that_dies_leaves_the_gradebook_as_it_was(toy, tmp_path, monkeypatch):
@@ -202,23 +255,33 @@ def test_a_grading_process_that_dies_leaves_the_gradebook_as_it_was(toy, tmp_pat
 
     monkeypatch.setattr(grading, "run_worker", lambda *args, **kwargs: -9)  # as if the worker had been killed
     (tmp_path / "subs" / "unlucky").mkdir(parents=True)
-    (tmp_path / "subs" / "unlucky" / f"{ASSIGNMENT}.ipynb").write_text(scenarios(toy.course)["reference"])
+    (tmp_path / "subs" / "unlucky" / f"{ASSIGNMENT}.ipynb").write_text(toy.texts["reference"])
     (tmp_path / "subs" / "kept").mkdir()
-    (tmp_path / "subs" / "kept" / f"{ASSIGNMENT}.ipynb").write_text(scenarios(toy.course)["blank"])
+    (tmp_path / "subs" / "kept" / f"{ASSIGNMENT}.ipynb").write_text(toy.texts["blank"])
     run = grading.grade(tmp_path / "subs", course=toy.course, csv_path=tmp_path / "grades.csv", progress=False)
     unlucky, kept = run.student("unlucky"), run.student("kept")
     assert unlucky.statuses == {ASSIGNMENT: "failed"} and "exit code -9" in unlucky.problems[0]
     assert [(s.status, s.points) for s in unlucky.scores] == [("failed", 0.0)]
     assert gradebook_rows(toy.course.db_url, "kept") == toy.before["kept"]  # a failed re-grade changes nothing
     assert kept.score(ASSIGNMENT).status == "failed"
+    statuses = {row["student"]: row["status"] for row in read_csv(tmp_path / "grades.csv")}
+    assert statuses["unlucky"] == statuses["kept"] == "failed: could not be graded, not a zero (see grading/logs/)"
+
+
+def test_grading_without_the_sandbox_says_so_in_the_csv_the_table_and_the_feedback(toy):
+    assert re.search(r"earlier +6/6", toy.first_table) and "NOT SANDBOXED" in toy.first_table, toy.first_table
+    assert {row["student"]: row["status"] for row in toy.first_rows} == {"earlier": "graded without sandbox", "kept": "graded without sandbox"}
+    assert "graded without the sandbox" in feedback_text(toy.course, "kept")
+    # "earlier" was graded again, in the sandbox
+    assert "graded without the sandbox" not in feedback_text(toy.course, "earlier")
+    assert {row["student"]: row["status"] for row in toy.rows}["earlier"] == "graded"
 
 
 # -- the student's local check, on the same toy course ------------------------------------------------
 def test_check_runs_the_visible_tests_only_and_prints_points_and_hints(toy, tmp_path, capsys):
-    texts = scenarios(toy.course)
-    # cube(x) = |x|**3 passes the visible check (cube(2) == 8) and fails the hidden one (cube(-2) == -8)
+    # cube(x) = |x|**3 passes the visible check (cube(2) == 8) and fails the hidden one (a negative x)
     notebook = tmp_path / "mine.ipynb"
-    notebook.write_text(texts["reference"].replace("return x * x * x", "return abs(x) ** 3"))
+    notebook.write_text(toy.texts["hidden-check-fails"])
     assert main(["check", str(notebook), "--course-dir", str(toy.course.root), *LIMITS]) == 0
     out = capsys.readouterr().out
     assert re.search(r"PASS +3/3 +test_cube +cube\(\) raises a number to the third power", out), out
@@ -227,16 +290,16 @@ def test_check_runs_the_visible_tests_only_and_prints_points_and_hints(toy, tmp_
 
 def test_check_restores_edited_visible_tests_and_shows_the_hint(toy, tmp_path, capsys):
     notebook = tmp_path / "edited.ipynb"
-    notebook.write_text(scenarios(toy.course)["edited-test-cell"])
+    notebook.write_text(toy.texts["edited-test-cell"])
     assert main(["check", str(notebook), "--course-dir", str(toy.course.root), *LIMITS]) == 1
     out = capsys.readouterr().out
-    assert re.search(r"FAIL +0/3 +test_cube", out) and "hint: AssertionError: cube(2) should be 8" in out, out
+    assert re.search(r"FAIL +0/3 +test_cube", out) and f"hint: {toy_checks.CUBE_HINT}" in out, out
     assert "Visible tests: 3/6 points" in out
 
 
 def test_check_says_why_it_cannot_check(toy, tmp_path, capsys):
     broken = tmp_path / "toy.ipynb"
-    broken.write_text(scenarios(toy.course)["invalid-json"])
+    broken.write_text(toy.texts["invalid-json"])
     assert main(["check", str(broken), "--course-dir", str(toy.course.root)]) == 2
     assert "not valid JSON" in capsys.readouterr().out
 
@@ -248,31 +311,53 @@ def test_release_regenerates_the_same_student_notebooks(toy, capsys):
     assert (toy.course.release / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text() == before
 
 
-def test_a_notebook_that_uses_up_its_time_budget_gets_zero_for_the_cells_it_could_not_run(toy, tmp_path):
-    from autograder.course import Course, GradingLimits
-    from autograder.grading import grade
-
-    slow = scenarios(toy.course)["reference"].replace("return x * x * x", "time.sleep(5)\\n    return x * x * x")
-    (tmp_path / "subs" / "slowpoke").mkdir(parents=True)
-    (tmp_path / "subs" / "slowpoke" / f"{ASSIGNMENT}.ipynb").write_text(slow)
-    course = Course(root=toy.course.root, limits=GradingLimits(cell_timeout=30, notebook_timeout=3))
-    grade(tmp_path / "subs", course=course, csv_path=tmp_path / "grades.csv", progress=False)
-    scores = auto_scores(course.db_url, "slowpoke")
-    assert scores["test_cube"] == 0 and scores["test_quiet"] == 0
-    assert "used up its 3 s of grading time" in feedback_text(course, "slowpoke")
-
-
-def test_a_notebook_nbgrader_gives_up_on_once_is_graded_on_a_second_try(toy, tmp_path, monkeypatch):
-    """E.g. a kernel that did not start in time on a busy machine: the worker tries once more."""
-    import autograder.worker as worker
-    from autograder.course import Course
+# -- one student graded in this process (autograder.worker.run_job), with a changed grader -------------
+def workspace_job(toy, tmp_path: Path, student: str, text: str, **limits) -> dict:
+    """A worker's job for one student, as `grade` writes it, in a private workspace."""
     from autograder.grading import copy_sqlite
 
     workspace = tmp_path / "workspace"
-    (workspace / "grading" / "submitted" / "flaky" / ASSIGNMENT).mkdir(parents=True)
+    (workspace / "grading" / "submitted" / student / ASSIGNMENT).mkdir(parents=True)
     (workspace / "source").symlink_to(toy.course.source, target_is_directory=True)
     copy_sqlite(toy.course.gradebook, workspace / "gradebook.db")
-    (workspace / "grading" / "submitted" / "flaky" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_text(scenarios(toy.course)["reference"])
+    (workspace / "grading" / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_text(text)
+    return {
+        "workspace": str(workspace),
+        "student": student,
+        "autograde": [ASSIGNMENT],
+        "unreadable": [],
+        "limits": {"cell_timeout": CELL_TIMEOUT, "notebook_timeout": NOTEBOOK_TIMEOUT, **limits},
+        "secret_file": str(toy.course.secret_path),
+        "check_modules": [list(pair) for pair in CHECK_MODULES],
+    }
+
+
+def test_a_notebook_that_uses_up_its_time_budget_gets_zero_for_the_checks_it_could_not_run(toy, tmp_path, monkeypatch):
+    import importlib
+
+    from autograder.worker import quiet_gradebook_warnings, run_job
+
+    # The grader's own copy of the toy checks (this process grades): test_cube may take as long as
+    # the notebook has left, so that the slow cube uses the notebook's time up.
+    checks = importlib.import_module(CHECK_MODULES[0][1]).checks
+    monkeypatch.setattr(checks.checks["test_cube"], "budget", 600.0)
+    slow = toy.texts["reference"].replace("return x * x * x", "time.sleep(600)\\n    return x * x * x")
+    job = workspace_job(toy, tmp_path, "slowpoke", slow, cell_timeout=30, notebook_timeout=10)
+    quiet_gradebook_warnings()
+    assert run_job(job)[ASSIGNMENT]["status"] == "graded"
+    workspace = toy_course(job["workspace"])
+    scores = auto_scores("sqlite:///" + str(workspace.root / "gradebook.db"), "slowpoke")
+    assert scores == {"test_square": 2, "test_cube": 0, "test_quiet": 0}
+    text = page_text(workspace.root / "grading" / "feedback" / "slowpoke" / ASSIGNMENT / f"{ASSIGNMENT}.html")
+    assert "This check could not finish: it did not finish within" in text  # test_cube, stopped when the time was up
+    assert "Not checked: the notebook used up its 10 s of grading time" in text  # test_quiet
+
+
+def test_a_notebook_nbgrader_gives_up_on_once_is_graded_on_a_second_try(toy, tmp_path, monkeypatch):
+    """E.g. a notebook nbgrader could not convert on a busy machine: the worker tries once more."""
+    import autograder.worker as worker
+    from autograder.course import Course
+
     real_api, failures = Course.api, []
 
     def api_that_fails_once(self, *args, **kwargs):
@@ -290,8 +375,8 @@ def test_a_notebook_nbgrader_gives_up_on_once_is_graded_on_a_second_try(toy, tmp
 
     monkeypatch.setattr(Course, "api", api_that_fails_once)
     worker.quiet_gradebook_warnings()
-    job = {"workspace": str(workspace), "student": "flaky", "autograde": [ASSIGNMENT], "unreadable": [], "limits": {"cell_timeout": 3, "notebook_timeout": 60}}
+    job = workspace_job(toy, tmp_path, "flaky", toy.texts["reference"])
     results = worker.run_job(job)
     assert failures == [1]
     assert results[ASSIGNMENT]["status"] == "graded" and "second try" in results[ASSIGNMENT]["log"]
-    assert auto_scores("sqlite:///" + str(workspace / "gradebook.db"), "flaky") == EXPECTED["reference"][0]
+    assert auto_scores("sqlite:///" + str(Path(job["workspace"]) / "gradebook.db"), "flaky") == EXPECTED["reference"][0]

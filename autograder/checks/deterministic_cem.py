@@ -109,7 +109,7 @@ def _loss(runner, context, states, actions, next_states, net):
     return call(runner, context, model=model_spec(MODEL, seed=0, net=net), method="loss", args=[Tensor(states), Tensor(actions), Tensor(next_states)], grad=True)
 
 
-@checks.add("test-det-loss", reference_seconds=0.5)
+@checks.add("test-det-loss", reference_seconds=0.5, after=("test-det-predict-shape", "test-det-predict-delta"))
 def loss(runner, context):
     """loss is the mean squared error between the predicted and the true change, a scalar with a gradient."""
     rng = np.random.default_rng(2)
@@ -206,7 +206,7 @@ def _seeds(context, name: str, visible: int) -> list[int]:
     return [visible] + ([context.seed(name) % 10_000, context.seed(name + "/2") % 10_000] if context.hidden else [])
 
 
-@checks.add("test-cem-elites", reference_seconds=0.2)
+@checks.add("test-cem-elites", reference_seconds=0.2, after=("test-cem-output",))
 def cem_elites(runner, context):
     """the elites are the sequences with the HIGHEST returns (a far target: the best plan pushes at +3)."""
     for seed in _seeds(context, "elites", 0):
@@ -223,7 +223,7 @@ def cem_elites(runner, context):
     return f"the planner moves towards high returns (first action {value:+.2f})"
 
 
-@checks.add("test-cem-first-action", reference_seconds=0.2)
+@checks.add("test-cem-first-action", reference_seconds=0.2, after=("test-cem-output",))
 def cem_first_action(runner, context):
     """cem_plan returns the FIRST action of the final mean (target 2 from 0: the best plan is +2, then 0, 0, 0, 0)."""
     for seed in _seeds(context, "first-action", 0):
@@ -239,7 +239,7 @@ def cem_first_action(runner, context):
     return f"first action {value:+.2f} (best: +2)"
 
 
-@checks.add("test-cem-std-floor", reference_seconds=0.4)
+@checks.add("test-cem-std-floor", reference_seconds=0.4, after=("test-cem-output", "test-cem-elites"))
 def cem_std_floor(runner, context):
     """the sampling std is floored at std_floor (0.5), so after 10 iterations the samples still spread out."""
     for seed in _seeds(context, "std-floor", 0):
@@ -263,7 +263,7 @@ def cem_std_floor(runner, context):
     return f"sampling std in the last iteration: {spread:.2f}"
 
 
-@checks.add("test-cem-clamp", reference_seconds=0.2)
+@checks.add("test-cem-clamp", reference_seconds=0.2, after=("test-cem-output",))
 def cem_clamp(runner, context):
     """sampled actions are clamped to the action limits [-3, 3] before they go through the model."""
     for seed in _seeds(context, "clamp", 0):
@@ -278,7 +278,7 @@ def cem_clamp(runner, context):
     return "all sampled actions lie in [-3, 3]"
 
 
-@checks.add("test-cem-reference", reference_seconds=1.5)
+@checks.add("test-cem-reference", reference_seconds=3.0, after=("test-cem-output", "test-cem-elites", "test-cem-first-action", "test-cem-std-floor", "test-cem-clamp"))
 def cem_reference(runner, context):
     """the planner repeats under torch.manual_seed; hidden: on the pendulum its actions match the reference planner's in distribution."""
     first, second = _plan(runner, context, 1.0, seed=3), _plan(runner, context, 1.0, seed=3)
@@ -303,7 +303,7 @@ def cem_reference(runner, context):
     return "the planner is reproducible"
 
 
-@checks.add("test-cem-return", reference_seconds=6.0)
+@checks.add("test-cem-return", reference_seconds=6.0, after=("test-det-predict-shape", "test-det-predict-delta", "test-cem-output", "test-cem-elites", "test-cem-first-action", "test-cem-std-floor", "test-cem-clamp", "test-cem-reference"))
 def cem_return(runner, context):
     """your cem_plan with your DeterministicModel class plans an action; hidden: fixed well-trained weights, one 1000-step episode, return >= 950."""
     value = call(runner, context, function="cem_plan", args=[{"method_of": model_spec(MODEL, seed=0), "method": "predict_delta"}, Tensor(np.array([0.0, 0.05, 0.0, 0.0]))], seed=0)

@@ -9,7 +9,12 @@
 - one student per mistake of `catalogue.MISTAKES`, named `<nn>-<mistake>`, who handed in only
   that notebook: the reference with one function changed;
 - one student per `catalogue.ALTERNATIVES`, named `<nn>-alt-<name>`, also one notebook, correct
-  but written differently (full marks).
+  but written differently (full marks);
+- one student per `cheats.CHEATS`, named `<nn>-cheat-<name>`: a cheat built on its twin (the blank
+  release or one mistake's notebook), expected to score exactly what the twin scores;
+- `zz-victim-after`: the reference's notebook 1 again, graded last (students are graded in the
+  order of their names, after those with more notebooks), so that a cheat that poisoned what comes
+  after it shows there.
 """
 from __future__ import annotations
 
@@ -21,24 +26,29 @@ from nbformat.notebooknode import NotebookNode
 from autograder.course import Course
 from autograder.examples.build import read, reference_submission, replace_cell, write
 from autograder.examples.catalogue import ALTERNATIVES, MISTAKES, Alternative, Mistake
+from autograder.examples.cheats import CHEATS, Cheat, cheat_student
+
+VICTIM_AFTER = "zz-victim-after"
 
 
 @dataclass
 class Example:
     student: str
     kind: str
-    """reference, blank, mistake or alternative"""
+    """reference, blank, mistake, alternative, cheat or victim"""
     notebooks: dict[tuple[str, str], NotebookNode] = field(repr=False)
     """(assignment, notebook) -> the notebook handed in"""
     lost: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """notebook -> the graded cells expected to lose their points ("*": all of them)"""
     hint: tuple[str, str, str] | None = None
     """(notebook, cell, text the cell's feedback must contain)"""
-    source: Mistake | Alternative | None = None
+    source: Mistake | Alternative | Cheat | None = None
 
 
-def build_examples(course: Course | None = None, *, mistakes=MISTAKES, alternatives=ALTERNATIVES) -> list[Example]:
-    """All example submissions for the notebooks the course has (skipping examples of absent ones)."""
+def build_examples(course: Course | None = None, *, mistakes=MISTAKES, alternatives=ALTERNATIVES, cheats=CHEATS, victim: bool = True) -> list[Example]:
+    """All example submissions for the notebooks the course has (skipping examples of absent ones).
+
+    Cheats and the victim are left out with `cheats=()` and `victim=False`."""
     course = course or Course()
     keys = [(a, nb) for a in course.assignments for nb in course.notebooks(a)]
     references = {key: reference_submission(read(course.source_notebook(*key)), read(course.release_notebook(*key))) for key in keys}
@@ -72,7 +82,26 @@ def build_examples(course: Course | None = None, *, mistakes=MISTAKES, alternati
         for substitution in alternative.substitutions:
             substitution.apply(nb, f"alternative {alternative.name}")
         examples.append(Example(f"{_prefix(alternative.notebook)}-alt-{alternative.name}", "alternative", {key: nb}, source=alternative))
+    mistakes_by_name = {(m.notebook, m.name): m for m in mistakes}
+    for cheat in cheats:
+        if cheat.notebook not in by_notebook:
+            continue
+        key = by_notebook[cheat.notebook]
+        if cheat.twin == "blank":
+            twin, lost = read(course.release_notebook(*key)), ("*",)
+        else:
+            mistake = mistakes_by_name.get((cheat.notebook, cheat.twin)) or _unknown_twin(cheat)
+            twin, lost = mistake.substitution.apply(_copy(references[key]), f"cheat {cheat.name}"), mistake.checks
+        nb = cheat.apply(twin, str(course.root))
+        examples.append(Example(cheat_student(cheat), "cheat", {key: nb}, lost={cheat.notebook: lost}, source=cheat))
+    first = keys[0] if keys else None
+    if victim and first is not None:
+        examples.append(Example(VICTIM_AFTER, "victim", {first: _copy(references[first])}))
     return examples
+
+
+def _unknown_twin(cheat: Cheat):
+    raise ValueError(f"cheat {cheat.name}: its twin {cheat.twin!r} is not a mistake of {cheat.notebook} in catalogue.MISTAKES")
 
 
 def write_examples(examples: list[Example], folder: Path) -> Path:

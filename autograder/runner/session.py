@@ -177,6 +177,8 @@ class Session:
             b = spec["buffer"]
             tensors = [torch.as_tensor(np.asarray(b[k])) for k in ("states", "actions", "next_states")]
             return ReplayBuffer(*tensors, device="cpu", seed=int(b.get("seed", 0)))
+        if "network" in spec:
+            return network_function(build_net(spec["network"]), int(spec.get("members") or 0))
         if "method_of" in spec:
             return getattr(self.build_model(spec["method_of"]), str(spec["method"]))
         if "value" in spec:
@@ -235,6 +237,19 @@ def build_net(spec: dict):
     net: nn.Module = build_ensemble_mlp(members, *sizes) if members else build_mlp(*sizes)
     net.load_state_dict({str(k): torch.as_tensor(np.asarray(v)) for k, v in mlp["weights"].items()})
     return net
+
+
+def network_function(net, members: int):
+    """predict_delta(states, actions) of a bare network: the planner checks' fixed model, run here
+    because the planner calls it thousands of times per check."""
+    import torch
+
+    def predict_delta(states, actions):
+        if members and actions.dim() == states.dim() - 1:
+            actions = actions.expand(members, *actions.shape)
+        return net(torch.cat([states, actions], dim=-1))
+
+    return predict_delta
 
 
 def _constant_net_class():

@@ -1,8 +1,10 @@
 """A small nbgrader course for the autograder's tests, and submissions named by scenario.
 
-The source notebook has what the course's notebooks have, in a few instant cells: setup code,
-two solution cells each followed by a locked test cell with a visible check and hidden tests, a
-test cell that writes a warning to stderr, and a written answer graded by hand.
+The source notebook has what the course's notebooks have, in a few instant cells: setup code that
+writes a library warning to stderr, two solution cells each followed by a locked test cell with a
+visible check, a third test cell, and a written answer graded by hand. As in the course, the test
+cells are never run for points: the checker decides them with the checks of
+tests/autograder_fixtures/toy_checks.py (the visible test again, then a hidden part).
 
 Every scenario is built from the release notebook (nbgrader's own output) filled in with the
 reference answers (autograder.examples.build), then changed the way a student might.
@@ -10,12 +12,13 @@ reference answers (autograder.examples.build), then changed the way a student mi
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from autograder.course import Course, GradingLimits, release
+from autograder.course import ROOT, Course, GradingLimits, release
 from autograder.examples.build import Substitution, read, reference_submission
 
 ASSIGNMENT = "toy"
@@ -23,9 +26,13 @@ ASSIGNMENT = "toy"
 POINTS = {"test_square": 2, "test_cube": 3, "test_quiet": 1}
 WRITTEN_POINTS = 1
 AUTO_MAX = sum(POINTS.values())
-
-HIDDEN_SQUARE = "assert np.allclose(square(np.arange(4)), [0, 1, 4, 9]), 'square must work elementwise on arrays'"
-HIDDEN_CUBE = "assert cube(-2) == -8, 'cube must keep the sign of negative numbers'"
+# The toy notebook's checks, as a course names them (see autograder.checks.registry). Grading
+# processes have the repository's root on their PYTHONPATH (autograder.course.with_package_on_path);
+# so has this one, for the tests that grade in it.
+CHECK_MODULES = ((ASSIGNMENT, "tests.autograder_fixtures.toy_checks"),)
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+WARNING = "this API is deprecated"
 
 
 def _meta(grade_id, *, grade=False, solution=False, locked=False, points=None):
@@ -38,18 +45,18 @@ def _meta(grade_id, *, grade=False, solution=False, locked=False, points=None):
 def source_notebook():
     cells = [
         new_markdown_cell("# A toy assignment\nWrite `square` and `cube`.", metadata=_meta("intro", locked=True)),
-        new_code_cell("import os\nimport signal\nimport time\nimport warnings\n\nimport numpy as np", metadata=_meta("setup", locked=True)),
+        new_code_cell(
+            "import os\nimport signal\nimport time\nimport warnings\n\nimport numpy as np\n\n"
+            "# a library warning on stderr costs no points\n"
+            f"warnings.warn({WARNING!r}, UserWarning)",
+            metadata=_meta("setup", locked=True),
+        ),
         new_code_cell(
             "def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION",
             metadata=_meta("square", solution=True),
         ),
         new_code_cell(
-            "# square() multiplies a number by itself\n"
-            "assert square(3) == 9, 'square(3) should be 9: multiply x by itself'\n"
-            "### BEGIN HIDDEN TESTS\n"
-            "# square() works elementwise on arrays\n"
-            f"{HIDDEN_SQUARE}\n"
-            "### END HIDDEN TESTS",
+            "# square() multiplies a number by itself\nassert square(3) == 9, 'square(3) should be 9: multiply x by itself'",
             metadata=_meta("test_square", grade=True, locked=True, points=POINTS["test_square"]),
         ),
         new_code_cell(
@@ -57,17 +64,11 @@ def source_notebook():
             metadata=_meta("cube", solution=True),
         ),
         new_code_cell(
-            "# cube() raises a number to the third power\n"
-            "assert cube(2) == 8, 'cube(2) should be 8'\n"
-            "### BEGIN HIDDEN TESTS\n"
-            f"{HIDDEN_CUBE}\n"
-            "### END HIDDEN TESTS",
+            "# cube() raises a number to the third power\nassert cube(2) == 8, 'cube(2) should be 8'",
             metadata=_meta("test_cube", grade=True, locked=True, points=POINTS["test_cube"]),
         ),
         new_code_cell(
-            "# a library warning on stderr does not cost points\n"
-            "warnings.warn('this API is deprecated', UserWarning)\n"
-            "assert square(2) + cube(1) == 5, 'square and cube must both work'",
+            "# square and cube together\nassert square(2) + cube(1) == 5, 'square and cube must both work'",
             metadata=_meta("test_quiet", grade=True, locked=True, points=POINTS["test_quiet"]),
         ),
         new_markdown_cell(
@@ -84,9 +85,14 @@ def source_notebook():
     return nb
 
 
+def toy_course(root: Path, **limits) -> Course:
+    """The toy course's directory at `root`, with its checks, as the grader sees it."""
+    return Course(root=root, limits=GradingLimits(**limits), check_modules=CHECK_MODULES)
+
+
 def make_course(root: Path, **limits) -> Course:
     """Write the source notebook under `root` and release it with nbgrader (gradebook included)."""
-    course = Course(root=root, limits=GradingLimits(**limits))
+    course = toy_course(root, **limits)
     path = course.source / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(source_notebook(), str(path))
@@ -106,18 +112,27 @@ def _cube_body(nb, body: str):
     return Substitution("    return x * x * x", body).apply(nb, "toy")
 
 
+# A student who tries cube out in its own cell: whatever cube does happens while that cell runs.
+TRIED_OUT = "\n\n\nprint(cube(2))"
+
+
 def scenarios(course: Course) -> dict[str, str]:
-    """Scenario name -> the submitted file's text. Expected outcomes are in EXPECTED."""
+    """Scenario name -> the submitted file's text. Expected outcomes are in EXPECTED.
+
+    Code that never ends or ends its process is tried in two places: in a function that only a
+    check calls (the check fails, the runner is replaced for the next check) and in a cell's top
+    level (the cell fails; the cells after it still run, in a fresh runner)."""
     out = {}
     out["reference"] = reference(course)
     out["blank"] = read(course.release_notebook(ASSIGNMENT, ASSIGNMENT))
+    out["hidden-check-fails"] = _cube_body(reference(course), "    return abs(x) ** 3")  # passes the visible check only
     out["infinite-loop"] = _cube_body(reference(course), "    while True:\n        pass")
     out["uninterruptible-loop"] = _cube_body(
-        reference(course), "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n    while True:\n        pass"
+        reference(course), "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n    while True:\n        pass" + TRIED_OUT
     )
     out["memory-hog"] = _cube_body(reference(course), "    hog = [np.empty(2**27) for _ in range(1000)]  # 1 GiB each, 1000 GiB in all\n    return x * x * x")
     out["kernel-crash"] = _cube_body(reference(course), "    os._exit(1)")
-    out["kernel-killed"] = _cube_body(reference(course), "    os.kill(os.getpid(), 9)")
+    out["kernel-killed"] = _cube_body(reference(course), "    os.kill(os.getpid(), 9)" + TRIED_OUT)
     nb = reference(course)
     nb.cells = [cell for cell in nb.cells if cell.metadata.get("nbgrader", {}).get("grade_id") != "test_square"]
     out["deleted-test-cell"] = nb
@@ -139,13 +154,14 @@ def scenarios(course: Course) -> dict[str, str]:
 
 # scenario -> (auto-graded points on each test cell, a substring of the feedback)
 EXPECTED = {
-    "reference": ({"test_square": 2, "test_cube": 3, "test_quiet": 1}, None),
+    "reference": ({"test_square": 2, "test_cube": 3, "test_quiet": 1}, WARNING),
     "blank": ({"test_square": 0, "test_cube": 0, "test_quiet": 0}, "NotImplementedError"),
-    "infinite-loop": ({"test_square": 2, "test_cube": 0, "test_quiet": 0}, "CellTimeoutError"),
-    "uninterruptible-loop": ({"test_square": 2, "test_cube": 0, "test_quiet": 0}, "CellTimeoutError"),
+    "hidden-check-fails": ({"test_square": 2, "test_cube": 0, "test_quiet": 1}, "cube must keep the sign of negative numbers"),
+    "infinite-loop": ({"test_square": 2, "test_cube": 0, "test_quiet": 0}, "This check could not finish: it did not finish within"),
+    "uninterruptible-loop": ({"test_square": 2, "test_cube": 0, "test_quiet": 0}, "CellTimeoutError: This cell could not finish: it did not finish within"),
     "memory-hog": ({"test_square": 2, "test_cube": 0, "test_quiet": 0}, "MemoryError"),
-    "kernel-crash": ({"test_square": 2, "test_cube": 0, "test_quiet": 0}, "DeadKernelError"),
-    "kernel-killed": ({"test_square": 2, "test_cube": 0, "test_quiet": 0}, "DeadKernelError"),
+    "kernel-crash": ({"test_square": 2, "test_cube": 0, "test_quiet": 0}, "This check could not finish: the process running your code died"),
+    "kernel-killed": ({"test_square": 2, "test_cube": 0, "test_quiet": 0}, "DeadKernelError: This cell could not finish: the process running your code died"),
     "deleted-test-cell": ({"test_square": 2, "test_cube": 3, "test_quiet": 1}, "was missing from the submitted notebook"),
     "edited-test-cell": ({"test_square": 2, "test_cube": 0, "test_quiet": 1}, "had been edited"),
     "changed-metadata": ({"test_square": 2, "test_cube": 3, "test_quiet": 1}, "grading metadata had been changed"),

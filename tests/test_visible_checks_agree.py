@@ -1,0 +1,297 @@
+"""The notebooks' visible checks and `python -m autograder check` agree, cell by cell.
+
+A student sees two verdicts for each graded cell: the test cell's own assertions, run in their
+kernel (self-help), and the checker's visible part (`python -m autograder check`, that is
+`run_and_check(..., hidden=False)`), which grading then extends with hidden inputs. For every
+example submission of `autograder.examples` (the reference, the blank release, every mistake of
+`catalogue.MISTAKES` and every alternative of the notebook) both must pass or fail the same cells:
+
+- in-kernel: the notebook's setup, solution and read-only cells and its graded test cells run in
+  order in one namespace in this process, as a kernel runs them (an error in a cell does not stop
+  the next); a graded cell passes when it raises nothing;
+- checker: `run_and_check` on the same notebook, visible parts only, student code in the sandbox.
+
+A disagreement is a bug in the checker or in the notebook's test cell: the failure names the
+cell, the example and both verdicts. Besides, every mistake is caught by some visible check (what
+the notebook's text asks for, a visible check holds a student to), and a hint the notebook's cell
+gives for a mistake, the checker's visible part gives too.
+
+Speed (the whole module is meant to stay near 90 s on a 2-core laptop):
+- Both sides run only the cells the checks depend on: the free cells (loading the data, training,
+  the demo episode and plots; no nbgrader metadata) are left out. They define none of the names the
+  solution and read-only cells define (asserted below), so leaving them out changes no verdict, and
+  they are most of a notebook's run time (training and a 1000-step episode: about 15 s of the 20 s
+  run_and_check takes on a whole notebook).
+- Starting the sandboxed runner (a Python with torch and IPython) is then most of what is left, so
+  the examples of one notebook share one runner: `run_and_check` gets it instead of a new one, its
+  namespace emptied with `%reset -f` before each example (modules stay imported, as a re-import
+  would find them). A runner that fails is restarted by the checker as usual, with only the
+  current example's cells. The reference also runs in a runner of its own, as `python -m
+  autograder check` runs it, and must get the same verdicts as in the shared one.
+- Each notebook's examples are run once per module (a fixture) and shared by its tests.
+
+Notebooks 02 and 03 are skipped while their check modules (autograder/checks/stochastic.py,
+ensemble.py) do not exist.
+"""
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib.util
+import io
+import time
+from dataclasses import dataclass
+
+import nbformat
+import pytest
+import torch
+from nbgrader import utils as nbgrader_utils
+
+from autograder.checks import MODULES
+from autograder.examples import Example, build_examples
+from autograder.examples.catalogue import ALTERNATIVES, MISTAKES
+
+NOTEBOOKS = ("01_deterministic_cem", "02_stochastic", "03_ensemble")
+RESET = "%reset -f"
+
+
+def meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def grade_id(cell) -> str:
+    return meta(cell).get("grade_id") or cell.get("id")
+
+
+def is_graded_code(cell) -> bool:
+    return cell.cell_type == "code" and bool(meta(cell).get("grade"))
+
+
+def is_kept(cell) -> bool:
+    """A cell the checks depend on: setup and read-only cells, solution cells, graded cells."""
+    m = meta(cell)
+    return cell.cell_type == "code" and bool(m.get("grade") or m.get("solution") or m.get("locked"))
+
+
+def trimmed(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of `nb` without its free code cells (data, training, demo); markdown cells stay."""
+    copy = nbformat.reads(nbformat.writes(nb), as_version=4)
+    copy.cells = [cell for cell in copy.cells if cell.cell_type != "code" or is_kept(cell)]
+    return copy
+
+
+def missing_checks_module(notebook: str) -> str | None:
+    """Why `notebook` cannot be compared yet (its checks module does not exist), or None."""
+    module = MODULES[notebook]
+    if importlib.util.find_spec(module) is None:
+        return f"{module.replace('.', '/')}.py does not exist yet: no checker verdicts to compare for {notebook}"
+    return None
+
+
+def example_names(notebook: str) -> list[str]:
+    prefix = notebook.split("_", 1)[0]
+    return (
+        ["reference", "blank"]
+        + [f"{prefix}-{m.name}" for m in MISTAKES if m.notebook == notebook]
+        + [f"{prefix}-alt-{a.name}" for a in ALTERNATIVES if a.notebook == notebook]
+    )
+
+
+CASES = [(notebook, name) for notebook in NOTEBOOKS for name in example_names(notebook)]
+
+
+# --------------------------------------------------------------------------------------------------
+# the two sides
+
+
+@dataclass
+class Verdicts:
+    in_kernel: dict[str, tuple[bool, str]]
+    checker: dict[str, tuple[bool, str]]
+    example: Example
+    seconds: float
+
+
+def in_kernel_verdicts(nb: nbformat.NotebookNode, notebook: str) -> dict[str, tuple[bool, str]]:
+    """Run the kept cells in order in one fresh namespace; each graded cell's (passed, message)."""
+    namespace: dict = {"__name__": "__main__"}
+    verdicts = {}
+    for index, cell in enumerate(nb.cells):
+        if not is_kept(cell):
+            continue
+        try:
+            code = compile(cell.source, f"{notebook}:{cell.get('id', index)}", "exec")
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(code, namespace)
+        except Exception as error:  # noqa: BLE001 - a kernel reports any error and runs the next cell
+            if is_graded_code(cell):
+                verdicts[grade_id(cell)] = (False, f"{type(error).__name__}: {error}")
+            continue
+        if is_graded_code(cell):
+            verdicts[grade_id(cell)] = (True, "")
+    return verdicts
+
+
+class SharedRunner:
+    """Stands in for `autograder.notebook_run.Runner`: hands out one runner, its namespace reset."""
+
+    def __init__(self):
+        from autograder.checker import Runner
+
+        self.runner = Runner(sandbox=True)
+
+    def __call__(self, limits, *, sandbox: bool, log=None):
+        assert sandbox, "the comparison runs student code in the sandbox"
+        runner = self.runner
+        runner.limits = limits
+        if runner.process is not None and runner.process.alive():
+            reset = runner.run_cell(RESET, timeout=120)
+            assert reset.error is None, f"{RESET} failed in the runner: {reset.error}"
+        runner.cells = []  # a restart replays this example's cells only
+        return contextlib.nullcontext(runner)
+
+    def close(self):
+        self.runner.close()
+
+
+def checker_verdicts(nb: nbformat.NotebookNode, notebook: str) -> dict[str, tuple[bool, str]]:
+    from autograder.notebook_run import run_and_check
+
+    graded = run_and_check(nbformat.reads(nbformat.writes(nb), as_version=4), notebook=notebook, student="s", secret="s", hidden=False, sandbox=True)
+    return {cell_id: (verdict.passed, verdict.message) for cell_id, verdict in graded.verdicts.items()}
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    from autograder.sandbox import sandbox_status
+
+    ok, reason = sandbox_status()
+    if not ok:
+        pytest.skip(f"the sandbox cannot start here ({reason}); run_and_check(..., sandbox=True) needs it")
+
+
+@pytest.fixture(scope="module")
+def examples() -> dict[str, dict[str, Example]]:
+    """notebook -> student -> the example submission (of that notebook only)."""
+    by_notebook: dict[str, dict[str, Example]] = {notebook: {} for notebook in NOTEBOOKS}
+    for example in build_examples():
+        for (_, notebook), nb in example.notebooks.items():
+            by_notebook[notebook][example.student] = Example(example.student, example.kind, {(notebook, notebook): nb}, example.lost, example.hint, example.source)
+    return by_notebook
+
+
+@pytest.fixture(scope="module")
+def verdicts(sandbox, examples):
+    """notebook -> (student -> Verdicts, the reference's checker verdicts in a runner of its own);
+    computed on first use, once per module."""
+    cache: dict[str, tuple[dict[str, Verdicts], dict[str, tuple[bool, str]]]] = {}
+
+    def of(notebook: str):
+        if notebook in cache:
+            return cache[notebook]
+        reason = missing_checks_module(notebook)
+        if reason:
+            pytest.skip(reason)
+        threads = torch.get_num_threads()
+        results: dict[str, Verdicts] = {}
+        try:
+            own = checker_verdicts(trimmed(examples[notebook]["reference"].notebooks[(notebook, notebook)]), notebook)
+            shared = SharedRunner()
+            try:
+                with pytest.MonkeyPatch.context() as patch:
+                    patch.setattr("autograder.notebook_run.Runner", shared)
+                    for student in example_names(notebook):
+                        example = examples[notebook][student]
+                        nb = trimmed(example.notebooks[(notebook, notebook)])
+                        started = time.perf_counter()
+                        results[student] = Verdicts(in_kernel_verdicts(nb, notebook), checker_verdicts(nb, notebook), example, 0.0)
+                        results[student].seconds = time.perf_counter() - started
+            finally:
+                shared.close()
+        finally:
+            torch.set_num_threads(threads)  # the notebooks' setup cell sets it in this process
+        print(f"\n{notebook}: " + ", ".join(f"{s} {v.seconds:.1f} s" for s, v in results.items()))
+        cache[notebook] = (results, own)
+        return cache[notebook]
+
+    return of
+
+
+# --------------------------------------------------------------------------------------------------
+# the tests
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_every_graded_cell_has_a_check_and_every_check_a_graded_cell(notebook, examples):
+    reason = missing_checks_module(notebook)
+    if reason:
+        pytest.skip(reason)
+    from autograder.checks import registry
+
+    cells = [grade_id(cell) for cell in examples[notebook]["reference"].notebooks[(notebook, notebook)].cells if is_graded_code(cell)]
+    assert list(registry(notebook).checks) == cells, f"{notebook}: the checker's checks, in order, must be the notebook's graded code cells"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_the_cells_left_out_define_nothing_the_checks_call(notebook, examples):
+    # Leaving the free cells out is sound only if they redefine nothing that the solution and
+    # read-only cells define (the classes and functions the checks call, the helpers of the test cells).
+    def top_level_names(source: str) -> set[str]:
+        names = set()
+        for node in ast.parse("\n".join(line for line in source.split("\n") if not line.lstrip().startswith(("%", "!")))).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                    names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        return names
+
+    nb = examples[notebook]["reference"].notebooks[(notebook, notebook)]
+    definitions = set().union(*(top_level_names(c.source) for c in nb.cells if is_kept(c) and not is_graded_code(c)))
+    for cell in nb.cells:
+        if cell.cell_type == "code" and not is_kept(cell):
+            clash = top_level_names(cell.source) & definitions
+            assert not clash, f"{notebook}:{cell.get('id')}: a free cell redefines {sorted(clash)}; the comparison would have to run it"
+
+
+@pytest.mark.parametrize("notebook, student", CASES, ids=[f"{n[:2]}:{s}" for n, s in CASES])
+def test_the_checker_gives_the_visible_checks_verdicts(notebook, student, verdicts):
+    results, _ = verdicts(notebook)
+    result = results[student]
+    assert set(result.checker) == set(result.in_kernel), f"{notebook}/{student}: graded cells differ: {sorted(set(result.checker) ^ set(result.in_kernel))}"
+    disagreements = [
+        f"{cell}: in the kernel {'passes' if result.in_kernel[cell][0] else 'fails'}"
+        + (f" ({result.in_kernel[cell][1][:300]})" if not result.in_kernel[cell][0] else "")
+        + f"; `autograder check` {'passes' if result.checker[cell][0] else 'fails'}"
+        + (f" ({result.checker[cell][1][:300]})" if not result.checker[cell][0] else "")
+        for cell in result.in_kernel
+        if result.in_kernel[cell][0] != result.checker[cell][0]
+    ]
+    assert not disagreements, f"{notebook}/{student}: the visible checks and the checker disagree:\n" + "\n".join(disagreements)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_the_reference_gets_the_same_verdicts_in_a_runner_of_its_own(notebook, verdicts):
+    results, own = verdicts(notebook)
+    shared = results["reference"].checker
+    assert {c: v[0] for c, v in own.items()} == {c: v[0] for c, v in shared.items()}
+    assert all(passed for passed, _ in own.values()), f"{notebook}: the reference fails {[c for c, v in own.items() if not v[0]]}"
+
+
+MISTAKE_CASES = [(m.notebook, f"{m.notebook[:2]}-{m.name}") for m in MISTAKES]
+
+
+@pytest.mark.parametrize("notebook, student", MISTAKE_CASES, ids=[s for _, s in MISTAKE_CASES])
+def test_every_mistake_is_caught_by_a_visible_check_with_the_same_hint(notebook, student, verdicts):
+    results, _ = verdicts(notebook)
+    result = results[student]
+    mistake = result.example.source
+    failed = [cell for cell, (passed, _) in result.in_kernel.items() if not passed]
+    assert failed, f"{student} ({mistake.what}): no visible check catches it; grading's hidden parts alone take its points"
+    # Where the cell written for this mistake shows the catalogue's hint in the kernel, the checker shows it too.
+    cell = mistake.checks[0]
+    in_kernel_message = result.in_kernel[cell][1]
+    if mistake.hint in in_kernel_message:
+        assert mistake.hint in result.checker[cell][1], f"{student}: {cell} says {mistake.hint!r} in the kernel, the checker says {result.checker[cell][1]!r}"
