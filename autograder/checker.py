@@ -97,6 +97,15 @@ class Returned:
             return None
         return [Returned(item) for item in self.raw["items"]]
 
+    grads: list | None = None
+    """after a call with backward=True: the gradient of each parameter of the model's network, as
+    the runner reported it (None: the loss could not be differentiated)"""
+
+    def gradients(self) -> list[np.ndarray] | None:
+        if not isinstance(self.grads, list) or not all(isinstance(g, np.ndarray) for g in self.grads):
+            return None
+        return [g.astype(np.float64) for g in self.grads]
+
     @property
     def length(self) -> int | None:
         return int(self.raw["length"]) if self.kind == "sequence" and isinstance(self.raw.get("length"), int) else None
@@ -256,19 +265,24 @@ class Runner:
         method: str | None = None,
         seed: int | None = None,
         grad: bool = False,
+        backward: bool = False,
         timeout: float = 60.0,
         callbacks: dict[str, Callable] | None = None,
     ) -> Returned:
         """Call a student function (or `method` of a `model_spec`) in the runner; what it returned.
 
+        With `backward`, the result is differentiated as training would (loss.backward()) and the
+        gradients of the model network's parameters come back in `Returned.grads`.
         Raises StudentError when the student's code raised, RunnerFailed when the runner failed.
         `callbacks` answer the runner's callback requests: name -> f(*arrays, grad=bool) -> array;
         a CheckFailed raised there ends the check at once.
         """
         self._ensure()
-        message = {"op": "call", "function": function, "model": model, "method": method, "args": args or [], "kwargs": kwargs or {}, "seed": seed, "grad": grad}
+        message = {"op": "call", "function": function, "model": model, "method": method, "args": args or [], "kwargs": kwargs or {}, "seed": seed, "grad": grad, "backward": backward}
         reply = self._request(message, timeout, callbacks or {})
-        return self._result(reply)
+        returned = self._result(reply)
+        returned.grads = reply.get("grads")
+        return returned
 
     def start_agent(self, planner: str, model: dict, *, seed: int, plan_kwargs: dict | None = None, timeout: float = 60.0) -> None:
         self._ensure()

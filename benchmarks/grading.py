@@ -31,7 +31,9 @@ def grading_times(*, students: int = 4, jobs: tuple[int, ...] = (1, 2), course: 
         for n_jobs in jobs:
             root = workdir / f"jobs-{n_jobs}"
             shutil.copytree(course.source, root / course.source_directory)
-            scratch = Course(root=root, source_directory=course.source_directory, release_directory=course.release_directory, limits=course.limits)
+            scratch = Course(
+                root=root, source_directory=course.source_directory, release_directory=course.release_directory, limits=course.limits, check_modules=course.check_modules
+            )
             release(course=scratch)
             reference = next(e for e in build_examples(scratch, mistakes=(), alternatives=()) if e.student == "reference")
             report["notebooks"] = sorted(notebook for _, notebook in reference.notebooks)

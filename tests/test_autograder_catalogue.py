@@ -52,8 +52,9 @@ def course_files() -> dict[str, str]:
         for path in sorted((ROOT / folder).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 hashes[str(path.relative_to(ROOT))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    for packages in site.getsitepackages():
-        hashes[f"site-packages {packages}"] = " ".join(sorted(p.name for p in Path(packages).iterdir()))
+    for packages in map(Path, site.getsitepackages()):
+        if packages.is_dir():
+            hashes[f"site-packages {packages}"] = " ".join(sorted(p.name for p in packages.iterdir()))
     return hashes
 
 

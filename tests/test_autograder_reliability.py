@@ -33,7 +33,7 @@ from autograder.config import COURSE_ID
 from autograder.course import with_package_on_path
 from autograder.sandbox import sandbox_status
 from autograder_fixtures import toy_checks
-from autograder_fixtures.toy_course import ASSIGNMENT, AUTO_MAX, CHECK_MODULES, EXPECTED, WARNING, WRITTEN_POINTS, make_course, scenarios, toy_course
+from autograder_fixtures.toy_course import ASSIGNMENT, AUTO_MAX, CHECK_MODULES, EXPECTED, WRITTEN_POINTS, make_course, scenarios, toy_course
 
 CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 3, 60
 LIMITS = ["--cell-timeout", str(CELL_TIMEOUT), "--notebook-timeout", str(NOTEBOOK_TIMEOUT)]
@@ -177,11 +177,6 @@ def test_a_cell_that_fails_is_said_and_the_next_cells_run_in_a_fresh_runner(toy)
     text = feedback_text(toy.course, "kernel-killed")
     assert "The grader started your code again from the top and went on after this cell" in text
     assert "name 'cube' is not defined" in text  # the check of the cell that never finished
-
-
-def test_a_library_warning_in_a_cell_costs_nothing(toy):
-    assert WARNING in feedback_text(toy.course, "reference")  # shown where the cell wrote it
-    assert auto_scores(toy.course.db_url, "reference")["test_quiet"] == 1
 
 
 def test_the_grade_table_has_every_student_and_the_right_totals(toy):

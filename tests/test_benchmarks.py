@@ -20,14 +20,12 @@ def test_planning_speed_benchmark_prints_the_ratio(capsys):
     assert report["decisions"] == 50 and report["n_members"] == 5
 
 
-def test_grading_benchmark_times_each_number_of_jobs_on_one_course(tmp_path, capsys):
-    # on the toy course (instant cells): the real course's figures come from running it by hand
+def test_grading_benchmark_times_each_number_of_jobs_on_one_course(tmp_path):
+    # on the toy course (instant cells, its own checks): the real course's figures come from running it by hand
     from autograder_fixtures.toy_course import AUTO_MAX, make_course
     from benchmarks import grading
 
-    make_course(tmp_path / "course")
-    assert grading.main(["--students", "2", "--jobs", "1", "2", "--course-dir", str(tmp_path / "course"), "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = grading.grading_times(students=2, jobs=(1, 2), course=make_course(tmp_path / "course"))
     assert report["students"] == 2 and report["notebooks"] == ["toy"]
     assert [run["jobs"] for run in report["runs"]] == [1, 2] and report["runs"][0]["speedup"] == 1.0
     for run in report["runs"]:

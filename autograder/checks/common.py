@@ -58,19 +58,49 @@ def tensor_of_shape(value, shape: tuple, what: str, hint: str = "") -> np.ndarra
     return array
 
 
-def scalar_loss(value, what: str = "loss") -> float:
-    """A loss as a float, if it is a scalar tensor that carries a gradient; else the check fails."""
+def scalar_loss(value, what: str = "loss", expected_gradients: list | None = None) -> float:
+    """A loss as a float, if it is a scalar tensor that training can differentiate; else the check fails.
+
+    `value` comes from a call with backward=True. Whether the loss carries a gradient is judged from
+    the gradients it gave the network's parameters, compared with `expected_gradients` (the
+    gradients of the correct loss, computed here) when given: a flag the runner reports about its
+    own tensor would prove nothing.
+    """
     if not value.is_tensor() or value.shape != ():
         shape = value.shape if value.is_tensor() else value.type_name
         raise CheckFailed(f"Wrong shapes: {what} must return a scalar tensor (shape ()), got {shape}.")
-    if not value.requires_grad:
-        raise CheckFailed(
-            f"The {what} carries no gradient: do not call .item() or .detach() on it, nor compute it under torch.no_grad(); training calls loss.backward()."
-        )
     number = float(value.array())
     if not math.isfinite(number):
         raise CheckFailed(f"The {what} is not finite ({number}).")
+    gradients = value.gradients()
+    if gradients is None or (expected_gradients is not None and len(gradients) != len(expected_gradients)):
+        raise CheckFailed(
+            f"The {what} carries no gradient: do not call .item() or .detach() on it, nor compute it under torch.no_grad(); training calls loss.backward()."
+        )
+    if expected_gradients is not None:
+        for got, want in zip(gradients, expected_gradients):
+            want = np.asarray(want, dtype=np.float64)
+            if got.shape != want.shape or not np.allclose(got, want, rtol=1e-3, atol=1e-6):
+                raise CheckFailed(
+                    f"loss.backward() gave the network gradients that differ from those of the expected {what} "
+                    "(is part of the loss computed outside torch, or detached?)."
+                )
     return number
+
+
+def output_gradient(loss_of_output, output) -> list[np.ndarray]:
+    """The gradient, with respect to a constant network's output vector, of the correct loss
+    `loss_of_output(output_tensor)`: what a constant_net's bias must receive from backward()."""
+    bias = torch.tensor(np.asarray(output, dtype=np.float32), requires_grad=True)
+    loss_of_output(bias).backward()
+    return [bias.grad.numpy()]
+
+
+def network_gradients(net: torch.nn.Module, loss_of_net) -> list[np.ndarray]:
+    """The gradients of the correct loss `loss_of_net(net)` for each parameter of `net`, in order."""
+    net.zero_grad()
+    loss_of_net(net).backward()
+    return [p.grad.detach().numpy().copy() for p in net.parameters()]
 
 
 def call(runner: Runner, context: Context, **kwargs):

@@ -30,6 +30,8 @@ from autograder.checks.common import (
     checker_episode,
     first_action,
     fixture,
+    network_gradients,
+    output_gradient,
     reference_module,
     scalar_loss,
     shape_error,
@@ -88,13 +90,33 @@ def _reference_output(net_spec: dict, states: np.ndarray, actions: np.ndarray):
     return mu, sigma, log_sigma
 
 
-def _accepted_losses(mu: torch.Tensor, log_sigma: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """The two correct values of the loss: the notebook's (clamped sigma) and the lecture notes' (GaussianNLLLoss on exp(2 log_sigma))."""
-    with torch.no_grad():
+def _correct_loss(form: str, mu: torch.Tensor, log_sigma: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """One of the two correct losses (differentiable): the notebook's, from the clamped sigma, or the
+    lecture notes', GaussianNLLLoss(full=False) on the variance exp(2 log_sigma)."""
+    if form == "clamped sigma":
         sigma = torch.clamp(torch.exp(log_sigma), min=SIGMA_MIN, max=SIGMA_MAX)
-        clamped = ((target - mu) ** 2 / (2 * sigma**2) + torch.log(sigma)).mean()
-        notes = F.gaussian_nll_loss(mu.expand_as(target), target, torch.exp(2 * log_sigma).expand_as(target), full=False, eps=GAUSSIAN_NLL_EPS)
-    return {"clamped sigma": float(clamped), "lecture notes": float(notes)}
+        return ((target - mu) ** 2 / (2 * sigma**2) + torch.log(sigma)).mean()
+    return F.gaussian_nll_loss(mu.expand_as(target), target, torch.exp(2 * log_sigma).expand_as(target), full=False, eps=GAUSSIAN_NLL_EPS)
+
+
+LOSS_FORMS = ("clamped sigma", "lecture notes")
+
+
+def _accepted_losses(mu: torch.Tensor, log_sigma: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """The two correct values of the loss, by form."""
+    with torch.no_grad():
+        return {form: float(_correct_loss(form, mu, log_sigma, target)) for form in LOSS_FORMS}
+
+
+def _constant_output_gradients(form: str, output: torch.Tensor, target: torch.Tensor) -> list:
+    """What a constant network's bias (mu, then log_sigma) must receive from backward() of the correct loss `form`."""
+    return output_gradient(lambda out: _correct_loss(form, *torch.chunk(out, 2, dim=-1), target), output.numpy())
+
+
+def _network_gradients(form: str, net_spec: dict, states: np.ndarray, actions: np.ndarray, next_states: np.ndarray) -> list:
+    """The gradients of the correct loss `form` for each parameter of the network `net_spec`."""
+    s, a, s2 = map(torch.as_tensor, (states, actions, next_states))
+    return network_gradients(reference_module(net_spec), lambda module: _correct_loss(form, *torch.chunk(module(torch.cat([s, a], dim=-1)), 2, dim=-1), s2 - s))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,7 +169,7 @@ def split(runner, context):
     return "distribution_params: mu and shapes OK"
 
 
-@checks.add("test-sto-sigma-clamp", reference_seconds=0.3)
+@checks.add("test-sto-sigma-clamp", reference_seconds=0.3, after=("test-sto-split",))
 def sigma_clamp(runner, context):
     """sigma = clamp(exp(log_sigma), 1e-8, 10): the exponential of the second half, clamped at both ends."""
     states, actions = _inputs(np.random.default_rng(0), 6)
@@ -200,7 +222,7 @@ def _draws(runner, context, states: np.ndarray, actions: np.ndarray, net: dict, 
     return draws
 
 
-@checks.add("test-sto-sampling", reference_seconds=0.5)
+@checks.add("test-sto-sampling", reference_seconds=0.5, after=("test-sto-split", "test-sto-sigma-clamp"))
 def sampling(runner, context):
     """predict_delta draws random changes from Normal(mu, sigma): 20,000 draws have mean mu and std sigma."""
     n = 20_000
@@ -244,32 +266,38 @@ def sampling(runner, context):
 # the loss
 
 
-def _loss(runner, context, states, actions, next_states, net) -> float:
+def _loss(runner, context, states, actions, next_states, net):
+    """model.loss(...) as training calls it, with backward(): the value and the network's gradients."""
     try:
-        value = call(runner, context, model=model_spec(MODEL, seed=0, net=net), method="loss", args=[Tensor(states), Tensor(actions), Tensor(next_states)], grad=True)
+        value = call(
+            runner, context, model=model_spec(MODEL, seed=0, net=net), method="loss", args=[Tensor(states), Tensor(actions), Tensor(next_states)], grad=True, backward=True
+        )
     except StudentError as error:
         raise shape_error(error, f"Wrong shapes: loss failed on states {states.shape}, actions {actions.shape} and next_states {next_states.shape}. {SPLIT}") from None
     return value
 
 
-def _matches(value: float, accepted: dict[str, float], rel_tol: float = 1e-4, abs_tol: float = 0.0) -> bool:
-    return any(math.isclose(value, other, rel_tol=rel_tol, abs_tol=abs_tol) for other in accepted.values())
+def _matching_form(value: float, accepted: dict[str, float], rel_tol: float = 1e-4, abs_tol: float = 0.0) -> str | None:
+    """The correct form of the loss whose value `value` is, if any."""
+    return next((form for form, other in accepted.items() if math.isclose(value, other, rel_tol=rel_tol, abs_tol=abs_tol)), None)
 
 
-def _expected_text(accepted: dict[str, float], digits: int) -> str:
+def _expected_text(accepted: dict[str, float], fmt: str) -> str:
+    """The expected value, or both when the two correct ways of writing the loss disagree here."""
     values = list(accepted.values())
     if math.isclose(values[0], values[1], rel_tol=1e-4):
-        return f"{values[0]:.{digits}f}"
-    return " or ".join(f"{v:.{digits}f} ({k})" for k, v in accepted.items())
+        return format(values[0], fmt)
+    return " or ".join(f"{format(v, fmt)} (from the {k})" if k != "lecture notes" else f"{format(v, fmt)} (as in the lecture notes)" for k, v in accepted.items())
 
 
-@checks.add("test-sto-nll", reference_seconds=0.3)
+@checks.add("test-sto-nll", reference_seconds=0.3, after=("test-sto-split", "test-sto-sigma-clamp"))
 def nll(runner, context):
     """loss is the Gaussian negative log-likelihood of the true change without the constant, averaged over rows and components."""
     rng = np.random.default_rng(3)
     states, actions = _inputs(rng, 32, shift=1.0)
     next_states = (states + rng.standard_normal((32, STATE_DIM))).astype(np.float32)
-    value = scalar_loss(_loss(runner, context, states, actions, next_states, constant_net(CHECK_OUTPUT.numpy())))
+    returned = _loss(runner, context, states, actions, next_states, constant_net(CHECK_OUTPUT.numpy()))
+    value = scalar_loss(returned)
 
     def wrong(target, sigma_power=2, log_term=1.0, reduce=torch.mean):
         terms = (torch.as_tensor(target) - MU_CHECK) ** 2 / (2 * SIGMA_CHECK**sigma_power) + log_term * SIGMA_CHECK.log()
@@ -291,44 +319,56 @@ def nll(runner, context):
         raise CheckFailed("The log term is log(sigma), not log(sigma**2) = 2 log(sigma).")
     if close(wrong(change, sigma_power=1)):
         raise CheckFailed("Divide the squared error by 2 * sigma**2 (the variance), not by 2 * sigma.")
-    if not _matches(value, accepted, abs_tol=1e-6):
+    form = _matching_form(value, accepted, abs_tol=1e-6)
+    if form is None:
         raise CheckFailed(
-            f"loss returned {value:.5f}, expected {_expected_text(accepted, 5)}: the mean of (y - mu)**2 / (2 sigma**2) + log(sigma) "
+            f"loss returned {value:.5f}, expected {_expected_text(accepted, '.5f')}: the mean of (y - mu)**2 / (2 sigma**2) + log(sigma) "
             "with y = next_states - states and the clamped sigma of distribution_params."
         )
+    scalar_loss(returned, expected_gradients=_constant_output_gradients(form, CHECK_OUTPUT, change))
     if context.hidden:
         net = trained_net(NOTEBOOK, out_dim=2 * STATE_DIM, key="untrained_state_dict")
         states, actions, next_states = _hidden_inputs(context, "nll")
-        got = scalar_loss(_loss(runner, context, states, actions, next_states, net))
+        returned = _loss(runner, context, states, actions, next_states, net)
+        got = scalar_loss(returned)
         mu, _, log_sigma = _reference_output(net, states, actions)
         accepted = _accepted_losses(mu, log_sigma, torch.as_tensor(next_states - states))
-        if not _matches(got, accepted, abs_tol=1e-6):
-            raise CheckFailed(f"On the grader's fixed inputs and weights, the loss is {got:.5f}, expected {_expected_text(accepted, 5)}.")
+        form = _matching_form(got, accepted, abs_tol=1e-6)
+        if form is None:
+            raise CheckFailed(f"On the grader's fixed inputs and weights, the loss is {got:.5f}, expected {_expected_text(accepted, '.5f')}.")
+        scalar_loss(returned, expected_gradients=_network_gradients(form, net, states, actions, next_states))
     return "loss: OK"
 
 
-@checks.add("test-sto-nll-clamped", reference_seconds=0.3)
+@checks.add("test-sto-nll-clamped", reference_seconds=0.1, after=("test-sto-split", "test-sto-sigma-clamp", "test-sto-nll"))
 def nll_clamped(runner, context):
     """the loss stays finite where exp(log_sigma) leaves [1e-8, 10]: from the clamped sigma, or as GaussianNLLLoss on exp(2 log_sigma)."""
     rng = np.random.default_rng(4)
     states, actions = _inputs(rng, 32)
     next_states = (states + 5 * rng.standard_normal((32, STATE_DIM))).astype(np.float32)
     change = torch.as_tensor(next_states - states)
-    for log_sigma, what in ((4.0, "log_sigma = 4 > log 10, so the clamped sigma is 10, not e^4 = 54.6"), (-100.0, "log_sigma = -100: e^-100 underflows to 0 in float32")):
-        value = _loss(runner, context, states, actions, next_states, _net(MU_CHECK, torch.full((STATE_DIM,), log_sigma)))
-        if value.is_tensor() and value.shape == () and not math.isfinite(float(value.array())):
+    cases = (
+        (4.0, "log_sigma = 4 (above log 10), the clamped sigma is 10 and exp(log_sigma) = e^4 = 54.6"),
+        (-100.0, "log_sigma = -100 (below log 1e-8), the clamped sigma is 1e-8 and exp(log_sigma) = e^-100 underflows to 0 in float32"),
+    )
+    for log_sigma, what in cases:
+        output = torch.cat([MU_CHECK, torch.full((STATE_DIM,), log_sigma)])
+        returned = _loss(runner, context, states, actions, next_states, constant_net(output.numpy()))
+        if returned.is_tensor() and returned.shape == () and not math.isfinite(float(returned.array())):
             raise CheckFailed(
-                f"With {what}, the loss is {float(value.array())}. Compute it from the clamped sigma that distribution_params "
+                f"With {what}, the loss is {float(returned.array())}. Compute it from the clamped sigma that distribution_params "
                 "returns (clamp(exp(log_sigma), 1e-8, 10)), or floor the variance as GaussianNLLLoss does: a sigma of 0 makes the loss infinite."
             )
-        value = scalar_loss(value)
-        accepted = _accepted_losses(MU_CHECK, torch.full((STATE_DIM,), log_sigma), change)
-        if not _matches(value, accepted):
+        value = scalar_loss(returned)
+        accepted = _accepted_losses(MU_CHECK, output[STATE_DIM:], change)
+        form = _matching_form(value, accepted)
+        if form is None:
             raise CheckFailed(
-                f"loss returned {value:.4f}, expected {_expected_text(accepted, 4)}. With {what}: "
-                "compute the loss from the sigma that distribution_params returns, or as the lecture notes do, "
-                "GaussianNLLLoss(full=False)(mu, next_states - states, torch.exp(2 * log_sigma))."
+                f"loss returned {value:.5g}, expected {_expected_text(accepted, '.5g')}. With {what}: compute the loss from the "
+                "clamped sigma that distribution_params returns, or, as the lecture notes do, with "
+                "GaussianNLLLoss(full=False)(mu, next_states - states, torch.exp(2 * log_sigma)), which floors the variance at 1e-6."
             )
+        scalar_loss(returned, expected_gradients=_constant_output_gradients(form, output, change))
     return "loss: uses the clamped sigma"
 
 
@@ -336,7 +376,7 @@ def nll_clamped(runner, context):
 # planning with the stochastic model
 
 
-@checks.add("test-sto-return", reference_seconds=8.0)
+@checks.add("test-sto-return", reference_seconds=7.0, after=("test-sto-split", "test-sto-sigma-clamp", "test-sto-sampling"))
 def sto_return(runner, context):
     """the planner drives your StochasticModel; hidden: fixed well-trained weights in your class, one 1000-step episode, return >= 950."""
     value = call(runner, context, function="cem_plan", args=[{"method_of": model_spec(MODEL, seed=0), "method": "predict_delta"}, Tensor(np.array([0.0, 0.05, 0.0, 0.0]))], seed=0)
@@ -344,13 +384,23 @@ def sto_return(runner, context):
         raise CheckFailed(f"the agent must produce one action of shape (1,), got shape {value.shape if value.shape is not None else value.type_name}")
     first_action(value)
     if context.hidden:
-        steps, total = checker_episode(
-            runner,
-            context,
-            planner="cem_plan",
-            model=model_spec(MODEL, seed=0, net=trained_net(NOTEBOOK, out_dim=2 * STATE_DIM), eval=True),
-            seed=EPISODE_SEEDS[context.seed("sto-return") % len(EPISODE_SEEDS)],
-        )
+        try:
+            steps, total = checker_episode(
+                runner,
+                context,
+                planner="cem_plan",
+                model=model_spec(MODEL, seed=0, net=trained_net(NOTEBOOK, out_dim=2 * STATE_DIM), eval=True),
+                seed=EPISODE_SEEDS[context.seed("sto-return") % len(EPISODE_SEEDS)],
+            )
+        except StudentError as error:
+            if error.ename not in ("ValueError", "RuntimeError", "IndexError"):
+                raise
+            text = error.evalue if len(error.evalue) <= 300 else error.evalue[:300] + " ..."
+            raise CheckFailed(
+                f"With fixed, well-trained weights in your StochasticModel, planning the episode failed: {error.ename}: {text} "
+                "A sigma that is not finite or not positive stops Normal(mu, sigma): check distribution_params (split, exp, clamp) "
+                "and predict_delta (a sample of the change)."
+            ) from None
         if total < 950:
             raise CheckFailed(
                 f"With fixed, well-trained weights in your StochasticModel, the planner kept the pole up for {steps} of "

@@ -24,7 +24,7 @@ any check uses) are left out, which leaves the twin's points as they are.
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import nbformat
@@ -131,7 +131,8 @@ class TestCells:
     - "source": their source becomes `value`;
     - "retype": their cell type becomes `value` ("markdown" or "raw");
     - "metadata": their nbgrader metadata is updated with the dict `value`;
-    - "duplicate": a copy of each, with its metadata updated with `value`, is added at the end.
+    - "duplicate": a copy of each, with its metadata updated with `value`, is added at the end;
+    - "outputs": their outputs become `value` (nbformat outputs), as if they had run and passed.
     """
 
     action: str
@@ -161,8 +162,22 @@ class TestCells:
             for cell in targets:
                 copy = nbformat.from_dict(nbformat.v4.new_code_cell(cell.source, metadata={"nbgrader": {**cell.metadata.nbgrader, **self.value}}))
                 nb.cells.append(copy)
+        elif self.action == "outputs":
+            for count, cell in enumerate(targets, start=1):
+                cell.outputs = [nbformat.from_dict(output) for output in self.value]
+                cell.execution_count = count
         else:
             raise ValueError(f"unknown test cell change {self.action!r}")
+
+
+@dataclass(frozen=True)
+class NotebookMetadata:
+    """The notebook's own metadata updated with `value` (its kernel, its nbgrader settings)."""
+
+    value: dict
+
+    def apply(self, nb: NotebookNode) -> None:
+        nb.metadata.update(nbformat.from_dict(self.value))
 
 
 def _index(nb: NotebookNode, cell_id: str) -> int:
@@ -267,10 +282,10 @@ LYING_TENSOR = code(
         """A tensor that agrees with anything it is compared with, and reports a zero error."""
 
         def __eq__(self, other):
-            return True
+            return torch.ones(self.shape, dtype=torch.bool)
 
         def __ne__(self, other):
-            return False
+            return torch.zeros(self.shape, dtype=torch.bool)
 
         __hash__ = torch.Tensor.__hash__
 
@@ -708,7 +723,8 @@ FORGE_PROTOCOL = code(
 
 EXIT_KERNEL = (
     "import sys\n\nsys.exit(0)",
-    "exit()\nquit()\nget_ipython().ask_exit()",
+    "exit()",
+    "quit()",
     "import os\n\nos._exit(0)",
     "import os\nimport signal\n\nos.kill(os.getpid(), signal.SIGKILL)",
 )
@@ -916,8 +932,8 @@ STACK_AND_GC = code(
         if len(_searches) < 3:  # the whole heap, a few times
             _searches.append(1)
             for obj in gc.get_objects():
-                module = getattr(type(obj), "__module__", "") or ""
-                if module.startswith(("autograder", "mbrl_reference")):
+                module = getattr(type(obj), "__module__", "")
+                if isinstance(module, str) and module.startswith(("autograder", "mbrl_reference")):
                     print("CHEAT-WORKED a checker object in memory:", type(obj).__name__)
         return _own_predict_delta(self, states, actions)
 
@@ -967,6 +983,10 @@ READ_MEMORY = code(
 # the catalogue
 
 ALL_TESTS_PASSED = 'print("predict_delta: shapes OK")  # all good'
+PASSED_OUTPUTS = (
+    {"output_type": "stream", "name": "stdout", "text": "predict_delta: shapes OK\n"},
+    {"output_type": "execute_result", "execution_count": 1, "data": {"text/plain": "True"}, "metadata": {}},
+)
 
 CHEATS = (
     # ---- patched comparison or assertion helpers -------------------------------------------------
@@ -1088,7 +1108,15 @@ CHEATS = (
     ),
     # ---- editing, deleting, retyping or re-flagging test cells and grading metadata -------------
     Cheat("test-cells-deleted", NB1, "test cells", "every test cell deleted", "concat-wrong-axis", (TestCells("delete"),), prelude=False),
-    Cheat("test-cells-rewritten", NB1, "test cells", "every test cell's source replaced by a print of a passing message", "blank", (TestCells("source", value=ALL_TESTS_PASSED),), prelude=False),
+    Cheat(
+        "test-cells-rewritten",
+        NB1,
+        "test cells",
+        "every test cell's source replaced by a print of a passing message, and handed in with passing outputs already in it",
+        "blank",
+        (TestCells("source", value=ALL_TESTS_PASSED), TestCells("outputs", value=PASSED_OUTPUTS)),
+        prelude=False,
+    ),
     Cheat(
         "test-cells-retyped",
         NB1,
@@ -1102,7 +1130,7 @@ CHEATS = (
         "grading-metadata-changed",
         NB1,
         "test cells",
-        "failing test cells re-flagged as solution cells and emptied, passing ones worth 100 points, one renamed, one duplicated, a checksum removed",
+        "failing test cells re-flagged as solution cells or emptied, passing ones worth 100 points, one renamed, one duplicated, a new 1000-point cell, a checksum removed, another kernel",
         "concat-wrong-axis",
         (
             TestCells("metadata", ("test-det-predict-shape", "test-det-predict-delta"), {"grade": False, "solution": True, "locked": False}),
@@ -1112,6 +1140,8 @@ CHEATS = (
             TestCells("duplicate", ("test-cem-output",), {"points": 100}),
             TestCells("metadata", ("test-cem-clamp",), {"grade_id": "test-cem-clamp-2", "points": 50}),
             TestCells("metadata", ("test-cem-reference",), {"checksum": None, "schema_version": 99}),
+            TestCells("duplicate", ("test-cem-elites",), {"grade_id": "bonus-points", "points": 1000}),
+            NotebookMetadata({"kernelspec": {"name": "bash", "display_name": "Bash", "language": "bash"}, "nbgrader": {"grade": True, "points": 1000}}),
         ),
         prelude=False,
     ),

@@ -1,10 +1,10 @@
 """A small nbgrader course for the autograder's tests, and submissions named by scenario.
 
-The source notebook has what the course's notebooks have, in a few instant cells: setup code that
-writes a library warning to stderr, two solution cells each followed by a locked test cell with a
-visible check, a third test cell, and a written answer graded by hand. As in the course, the test
-cells are never run for points: the checker decides them with the checks of
-tests/autograder_fixtures/toy_checks.py (the visible test again, then a hidden part).
+The source notebook has what the course's notebooks have, in a few instant cells: setup code, two
+solution cells each followed by a locked test cell with a visible check, a third test cell, and a
+written answer graded by hand. As in the course, the test cells are never run for points: the
+checker decides them with the checks of tests/autograder_fixtures/toy_checks.py (the visible test
+again, then a hidden part), given to the grader as the course's CHECK_MODULES.
 
 Every scenario is built from the release notebook (nbgrader's own output) filled in with the
 reference answers (autograder.examples.build), then changed the way a student might.
@@ -32,7 +32,6 @@ AUTO_MAX = sum(POINTS.values())
 CHECK_MODULES = ((ASSIGNMENT, "tests.autograder_fixtures.toy_checks"),)
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
-WARNING = "this API is deprecated"
 
 
 def _meta(grade_id, *, grade=False, solution=False, locked=False, points=None):
@@ -45,12 +44,7 @@ def _meta(grade_id, *, grade=False, solution=False, locked=False, points=None):
 def source_notebook():
     cells = [
         new_markdown_cell("# A toy assignment\nWrite `square` and `cube`.", metadata=_meta("intro", locked=True)),
-        new_code_cell(
-            "import os\nimport signal\nimport time\nimport warnings\n\nimport numpy as np\n\n"
-            "# a library warning on stderr costs no points\n"
-            f"warnings.warn({WARNING!r}, UserWarning)",
-            metadata=_meta("setup", locked=True),
-        ),
+        new_code_cell("import os\nimport signal\nimport time\nimport warnings\n\nimport numpy as np", metadata=_meta("setup", locked=True)),
         new_code_cell(
             "def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION",
             metadata=_meta("square", solution=True),
@@ -126,6 +120,14 @@ def scenarios(course: Course) -> dict[str, str]:
     out["reference"] = reference(course)
     out["blank"] = read(course.release_notebook(ASSIGNMENT, ASSIGNMENT))
     out["hidden-check-fails"] = _cube_body(reference(course), "    return abs(x) ** 3")  # passes the visible check only
+    # While a check calls it, cube prints, warns, and writes a forged answer to file descriptor 1
+    # (the runner's standard output: the pipe the checker reads, before the runner moved its
+    # messages off it): none of it reaches the checker.
+    out["chatty"] = _cube_body(
+        reference(course),
+        "    print('cube of', x)\n    warnings.warn('cube is slow', UserWarning)\n"
+        "    os.write(1, b'{\"op\": \"result\", \"value\": {\"kind\": \"number\", \"value\": 0}}\\n')\n    return x * x * x",
+    )
     out["infinite-loop"] = _cube_body(reference(course), "    while True:\n        pass")
     out["uninterruptible-loop"] = _cube_body(
         reference(course), "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n    while True:\n        pass" + TRIED_OUT
@@ -154,7 +156,8 @@ def scenarios(course: Course) -> dict[str, str]:
 
 # scenario -> (auto-graded points on each test cell, a substring of the feedback)
 EXPECTED = {
-    "reference": ({"test_square": 2, "test_cube": 3, "test_quiet": 1}, WARNING),
+    "reference": ({"test_square": 2, "test_cube": 3, "test_quiet": 1}, "cube: OK"),
+    "chatty": ({"test_square": 2, "test_cube": 3, "test_quiet": 1}, "cube: OK"),
     "blank": ({"test_square": 0, "test_cube": 0, "test_quiet": 0}, "NotImplementedError"),
     "hidden-check-fails": ({"test_square": 2, "test_cube": 0, "test_quiet": 1}, "cube must keep the sign of negative numbers"),
     "infinite-loop": ({"test_square": 2, "test_cube": 0, "test_quiet": 0}, "This check could not finish: it did not finish within"),
