@@ -35,7 +35,7 @@ def grading_times(*, students: int = 4, jobs: tuple[int, ...] = (1, 2), course: 
                 root=root, source_directory=course.source_directory, release_directory=course.release_directory, limits=course.limits, check_modules=course.check_modules
             )
             release(course=scratch)
-            reference = next(e for e in build_examples(scratch, mistakes=(), alternatives=()) if e.student == "reference")
+            reference = next(e for e in build_examples(scratch, mistakes=(), alternatives=(), cheats=(), victim=False) if e.student == "reference")
             report["notebooks"] = sorted(notebook for _, notebook in reference.notebooks)
             submissions = root / "submissions"
             for i in range(students):

@@ -31,9 +31,9 @@ Speed (the whole module is meant to stay near 90 s on a 2-core laptop):
   current example's cells. The reference also runs in a runner of its own, as `python -m
   autograder check` runs it, and must get the same verdicts as in the shared one.
 - Each notebook's examples are run once per module (a fixture) and shared by its tests.
-Measured on a shared 2-core machine: 107 s for the module at a load average of 6, about 35 s of
-CPU in all (the runners 18 s, this process 10 s, three fresh runners' start-up 6 s), so about
-40 s on a quiet one; an example costs 1.5 to 3 s, the reference's own runner about 10 s.
+Measured on a shared 2-core machine: 57 s for the module at a load average of 3 (107 s at 6),
+about 35 s of CPU in all (the runners 18 s, this process 10 s, three fresh runners' start-up
+6 s), so about 40 s on a quiet one; an example costs 1 to 3 s, the reference's own runner ~5 s.
 
 Notebooks 02 and 03 are skipped while their check modules (autograder/checks/stochastic.py,
 ensemble.py) do not exist.
@@ -51,7 +51,6 @@ from dataclasses import dataclass
 import nbformat
 import pytest
 import torch
-from nbgrader import utils as nbgrader_utils
 
 from autograder.checks import MODULES
 from autograder.examples import Example, build_examples

@@ -62,9 +62,8 @@ def scalar_loss(value, what: str = "loss", expected_gradients: list | None = Non
     """A loss as a float, if it is a scalar tensor that training can differentiate; else the check fails.
 
     `value` comes from a call with backward=True. Whether the loss carries a gradient is judged from
-    the gradients it gave the network's parameters, compared with `expected_gradients` (the
-    gradients of the correct loss, computed here) when given: a flag the runner reports about its
-    own tensor would prove nothing.
+    the gradients backward() gave the network's parameters (see `check_gradients` for their
+    values): a flag the runner reports about its own tensor would prove nothing.
     """
     if not value.is_tensor() or value.shape != ():
         shape = value.shape if value.is_tensor() else value.type_name
@@ -72,20 +71,28 @@ def scalar_loss(value, what: str = "loss", expected_gradients: list | None = Non
     number = float(value.array())
     if not math.isfinite(number):
         raise CheckFailed(f"The {what} is not finite ({number}).")
-    gradients = value.gradients()
-    if gradients is None or (expected_gradients is not None and len(gradients) != len(expected_gradients)):
+    if value.gradients() is None:
         raise CheckFailed(
             f"The {what} carries no gradient: do not call .item() or .detach() on it, nor compute it under torch.no_grad(); training calls loss.backward()."
         )
     if expected_gradients is not None:
-        for got, want in zip(gradients, expected_gradients):
-            want = np.asarray(want, dtype=np.float64)
-            if got.shape != want.shape or not np.allclose(got, want, rtol=1e-3, atol=1e-6):
-                raise CheckFailed(
-                    f"loss.backward() gave the network gradients that differ from those of the expected {what} "
-                    "(is part of the loss computed outside torch, or detached?)."
-                )
+        check_gradients(value, expected_gradients, what)
     return number
+
+
+def check_gradients(value, expected_gradients: list, what: str = "loss") -> None:
+    """The gradients backward() gave the network must be those of the correct loss (computed here);
+    call it after the checks of the loss's value, whose hints say more."""
+    gradients = value.gradients()
+    if gradients is None or len(gradients) != len(expected_gradients):
+        raise CheckFailed(f"The {what} carries no gradient for the network's parameters: training calls loss.backward().")
+    for got, want in zip(gradients, expected_gradients):
+        want = np.asarray(want, dtype=np.float64)
+        if got.shape != want.shape or not np.allclose(got, want, rtol=1e-3, atol=1e-6):
+            raise CheckFailed(
+                f"loss.backward() gave the network gradients that differ from those of the expected {what} "
+                "(is part of the loss computed outside torch, or detached?)."
+            )
 
 
 def output_gradient(loss_of_output, output) -> list[np.ndarray]:

@@ -17,6 +17,7 @@ from autograder.checks.common import (
     TOY_START,
     ToyModel,
     call,
+    check_gradients,
     checker_episode,
     first_action,
     fixture,
@@ -37,7 +38,7 @@ NOTEBOOK = "01_deterministic_cem"
 MODEL = "DeterministicModel"
 checks = CheckRegistry(NOTEBOOK)
 CHANGE = np.array([0.1, -0.2, 0.3, -0.4], dtype=np.float32)
-# Episode seeds on which the reference planner reaches 1000 with the fixed weights (tests/test_checks.py).
+# Episode seeds on which the reference planner reaches 1000 with the fixed weights (tests/test_fixtures.py).
 EPISODE_SEEDS = (0, 1, 2, 3)
 STATE_FIRST = "Feed the network the state first, then the action: torch.cat([states, actions], dim=-1)."
 
@@ -119,7 +120,8 @@ def loss(runner, context):
     next_states = (states + rng.standard_normal((32, STATE_DIM))).astype(np.float32)
     true_change = next_states - states
     mse_of_output = lambda output: ((output - torch.as_tensor(true_change)) ** 2).mean()  # noqa: E731
-    value = scalar_loss(_loss(runner, context, states, actions, next_states, constant_net(CHANGE)), expected_gradients=output_gradient(mse_of_output, CHANGE))
+    returned = _loss(runner, context, states, actions, next_states, constant_net(CHANGE))
+    value = scalar_loss(returned)
     close = lambda other: math.isclose(value, float(other), rel_tol=1e-4, abs_tol=1e-6)  # noqa: E731
     if close(((CHANGE - next_states) ** 2).mean()):
         raise CheckFailed(
@@ -134,6 +136,7 @@ def loss(runner, context):
     expected = float(((CHANGE - true_change) ** 2).mean())
     if not close(expected):
         raise CheckFailed(f"loss returned {value:.5f}, expected {expected:.5f}: the mean of (predicted change - (next_states - states))**2.")
+    check_gradients(returned, output_gradient(mse_of_output, CHANGE))
     if context.hidden:
         net = trained_net(NOTEBOOK)
         rng = context.rng("loss")
@@ -142,11 +145,13 @@ def loss(runner, context):
         s, a, s2 = map(torch.as_tensor, (states, actions, next_states))
         reference_mse = lambda module: ((module(torch.cat([s, a], dim=-1)) - (s2 - s)) ** 2).mean()  # noqa: E731
         module = reference_module(net)
-        got = scalar_loss(_loss(runner, context, states, actions, next_states, net), expected_gradients=network_gradients(module, reference_mse))
+        returned = _loss(runner, context, states, actions, next_states, net)
+        got = scalar_loss(returned)
         with torch.no_grad():
             want = float(reference_mse(module))
         if not math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-7):
             raise CheckFailed(f"On the grader's inputs and fixed weights, the loss is {got:.6f}, expected {want:.6f}. {STATE_FIRST}")
+        check_gradients(returned, network_gradients(module, reference_mse))
     return "loss: OK"
 
 
