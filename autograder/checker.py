@@ -334,7 +334,7 @@ class Context:
         return np.random.default_rng(self.seed(name))
 
     def remaining(self, floor: float = 1.0) -> float:
-        return max(floor, self.deadline - time.monotonic())
+        return min(3600.0, max(floor, self.deadline - time.monotonic()))
 
 
 @dataclass
@@ -426,4 +426,5 @@ def student_error_hint(error: StudentError) -> str:
         return "Not implemented yet: this check calls code that still raises NotImplementedError. Write the missing cell (delete the `raise NotImplementedError()` line)."
     if error.ename == "NameError":
         return f"{error.evalue}: the cell that defines it did not run (an error earlier in the notebook?) or was renamed."
-    return f"Your code raised {error.ename}: {error.evalue}"
+    evalue = error.evalue if len(error.evalue) <= 600 else error.evalue[:600] + " [...]"
+    return f"Your code raised {error.ename}: {evalue}"

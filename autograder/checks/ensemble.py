@@ -27,13 +27,16 @@ from autograder.checks.common import (
     TOY_START,
     ToyModel,
     call,
+    check_gradients,
     checker_episode,
     first_action,
     fixture,
+    network_gradients,
     pendulum_states,
     plan_against_reference,
     reference_module,
     reward_towards,
+    shape_error,
     tensor_of_shape,
     trained_net,
 )
@@ -43,7 +46,7 @@ NOTEBOOK = "03_ensemble"
 MODEL = "EnsembleModel"
 PLANNER = "ensemble_cem_plan"
 checks = CheckRegistry(NOTEBOOK)
-# Episode seeds on which the reference planner reaches 1000 with the fixed weights (all four did, 4 s each).
+# Episode seeds on which the reference planner reaches 1000 with the fixed weights (tests/test_fixtures.py).
 EPISODE_SEEDS = (0, 1, 2, 3)
 SHAPE_ERRORS = ("RuntimeError", "ValueError", "IndexError")
 
@@ -176,7 +179,7 @@ def predict_shapes(runner, context):
     return "predict_delta: shapes OK"
 
 
-@checks.add("test-ens-predict-members", reference_seconds=0.2)
+@checks.add("test-ens-predict-members", reference_seconds=0.2, after=("test-ens-predict-shapes",))
 def predict_members(runner, context):
     """member k predicts row k with its own weights, and the output is the change, not the next state."""
     member_outputs = np.array([[0.1, 0.2, 0.3, 0.4], [-1.0, -2.0, -3.0, -4.0], [5.0, 0.0, -5.0, 0.5]], dtype=np.float32)
@@ -217,15 +220,27 @@ def predict_members(runner, context):
 
 
 def _scalar_loss(value) -> float:
-    """The notebook's checks of the returned loss: a scalar tensor that carries a gradient."""
+    """The notebook's checks of the returned loss: a scalar tensor that carries a gradient. Whether it
+    does is judged from the gradients backward() gave the network (a call with backward=True), not
+    from a flag the runner reports; their values are compared later (`check_gradients`)."""
     if not value.is_tensor() or value.shape != ():
         raise CheckFailed(f"Wrong shapes: loss must return a scalar tensor (shape ()), got {value.shape if value.is_tensor() else value.type_name}.")
-    if not value.requires_grad:
-        raise CheckFailed("The loss carries no gradient: do not call .item() or .detach(), nor use torch.no_grad().")
     number = float(value.array())
     if not math.isfinite(number):
         raise CheckFailed(f"The loss is not finite ({number}).")
+    if value.gradients() is None:
+        raise CheckFailed("The loss carries no gradient: do not call .item() or .detach(), nor use torch.no_grad().")
     return number
+
+
+def _summed_mse(states: np.ndarray, actions: np.ndarray, next_states: np.ndarray):
+    """The correct loss of a network: sum over members of each member's MSE on its own row."""
+    s, a, s2 = (torch.as_tensor(x) for x in (states, actions, next_states))
+
+    def loss_of(module):
+        return ((module(torch.cat([s, a], dim=-1)) - (s2 - s)) ** 2).mean(dim=(1, 2)).sum()
+
+    return loss_of
 
 
 def _loss(runner, context, states, actions, next_states, *, k: int, net: dict):
@@ -236,17 +251,20 @@ def _loss(runner, context, states, actions, next_states, *, k: int, net: dict):
         method="loss",
         args=[Tensor(states), Tensor(actions), Tensor(next_states)],
         grad=True,
+        backward=True,
     )
 
 
-@checks.add("test-ens-loss", reference_seconds=0.1)
+@checks.add("test-ens-loss", reference_seconds=0.1, after=("test-ens-predict-shapes", "test-ens-predict-members"))
 def loss(runner, context):
     """the loss is the SUM over members of each member's MSE on its own row k, as a scalar with a gradient."""
     rng = np.random.default_rng(5)
     member_outputs = rng.standard_normal((3, STATE_DIM)).astype(np.float32)
     states, actions = _member_inputs(rng, 3, 8, shift=1.0)
     next_states = (states + rng.standard_normal((3, 8, STATE_DIM))).astype(np.float32)
-    value = _scalar_loss(_loss(runner, context, states, actions, next_states, k=3, net=_member_output_net(member_outputs)))
+    net = _member_output_net(member_outputs)
+    returned = _loss(runner, context, states, actions, next_states, k=3, net=net)
+    value = _scalar_loss(returned)
     predictions = member_outputs[:, None, :].astype(np.float64)  # (K, 1, 4): member k predicts member_outputs[k] everywhere
     s, s2 = states.astype(np.float64), next_states.astype(np.float64)
     per_member = ((predictions - (s2 - s)) ** 2).mean(axis=(1, 2))  # (K,)
@@ -268,17 +286,20 @@ def loss(runner, context):
             f"loss returned {value:.5f}, expected {per_member.sum():.5f}: the sum over members k of the mean, over "
             "row k's B transitions and 4 components, of (predicted change - (next_states - states))**2."
         )
+    check_gradients(returned, network_gradients(reference_module(net), _summed_mse(states, actions, next_states)))
     if context.hidden:
         k = _members()
         net = trained_net(NOTEBOOK, members=k)
         rng = context.rng("loss")
         states, actions = _member_inputs(rng, k, 32)
         next_states = (states + 0.1 * rng.standard_normal(states.shape)).astype(np.float32)
-        got = _scalar_loss(_loss(runner, context, states, actions, next_states, k=k, net=net))
+        returned = _loss(runner, context, states, actions, next_states, k=k, net=net)
+        got = _scalar_loss(returned)
         predicted = _reference_delta(net, states, actions).astype(np.float64)
         want = float(((predicted - (next_states.astype(np.float64) - states)) ** 2).mean(axis=(1, 2)).sum())
         if not math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-7):
             raise CheckFailed(f"On the grader's fixed inputs and weights, the loss is {got:.6f}, expected {want:.6f}.")
+        check_gradients(returned, network_gradients(reference_module(net), _summed_mse(states, actions, next_states)))
     return "loss: OK"
 
 
@@ -333,18 +354,29 @@ def member_batches(runner, context):
 # the planner
 
 
+PLANNER_SHAPES = (
+    "Check the shapes step by step: actions (N, T, A) from Normal(mean, std).sample((n_samples,)); the states of every "
+    "member and sequence (K, N, S) = state.expand(n_members, n_samples, -1); predict_delta(states, actions[:, t]); "
+    "returns (K, N), their mean over the members (N,); elites = actions[indices], (n_elite, T, A); refit mean and std "
+    "over dim=0, which gives (T, A) again."
+)
+
+
 def _plan(runner, context, target: float, gains, *, seed: int = 0, model: ToyModel | None = None, **settings) -> float:
     """ensemble_cem_plan on the toy ensemble with these gains (one member each), from position 0."""
     model = model or ToyModel(gains=gains)
-    value = call(
-        runner,
-        context,
-        function=PLANNER,
-        args=[Callback("model"), Tensor(TOY_START)],
-        kwargs={"n_members": Value(len(gains)), "reward_fn": Callback("reward"), **{key: Value(v) for key, v in {**TOY_SETTINGS, **settings}.items()}},
-        seed=seed,
-        callbacks={"model": model, "reward": reward_towards(target)},
-    )
+    try:
+        value = call(
+            runner,
+            context,
+            function=PLANNER,
+            args=[Callback("model"), Tensor(TOY_START)],
+            kwargs={"n_members": Value(len(gains)), "reward_fn": Callback("reward"), **{key: Value(v) for key, v in {**TOY_SETTINGS, **settings}.items()}},
+            seed=seed,
+            callbacks={"model": model, "reward": reward_towards(target)},
+        )
+    except StudentError as error:
+        raise shape_error(error, f"ensemble_cem_plan failed on the toy ensemble. {PLANNER_SHAPES}") from None
     return first_action(value, PLANNER)
 
 
@@ -361,9 +393,19 @@ def cem_output(runner, context):
     def nothing_moves(states, actions, grad=False):  # an ensemble in which the state never changes
         return np.zeros_like(np.asarray(states, dtype=np.float32))
 
-    value = call(
-        runner, context, function=PLANNER, args=[Callback("model"), Tensor(np.array([0.1, 0.02, 0.0, 0.0]))], kwargs={"n_members": Value(3)}, seed=0, callbacks={"model": nothing_moves}
-    )
+    try:
+        value = call(
+            runner,
+            context,
+            function=PLANNER,
+            args=[Callback("model"), Tensor(np.array([0.1, 0.02, 0.0, 0.0]))],
+            kwargs={"n_members": Value(3)},
+            seed=0,
+            grad=True,  # as in a notebook: autograd on unless the planner turns it off
+            callbacks={"model": nothing_moves},
+        )
+    except StudentError as error:
+        raise shape_error(error, f"ensemble_cem_plan failed with a model in which nothing moves. {PLANNER_SHAPES}") from None
     if value.shape != (ACTION_DIM,):
         got = f"shape {value.shape}" if value.shape is not None else f"a {value.type_name}"
         raise CheckFailed(f"Wrong shapes: ensemble_cem_plan must return the first action of the mean, mean[0], shape (1,); got {got}.")
@@ -375,7 +417,7 @@ def cem_output(runner, context):
     return f"ensemble_cem_plan returned {action:+.3f}, shape (1,)"
 
 
-@checks.add("test-ens-cem-mean-return", reference_seconds=0.2)
+@checks.add("test-ens-cem-mean-return", reference_seconds=0.2, after=("test-ens-cem-output",))
 @_ends_callbacks
 def cem_mean_return(runner, context):
     """sequences are ranked by the MEAN return over members (4 members move +a, one moves -a: the best compromise is +1.2)."""
@@ -394,7 +436,7 @@ def cem_mean_return(runner, context):
     return f"first action {value:+.2f} (best on average over members: +1.2)"
 
 
-@checks.add("test-ens-cem-elites-first-floor", reference_seconds=0.6)
+@checks.add("test-ens-cem-elites-first-floor", reference_seconds=0.6, after=("test-ens-cem-output",))
 @_ends_callbacks
 def cem_elites_first_floor(runner, context):
     """as in notebook 1, highest returns are kept, the FIRST action is returned, and the std is floored at std_floor."""
@@ -430,7 +472,7 @@ def cem_elites_first_floor(runner, context):
     return "highest returns, first action, std floor: OK"
 
 
-@checks.add("test-ens-cem-reference", reference_seconds=3.0)
+@checks.add("test-ens-cem-reference", reference_seconds=1.5, after=("test-ens-cem-output", "test-ens-cem-mean-return", "test-ens-cem-elites-first-floor"))
 @_ends_callbacks
 def cem_reference(runner, context):
     """the planner repeats under torch.manual_seed; hidden: on the pendulum its actions match the reference planner's in distribution."""
@@ -459,7 +501,7 @@ def cem_reference(runner, context):
     return "the planner is reproducible"
 
 
-@checks.add("test-ens-return", reference_seconds=6.0)
+@checks.add("test-ens-return", reference_seconds=6.0, after=("test-ens-predict-shapes", "test-ens-predict-members", "test-ens-cem-output", "test-ens-cem-mean-return", "test-ens-cem-elites-first-floor", "test-ens-cem-reference"))
 def ensemble_return(runner, context):
     """ensemble_cem_plan drives your EnsembleModel; hidden: fixed well-trained weights in your class, one 1000-step episode, return >= 950."""
     value = call(

@@ -12,9 +12,10 @@ depend on nothing of the student's model but `self.net`.
 The loss: the notebook's formula uses the clamped sigma of distribution_params; the course's
 lecture notes write it as `GaussianNLLLoss(full=False)(mu, next_states - states, torch.exp(2 *
 log_sigma))`, from the unclamped sigma (GaussianNLLLoss clamps the variance at 1e-6 itself). Both
-are correct answers: the loss checks accept either value, and still fail the constant kept, the
-next state as the target, a sum, log(sigma**2) and a division by 2 sigma, and a loss that becomes
-infinite where exp(log_sigma) underflows (sigma neither clamped nor floored).
+are correct answers: the loss checks accept either value (and then the gradients of that form),
+and still fail the constant kept, the next state as the target, a sum, log(sigma**2) and a division
+by 2 sigma; hidden, they fail a loss that becomes infinite where exp(log_sigma) underflows to 0
+(sigma neither clamped nor its variance floored, as when sigma = exp(log_sigma) is used as it is).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from autograder.checker import CheckFailed, CheckRegistry, StudentError, Tensor, constant_net, model_spec
 from autograder.checks.common import (
     call,
+    check_gradients,
     checker_episode,
     first_action,
     fixture,
@@ -325,7 +327,7 @@ def nll(runner, context):
             f"loss returned {value:.5f}, expected {_expected_text(accepted, '.5f')}: the mean of (y - mu)**2 / (2 sigma**2) + log(sigma) "
             "with y = next_states - states and the clamped sigma of distribution_params."
         )
-    scalar_loss(returned, expected_gradients=_constant_output_gradients(form, CHECK_OUTPUT, change))
+    check_gradients(returned, _constant_output_gradients(form, CHECK_OUTPUT, change))
     if context.hidden:
         net = trained_net(NOTEBOOK, out_dim=2 * STATE_DIM, key="untrained_state_dict")
         states, actions, next_states = _hidden_inputs(context, "nll")
@@ -336,40 +338,69 @@ def nll(runner, context):
         form = _matching_form(got, accepted, abs_tol=1e-6)
         if form is None:
             raise CheckFailed(f"On the grader's fixed inputs and weights, the loss is {got:.5f}, expected {_expected_text(accepted, '.5f')}.")
-        scalar_loss(returned, expected_gradients=_network_gradients(form, net, states, actions, next_states))
+        check_gradients(returned, _network_gradients(form, net, states, actions, next_states))
     return "loss: OK"
+
+
+def _nll_at(runner, context, output: torch.Tensor, states, actions, next_states):
+    """The student's loss with a network that outputs `output` (mu, then log_sigma): (the call's result, its value, the accepted values)."""
+    returned = _loss(runner, context, states, actions, next_states, constant_net(output.numpy()))
+    accepted = _accepted_losses(output[:STATE_DIM], output[STATE_DIM:], torch.as_tensor(next_states - states))
+    if returned.is_tensor() and returned.shape == () and not math.isfinite(float(returned.array())):
+        return returned, float(returned.array()), accepted  # an infinite loss: the check says why
+    return returned, scalar_loss(returned), accepted
 
 
 @checks.add("test-sto-nll-clamped", reference_seconds=0.1, after=("test-sto-split", "test-sto-sigma-clamp", "test-sto-nll"))
 def nll_clamped(runner, context):
-    """the loss stays finite where exp(log_sigma) leaves [1e-8, 10]: from the clamped sigma, or as GaussianNLLLoss on exp(2 log_sigma)."""
+    """with log_sigma = 4 > log 10 the loss is the NLL of the clamped sigma (10), or, as the lecture notes write it, GaussianNLLLoss(full=False) on exp(2 log_sigma).
+
+    Hidden: log_sigma above the bounds, then far below them, where exp(log_sigma)**2 underflows to 0:
+    the loss must stay finite (the clamp, or GaussianNLLLoss's floor on the variance) and be one of
+    the two correct values. A loss from the unclamped sigma written by hand is infinite there.
+    """
     rng = np.random.default_rng(4)
     states, actions = _inputs(rng, 32)
     next_states = (states + 5 * rng.standard_normal((32, STATE_DIM))).astype(np.float32)
-    change = torch.as_tensor(next_states - states)
-    cases = (
-        (4.0, "log_sigma = 4 (above log 10), the clamped sigma is 10 and exp(log_sigma) = e^4 = 54.6"),
-        (-100.0, "log_sigma = -100 (below log 1e-8), the clamped sigma is 1e-8 and exp(log_sigma) = e^-100 underflows to 0 in float32"),
-    )
-    for log_sigma, what in cases:
-        output = torch.cat([MU_CHECK, torch.full((STATE_DIM,), log_sigma)])
-        returned = _loss(runner, context, states, actions, next_states, constant_net(output.numpy()))
-        if returned.is_tensor() and returned.shape == () and not math.isfinite(float(returned.array())):
-            raise CheckFailed(
-                f"With {what}, the loss is {float(returned.array())}. Compute it from the clamped sigma that distribution_params "
-                "returns (clamp(exp(log_sigma), 1e-8, 10)), or floor the variance as GaussianNLLLoss does: a sigma of 0 makes the loss infinite."
-            )
-        value = scalar_loss(returned)
-        accepted = _accepted_losses(MU_CHECK, output[STATE_DIM:], change)
-        form = _matching_form(value, accepted)
-        if form is None:
-            raise CheckFailed(
-                f"loss returned {value:.5g}, expected {_expected_text(accepted, '.5g')}. With {what}: compute the loss from the "
-                "clamped sigma that distribution_params returns, or, as the lecture notes do, with "
-                "GaussianNLLLoss(full=False)(mu, next_states - states, torch.exp(2 * log_sigma)), which floors the variance at 1e-6."
-            )
-        scalar_loss(returned, expected_gradients=_constant_output_gradients(form, output, change))
-    return "loss: uses the clamped sigma"
+    output = torch.cat([MU_CHECK, torch.full((STATE_DIM,), 4.0)])
+    returned, value, accepted = _nll_at(runner, context, output, states, actions, next_states)
+    form = _matching_form(value, accepted) if math.isfinite(value) else None
+    if form is None:
+        raise CheckFailed(
+            f"loss returned {value:.4f}, expected {accepted['clamped sigma']:.4f} (from the clamped sigma, clamp(e^4, 1e-8, 10) = 10) or "
+            f"{accepted['lecture notes']:.4f} (GaussianNLLLoss(full=False) on the variance exp(2 log_sigma)). Compute the loss from the sigma that "
+            "distribution_params returns, or as the lecture notes do."
+        )
+    check_gradients(returned, _constant_output_gradients(form, output, torch.as_tensor(next_states - states)))
+    if context.hidden:
+        rng = context.rng("nll-clamped")
+        states, actions = _inputs(rng, 64)
+        next_states = (states + rng.normal(0.0, 5.0, (64, STATE_DIM))).astype(np.float32)
+        change = torch.as_tensor(next_states - states)
+        # One call above log 10, one far below log 1e-8 (where exp(log_sigma)**2 underflows to 0 in float32),
+        # each with a component inside the bounds. Not both in one call: a loss written as GaussianNLLLoss on
+        # the clamped sigma**2 (also correct) is the clamped form above and the lecture notes' form below.
+        for log_sigma in (
+            [rng.uniform(2.5, 5.0), rng.uniform(-1.0, 1.0), rng.uniform(2.5, 5.0), rng.uniform(3.0, 6.0)],
+            [-100.0, rng.uniform(-1.0, 1.0), rng.uniform(-80.0, -50.0), -100.0],
+        ):
+            output = torch.cat([torch.as_tensor(rng.normal(0.0, 0.5, STATE_DIM), dtype=torch.float32), torch.tensor(log_sigma, dtype=torch.float32)])
+            returned, value, accepted = _nll_at(runner, context, output, states, actions, next_states)
+            shown = np.round(output[STATE_DIM:].numpy().astype(np.float64), 2).tolist()
+            if not math.isfinite(value):
+                raise CheckFailed(
+                    f"With log_sigma = {shown}, the loss is {value}: exp(log_sigma)**2 underflows to 0 in float32 below about -50, so a "
+                    "sigma that is not clamped makes the loss infinite. Compute it from the clamped sigma that distribution_params returns "
+                    "(clamp(exp(log_sigma), 1e-8, 10)), or as the lecture notes do, GaussianNLLLoss(full=False), which floors the variance at 1e-6."
+                )
+            form = _matching_form(value, accepted)
+            if form is None:
+                raise CheckFailed(
+                    f"On the grader's inputs, with log_sigma = {shown} (beyond the bounds of the clamp), the loss is {value:.5g}, expected "
+                    f"{_expected_text(accepted, '.5g')}. Compute the loss from the sigma that distribution_params returns, or as the lecture notes do."
+                )
+            check_gradients(returned, _constant_output_gradients(form, output, change))
+    return "loss: right where sigma is clamped"
 
 
 # ---------------------------------------------------------------------------------------------
