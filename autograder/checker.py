@@ -213,13 +213,22 @@ class Runner:
     # -- requests -------------------------------------------------------------------------------
     def _request(self, message: dict, timeout: float, callbacks: dict[str, Callable]) -> dict:
         deadline = time.monotonic() + timeout
+        failure: CheckFailed | None = None
         try:
             self.channel.send(message)
             while True:
                 reply = self.channel.receive(timeout=max(0.0, deadline - time.monotonic()))
                 if reply["op"] != "callback":
+                    if failure is not None:
+                        raise failure
                     return reply
-                self.channel.send(self._answer(reply, callbacks))
+                if failure is None:
+                    try:
+                        self.channel.send(self._answer(reply, callbacks))
+                        continue
+                    except CheckFailed as error:  # the verdict is in; let the call end, then report it
+                        failure = error
+                self.channel.send({"op": "abort"})
         except ChannelTimeout:
             self._fail(f"it did not finish within {timeout:.0f} s (an endless loop, or far too slow), and was stopped")
         except ChannelClosed:
@@ -417,7 +426,10 @@ def run_check(check: Check, runner: Runner, context: Context) -> Verdict:
         return Verdict(check.grade_id, False, student_error_hint(error), time.monotonic() - started)
     except RunnerFailed as error:
         runner.restart()
-        return Verdict(check.grade_id, False, f"This check could not finish: {error}.", time.monotonic() - started)
+        reason = str(error)
+        if reason.startswith("it did not finish"):
+            reason = f"it did not finish within its time budget of {check.budget:.0f} s (an endless loop, or far too slow), and was stopped"
+        return Verdict(check.grade_id, False, f"This check could not finish: {reason}.", time.monotonic() - started)
     return Verdict(check.grade_id, True, message or "OK", time.monotonic() - started)
 
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from autograder.checker import CheckFailed, Context, Runner, StudentError, Tensor, model_spec, mlp_net
+from autograder.checker import CheckFailed, Context, Runner, StudentError, Tensor, mlp_net
 from mbrl_helpers import ACTION_DIM, ACTION_HIGH, ACTION_LOW, HIDDEN_SIZE, N_HIDDEN, STATE_DIM
 
 REFERENCE_NET = dict(in_dim=STATE_DIM + ACTION_DIM, hidden=HIDDEN_SIZE, layers=N_HIDDEN)

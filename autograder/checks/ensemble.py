@@ -14,13 +14,12 @@ catalogue's loop-ensemble does) works too.
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 import torch
 
-from autograder.checker import Callback, CheckFailed, CheckRegistry, RunnerFailed, StudentError, Tensor, Value, mlp_net, model_spec
+from autograder.checker import Callback, CheckFailed, CheckRegistry, StudentError, Tensor, Value, mlp_net, model_spec
 from autograder.checks.common import (
     REFERENCE_NET,
     TOY_SETTINGS,
@@ -49,33 +48,6 @@ checks = CheckRegistry(NOTEBOOK)
 # Episode seeds on which the reference planner reaches 1000 with the fixed weights (tests/test_fixtures.py).
 EPISODE_SEEDS = (0, 1, 2, 3)
 SHAPE_ERRORS = ("RuntimeError", "ValueError", "IndexError")
-
-
-def _ends_callbacks(check):
-    """Leave the runner ready for the next check when this one ends inside a callback.
-
-    A toy model or reward that fails the check (CheckFailed, e.g. wrong shapes) ends `runner.call`
-    while the student's code still waits for the callback's answer; the runner would take the next
-    check's request for that answer, abort, and send this call's "CheckAborted" error as the reply to
-    the next check's first request, which then fails for nothing. So after a failed check this sends
-    "abort" and reads the one reply it gets back: the stale call's error if the runner was waiting,
-    an "unknown request" error if it was idle. A runner that does not answer is stopped (and started
-    afresh by the next check). (Belongs in `Runner._request`; done here until it is there.)
-    """
-
-    @functools.wraps(check)
-    def checked(runner, context):
-        try:
-            return check(runner, context)
-        except CheckFailed:
-            if getattr(runner, "channel", None) is not None:
-                try:
-                    runner._request({"op": "abort"}, min(10.0, context.remaining()), {})
-                except RunnerFailed:
-                    pass  # the runner was stopped: the next check starts a fresh one
-            raise
-
-    return checked
 
 
 def _members() -> int:
@@ -386,7 +358,6 @@ def _seeds(context, name: str, visible: int) -> list[int]:
 
 
 @checks.add("test-ens-cem-output", reference_seconds=0.2)
-@_ends_callbacks
 def cem_output(runner, context):
     """ensemble_cem_plan returns one action of shape (1,) in [-3, 3], and rolls out states of shape (K, N, S)."""
 
@@ -418,7 +389,6 @@ def cem_output(runner, context):
 
 
 @checks.add("test-ens-cem-mean-return", reference_seconds=0.2, after=("test-ens-cem-output",))
-@_ends_callbacks
 def cem_mean_return(runner, context):
     """sequences are ranked by the MEAN return over members (4 members move +a, one moves -a: the best compromise is +1.2)."""
     # Target 2: members 0-3 alone would want a = +2, member 4 alone a = -2; the mean over members of
@@ -437,7 +407,6 @@ def cem_mean_return(runner, context):
 
 
 @checks.add("test-ens-cem-elites-first-floor", reference_seconds=0.6, after=("test-ens-cem-output",))
-@_ends_callbacks
 def cem_elites_first_floor(runner, context):
     """as in notebook 1, highest returns are kept, the FIRST action is returned, and the std is floored at std_floor."""
     agree = [1.0, 1.0, 1.0]  # three identical members
@@ -473,7 +442,6 @@ def cem_elites_first_floor(runner, context):
 
 
 @checks.add("test-ens-cem-reference", reference_seconds=1.5, after=("test-ens-cem-output", "test-ens-cem-mean-return", "test-ens-cem-elites-first-floor"))
-@_ends_callbacks
 def cem_reference(runner, context):
     """the planner repeats under torch.manual_seed; hidden: on the pendulum its actions match the reference planner's in distribution."""
     first, second = _plan(runner, context, 1.0, [1.0, 0.5], seed=3), _plan(runner, context, 1.0, [1.0, 0.5], seed=3)
