@@ -98,13 +98,16 @@ def _course_paths() -> list[str]:
 def bwrap_command(scratch_mb: int = SCRATCH_MB, threads: int = 1) -> list[str]:
     """The whole bubblewrap command line that starts `python -m runner` in the sandbox."""
     command = [bwrap_path(), "--unshare-all", "--unshare-user", "--cap-drop", "ALL", "--die-with-parent", "--new-session"]
+    # The private /tmp first: the read-only folders below may lie under /tmp themselves (a course
+    # cloned there), and a later tmpfs would hide them.
+    command += ["--size", str(scratch_mb * 2**20), "--tmpfs", "/tmp"]
     for system in ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/etc/alternatives", "/etc/fonts", "/etc/ld.so.cache"):
         if os.path.exists(system):
             command += ["--ro-bind", system, system]
     for path in _python_paths() + _course_paths():
         command += ["--ro-bind", path, path]
     command += ["--ro-bind", str(RUNNER_PACKAGE), f"{SANDBOX_RUNNER_ROOT}/runner"]
-    command += ["--proc", "/proc", "--dev", "/dev", "--size", str(scratch_mb * 2**20), "--tmpfs", "/tmp", "--chdir", "/tmp", "--clearenv"]
+    command += ["--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", "--clearenv"]
     for name, value in {**runner_environment(threads), "PYTHONPATH": SANDBOX_RUNNER_ROOT}.items():
         command += ["--setenv", name, value]
     return command + ["--", sys.executable, "-m", "runner"]
