@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -214,21 +215,26 @@ class Runner:
     def _request(self, message: dict, timeout: float, callbacks: dict[str, Callable]) -> dict:
         deadline = time.monotonic() + timeout
         failure: CheckFailed | None = None
+        # Every answer must carry this request's random id: an answer written ahead of a question
+        # (which the student's code could do from inside the runner) cannot know it.
+        message = {**message, "id": secrets.token_hex(16)}
         try:
             self.channel.send(message)
             while True:
                 reply = self.channel.receive(timeout=max(0.0, deadline - time.monotonic()))
+                if reply.get("id") != message["id"]:
+                    raise ProtocolError("an answer that does not belong to the question asked")
                 if reply["op"] != "callback":
                     if failure is not None:
                         raise failure
                     return reply
                 if failure is None:
                     try:
-                        self.channel.send(self._answer(reply, callbacks))
+                        self.channel.send({**self._answer(reply, callbacks), "id": message["id"]})
                         continue
                     except CheckFailed as error:  # the verdict is in; let the call end, then report it
                         failure = error
-                self.channel.send({"op": "abort"})
+                self.channel.send({"op": "abort", "id": message["id"]})
         except ChannelTimeout:
             self._fail(f"it did not finish within {timeout:.0f} s (an endless loop, or far too slow), and was stopped")
         except ChannelClosed:

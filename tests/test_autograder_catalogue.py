@@ -219,14 +219,15 @@ def test_a_cheat_scores_no_more_than_its_twin(graded, cheat):
 
 def test_no_cheat_got_through_the_sandbox(graded):
     """What the cheats tried and the grader must stop (reading answers, writing the course) printed
-    CHEAT-BLOCKED in their notebooks, never CHEAT-WORKED."""
+    CHEAT-BLOCKED in their notebooks, never CHEAT-WORKED (at the start of a line: a cheat that
+    prints its own source shows the word elsewhere)."""
     worked, blocked = [], 0
     for folder in sorted(graded.course.autograded.glob("*/*")):
         for path in folder.glob("*.ipynb"):
             for cell in json.loads(path.read_text())["cells"]:
                 for output in cell.get("outputs", []):
                     text = _text(output)
-                    worked += [f"{folder.parent.name}: {line}" for line in text.splitlines() if WORKED in line]
+                    worked += [f"{folder.parent.name}: {line}" for line in text.splitlines() if line.startswith(WORKED)]
                     blocked += text.count(BLOCKED)
     assert not worked
     assert blocked >= 30  # the cheats did run
@@ -279,7 +280,8 @@ def test_the_victims_rows_in_the_gradebook_and_grades_csv(graded):
             code = [g for g in notebook.grades if g.cell.cell_type == "code"]
             assert code and all(g.auto_score == g.max_score and g.manual_score is None for g in code), student
             assert all(g.manual_score is None for g in notebook.grades), student
-        assert {s.id for s in gb.students} == {r.student for r in graded.run.students}
+        # every student the gradebook knows was in this run (one whose grading failed is not merged)
+        assert {"reference", VICTIM_AFTER} <= {s.id for s in gb.students} <= {r.student for r in graded.run.students}
     reference, victim = graded.csv[("reference", NB1)], graded.csv[(VICTIM_AFTER, NB1)]
     assert victim["status"] == reference["status"] == "graded"
     assert (victim["points"], victim["max_points"]) == (reference["points"], reference["max_points"])

@@ -30,6 +30,7 @@ class Session:
         self.shell = None
         self.outputs: list[dict] = []
         self.agent = None
+        self.request_id = None  # echoed in every answer (see autograder.checker.Runner._request)
         import torch
 
         # taken before any student code runs, so that patching torch.is_grad_enabled changes nothing
@@ -43,11 +44,12 @@ class Session:
             except Exception:  # the checker went away: nothing left to do
                 return 0
             op = request.get("op")
+            self.request_id = request.get("id")
             if op == "quit":
                 return 0
             handler = {"run_cell": self.run_cell, "call": self.call, "agent_start": self.agent_start, "act": self.act}.get(op)
             if handler is None:
-                self.channel.send({"op": "error", "ename": "ProtocolError", "evalue": f"unknown request {op!r}"})
+                self.channel.send({"op": "error", "ename": "ProtocolError", "evalue": f"unknown request {op!r}", "id": self.request_id})
                 continue
             try:
                 reply = handler(request)
@@ -55,7 +57,7 @@ class Session:
                 reply = {"op": "error", "ename": "CheckAborted", "evalue": "stopped by the checker"}
             except BaseException as error:  # student code raised: report it, keep serving
                 reply = error_reply(error)
-            self.channel.send(reply)
+            self.channel.send({**reply, "id": self.request_id})
 
     # -- cells ----------------------------------------------------------------------------------
     def run_cell(self, request: dict) -> dict:
@@ -199,11 +201,11 @@ class Session:
         """A function the student's code calls like a model or a reward; the checker answers it."""
         import torch
 
-        channel, grad_enabled = self.channel, self.grad_enabled
+        channel, grad_enabled, session = self.channel, self.grad_enabled, self
 
         def answered_by_checker(*args):
             arrays = [as_array(a) for a in args]
-            channel.send({"op": "callback", "name": name, "args": arrays, "grad": grad_enabled()})
+            channel.send({"op": "callback", "name": name, "args": arrays, "grad": grad_enabled(), "id": session.request_id})
             reply = channel.receive()
             if reply.get("op") != "callback_result":
                 raise CheckAborted()
