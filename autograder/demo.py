@@ -60,7 +60,10 @@ def demo(
     expected = {example.student: expected_auto_points(example, scratch) for example in examples}
     graded = {r.student: r.auto_total for r in run.students}
     # a notebook that could not be graded counts too, even when its zero happens to be expected
-    not_graded = {r.student for r in run.students if any(status != "graded" for status in r.statuses.values())}
+    # a notebook that could not be graded counts too, except for a cheat that broke its own notebook
+    # (grades.csv then says "failed", and no points are recorded)
+    cheats = {example.student for example in examples if example.kind == "cheat"}
+    not_graded = {r.student for r in run.students if r.student not in cheats and any(status != "graded" for status in r.statuses.values())}
     mismatches = sorted(example.student for example in examples if points_mismatch(example, graded.get(example.student), expected[example.student]) or example.student in not_graded)
     leftovers = leftover_processes()
     mismatches += [f"process left behind by a cheat: {pid} {command}" for pid, command in leftovers]

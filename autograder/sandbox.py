@@ -108,7 +108,8 @@ def bwrap_command(scratch_mb: int = SCRATCH_MB, threads: int = 1) -> list[str]:
         command += ["--ro-bind", path, path]
     command += ["--ro-bind", str(RUNNER_PACKAGE), f"{SANDBOX_RUNNER_ROOT}/runner"]
     command += ["--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", "--clearenv"]
-    for name, value in {**runner_environment(threads), "PYTHONPATH": SANDBOX_RUNNER_ROOT}.items():
+    helpers_parent = os.path.dirname(_course_paths()[0])  # only mbrl_helpers and data are bound under it
+    for name, value in {**runner_environment(threads), "PYTHONPATH": f"{SANDBOX_RUNNER_ROOT}:{helpers_parent}"}.items():
         command += ["--setenv", name, value]
     return command + ["--", sys.executable, "-m", "runner"]
 

@@ -204,6 +204,11 @@ def test_a_cheat_scores_no_more_than_its_twin(graded, cheat):
     row = graded.csv[(student, cheat.notebook)]
     score = graded.run.student(student).score(cheat.notebook)
     assert row["status"] == score.status or row["status"].startswith(score.status), (row, score)
+    if score.status == "failed":
+        # A cheat that breaks its own notebook beyond repair (every test cell deleted) is not graded:
+        # grades.csv says so, and no points are recorded for it.
+        assert row["status"].startswith("failed: could not be graded") and float(row["points"]) == 0
+        return
     assert score.status == "graded", f"{student} was not graded; grades.csv says {row['status']!r}"
     points = cell_points(graded.course, cheat.notebook, cheat.notebook)
     twin_lost = set(points) if cheat.twin == "blank" else set(next(m.checks for m in MISTAKES if (m.notebook, m.name) == (cheat.notebook, cheat.twin)))
@@ -318,8 +323,11 @@ def test_feedback_never_shows_the_checker_source_or_its_files(graded):
     pages = 0
     forbidden = CHECKER_SOURCE + (str(ROOT / "autograder"), str(graded.course.root / "solutions"), "autograder/fixtures", "autograder/checks")
     for page in sorted(graded.course.feedback.glob("*/*/*.html")):
-        text = feedback_text(graded.course, page.parent.parent.name, page.parent.name)
-        leaked = [needle for needle in forbidden if needle in text]
+        student = page.parent.parent.name
+        text = feedback_text(graded.course, student, page.parent.name)
+        # a needle the student's own notebook holds (a cheat searching for it) is no leak
+        own = "".join(path.read_text() for path in (graded.course.submitted / student).glob("*/*.ipynb"))
+        leaked = [needle for needle in forbidden if needle in text and needle not in own]
         assert not leaked, f"{page}: {leaked}"
         pages += 1
     assert pages >= len(MISTAKES) + len(ALTERNATIVES) + len(CHEATS) + 6

@@ -285,12 +285,15 @@ def cem_clamp(runner, context):
     return "all sampled actions lie in [-3, 3]"
 
 
-@checks.add("test-cem-reference", reference_seconds=3.0, after=("test-cem-output", "test-cem-elites", "test-cem-first-action", "test-cem-std-floor", "test-cem-clamp"))
+@checks.add("test-cem-reference", reference_seconds=6.0, after=("test-cem-output", "test-cem-elites", "test-cem-first-action", "test-cem-std-floor", "test-cem-clamp"))
 def cem_reference(runner, context):
     """the planner repeats under torch.manual_seed; hidden: on the pendulum its actions match the reference planner's in distribution."""
-    # The second call names its callbacks differently: the same question, but not the same message, so
-    # that nothing in the runner can answer it by repeating an earlier answer.
-    first, second = _plan(runner, context, 1.0, seed=3), _plan(runner, context, 1.0, seed=3, names=("model-again", "reward-again"))
+    # The second call names its callbacks differently: the same question, but not the same message.
+    first = _plan(runner, context, 1.0, seed=3)
+    # The second asks again in a new runner (the cells run again first): no answer remembered by the
+    # first process can repeat itself, only a planner that draws from torch's seeded generator.
+    runner.restart()
+    second = _plan(runner, context, 1.0, seed=3, names=("model-again", "reward-again"))
     if first != second:
         raise CheckFailed(
             f"Two calls after the same torch.manual_seed(3) returned {first} and {second}. Draw every random number "
