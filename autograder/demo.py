@@ -59,15 +59,17 @@ def demo(
     run = grade(submissions, course=scratch, jobs=jobs, progress=progress)
     expected = {example.student: expected_auto_points(example, scratch) for example in examples}
     graded = {r.student: r.auto_total for r in run.students}
-    # a notebook that could not be graded counts too, even when its zero happens to be expected
-    # a notebook that could not be graded counts too, except for a cheat that broke its own notebook
-    # (grades.csv then says "failed", and no points are recorded)
-    cheats = {example.student for example in examples if example.kind == "cheat"}
-    not_graded = {r.student for r in run.students if r.student not in cheats and any(status != "graded" for status in r.statuses.values())}
-    mismatches = sorted(example.student for example in examples if points_mismatch(example, graded.get(example.student), expected[example.student]) or example.student in not_graded)
-    leftovers = leftover_processes()
-    mismatches += [f"process left behind by a cheat: {pid} {command}" for pid, command in leftovers]
-    print(format_table(run, expected), file=stream, flush=True)
+    # A notebook that could not be graded counts too, even when its zero happens to be expected,
+    # except for a cheat that broke its own notebook (grades.csv then says "failed", no points).
+    failed = {r.student for r in run.students if any(status != "graded" for status in r.statuses.values())}
+    mismatches = sorted(
+        example.student
+        for example in examples
+        if points_mismatch(example, graded.get(example.student), expected[example.student], failed=example.student in failed)
+        or (example.student in failed and example.kind != "cheat")
+    )
+    print(format_table(run, expected, mismatched=set(mismatches)), file=stream, flush=True)
+    mismatches += [f"process left behind by a cheat: {pid} {command}" for pid, command in leftover_processes()]
     print(f"\n{len(run.students)} students graded in {run.seconds:.0f} s; grades: {run.csv_path}; feedback: {scratch.feedback}", file=stream, flush=True)
     if stale:
         print("Note: notebooks/ differs from a fresh release of solutions/ (" + ", ".join(stale) + "): run `python -m autograder release`.", file=stream, flush=True)
@@ -86,13 +88,14 @@ def demo(
     return run, mismatches
 
 
-def points_mismatch(example: Example, got: float | None, want: float) -> bool:
+def points_mismatch(example: Example, got: float | None, want: float, *, failed: bool = False) -> bool:
     """A student who was not graded, or whose points are not the expected ones: for a cheat, more
-    than its twin's (or fewer, unless the cheat says why it may lose some)."""
+    than its twin's (or fewer, unless the cheat says why it may lose some or broke its notebook so
+    that nbgrader could not grade it)."""
     if got is None:
         return True
     if example.kind == "cheat":
-        return got > want + 1e-9 or (got < want - 1e-9 and not example.source.may_score_less)
+        return got > want + 1e-9 or (got < want - 1e-9 and not (example.source.may_score_less or failed))
     return abs(got - want) > 1e-9
 
 

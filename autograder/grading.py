@@ -474,8 +474,10 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def format_table(run: GradingRun, expected: dict[str, float] | None = None) -> str:
-    """The grade table: automatically graded points per notebook, written answers pending."""
+def format_table(run: GradingRun, expected: dict[str, float] | None = None, mismatched: set[str] | None = None) -> str:
+    """The grade table: automatically graded points per notebook, written answers pending. With
+    `expected`, a column of expected points, marked MISMATCH for the students in `mismatched`
+    (default: those whose points differ from the expected ones)."""
     notebooks = sorted({score.notebook for report in run.students for score in report.scores})
     short = {nb: nb.split("_", 1)[0] if nb[:2].isdigit() else nb for nb in notebooks}
     header = ["student"] + [short[nb] for nb in notebooks] + ["auto total"]
@@ -496,7 +498,8 @@ def format_table(run: GradingRun, expected: dict[str, float] | None = None) -> s
         row.append(f"{_number(report.auto_total)}/{_number(auto_max)}")
         if expected is not None:
             want = expected.get(report.student)
-            row += ["?" if want is None else _number(want), "" if want is None else ("ok" if abs(want - report.auto_total) < 1e-9 else "MISMATCH")]
+            wrong = report.student in mismatched if mismatched is not None else want is not None and abs(want - report.auto_total) > 1e-9
+            row += ["?" if want is None else _number(want), "" if want is None else ("MISMATCH" if wrong else "ok")]
         rows.append(row)
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(r, widths)).rstrip() for r in [header] + rows]
