@@ -11,7 +11,10 @@ from autograder import config
 EXAMPLES = {
     "release": "python -m autograder release\n  python -m autograder release --assignment 01_deterministic_cem",
     "check": "python -m autograder check notebooks/01_deterministic_cem/01_deterministic_cem.ipynb",
-    "grade": "python -m autograder grade ~/Downloads/submissions --jobs 2\n  python -m autograder grade grading/submitted --csv grades.csv",
+    "grade": (
+        "python -m autograder grade ~/Downloads/submissions --jobs 2\n  python -m autograder grade grading/submitted --csv grades.csv\n"
+        "  python -m autograder grade ~/Downloads/submissions --scheduler tcp://head:8786 --db-url postgresql://grader@dbhost/course"
+    ),
     "demo": "python -m autograder demo\n  python -m autograder demo --jobs 2 --workdir /tmp/mbrl-demo",
 }
 
@@ -36,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     release = command("release", "regenerate notebooks/ from solutions/", "Regenerate the student notebooks (notebooks/) from the source notebooks (solutions/) with nbgrader generate_assignment, and record the assignments in the gradebook.")
     release.add_argument("--assignment", action="append", metavar="NAME", help="only this assignment (repeatable; default: all)")
     _course_dir(release)
+    _gradebook(release)
 
     check = command("check", "run a notebook's visible tests: pass/fail, points, hints", "Run your notebook from top to bottom, as the grader will, and print each graded cell's result, points and hint. Only the visible tests run here; the hidden ones run when your notebook is graded.")
     check.add_argument("notebook", type=Path, metavar="NOTEBOOK", help="the .ipynb file to check")
@@ -49,13 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(grading/gradebook.db) and grades.csv."
     ))
     grade.add_argument("submissions", type=Path, metavar="SUBMISSIONS_DIR", help="folder of submissions")
-    grade.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="students graded at once, each in its own process (default: 1)")
+    grade.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="students graded at once on this machine, each in its own process (default: 1)")
     grade.add_argument("--csv", type=Path, default=None, metavar="PATH", help="where to write the grades (default: grading/grades.csv)")
     grade.add_argument("--student-pattern", default=None, metavar="REGEX", help="regular expression with a (?P<student>...) group that finds the student id in folder, zip or file names")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
     _course_dir(grade)
     _limits(grade)
     _sandbox(grade)
+    _gradebook(grade)
+    _cluster(grade)
 
     demo = command("demo", "release, grade the example submissions, print the grade table", (
         "Build the release in a scratch course directory, autograde the bundled example submissions (the reference "
@@ -68,11 +74,31 @@ def build_parser() -> argparse.ArgumentParser:
     _course_dir(demo)
     _limits(demo)
     _sandbox(demo)
+    _gradebook(demo)
+    _cluster(demo)
     return parser
 
 
 def _course_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--course-dir", type=Path, default=None, metavar="DIR", help="the course's root folder (default: this repository)")
+
+
+def _gradebook(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db-url",
+        default=None,
+        metavar="URL",
+        help="the gradebook, as nbgrader's CourseDirectory.db_url (default: sqlite:///grading/gradebook.db), e.g. postgresql://grader:PASSWORD@dbhost/course",
+    )
+
+
+def _cluster(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="grade on this Dask cluster: its scheduler's address (tcp://host:8786) or scheduler file (default: a local cluster of --jobs workers)",
+    )
 
 
 def _sandbox(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +124,7 @@ def course_from(args: argparse.Namespace):
         memory_limit_mb=getattr(args, "memory_mb", config.MEMORY_LIMIT_MB),
         sandbox=not getattr(args, "no_sandbox", False),
     )
-    return Course(root=args.course_dir or ROOT, limits=limits)
+    return Course(root=args.course_dir or ROOT, limits=limits, gradebook_url=getattr(args, "db_url", None))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,7 +146,13 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             run = grade(
-                args.submissions, course=course, jobs=args.jobs, csv_path=args.csv, student_pattern=args.student_pattern, progress=not args.no_progress
+                args.submissions,
+                course=course,
+                jobs=args.jobs,
+                csv_path=args.csv,
+                student_pattern=args.student_pattern,
+                progress=not args.no_progress,
+                scheduler=args.scheduler,
             )
         except SandboxError as error:
             print(error, file=sys.stderr)
@@ -131,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from autograder.demo import demo
 
-        _, mismatches = demo(course=course, workdir=args.workdir, jobs=args.jobs, progress=not args.no_progress)
+        _, mismatches = demo(course=course, workdir=args.workdir, jobs=args.jobs, progress=not args.no_progress, scheduler=args.scheduler)
         return 1 if mismatches else 0
     return 2  # unreachable: argparse requires a command
 

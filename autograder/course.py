@@ -40,6 +40,8 @@ class Course:
     grading_directory: str = config.GRADING_DIRECTORY
     db_path: Path | None = None
     """the SQLite gradebook; <root>/<grading_directory>/gradebook.db when None"""
+    gradebook_url: str | None = None
+    """a server gradebook instead (nbgrader's db_url), e.g. postgresql://grader@dbhost/course"""
     limits: GradingLimits = field(default_factory=GradingLimits)
     secret_file: Path | None = None
     """the course's grading secret; <root>/<grading_directory>/checker-secret when None"""
@@ -88,7 +90,7 @@ class Course:
 
     @property
     def db_url(self) -> str:
-        return "sqlite:///" + str(self.gradebook)
+        return self.gradebook_url or "sqlite:///" + str(self.gradebook)
 
     # -- nbgrader ------------------------------------------------------------------------------
     def nbgrader_config(self):
@@ -246,6 +248,7 @@ def ensure_gradebook(course: Course) -> None:
             release_directory=os.path.relpath(scratch, course.root),
             grading_directory=course.grading_directory,
             db_path=course.gradebook,
+            gradebook_url=course.gradebook_url,
             limits=course.limits,
         )
         release(course=scratch_course, assignments=missing)

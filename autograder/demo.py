@@ -36,17 +36,21 @@ def demo(
     progress: bool = True,
     stream: TextIO | None = None,
     students: Iterable[str] | None = None,
+    scheduler: str | None = None,
 ) -> tuple[GradingRun, list[str]]:
     """Grade the bundled examples in a scratch copy of the course; return the run and the students
     whose automatic points differ from the expected ones (for a cheat: exceed its twin's) or who
     have a notebook that was not graded; processes that cheats left behind are listed there too.
-    `students` grades only the examples of these names."""
+    `students` grades only the examples of these names; `scheduler` names a Dask cluster to grade
+    on (default: a local one of `jobs` workers)."""
     course = course or Course()
     workdir = Path(workdir) if workdir is not None else course.grading / "demo"
     if workdir.exists():
         shutil.rmtree(workdir)
     shutil.copytree(course.source, workdir / course.source_directory)
-    scratch = Course(root=workdir, source_directory=course.source_directory, release_directory=course.release_directory, limits=course.limits)
+    scratch = Course(
+        root=workdir, source_directory=course.source_directory, release_directory=course.release_directory, limits=course.limits, gradebook_url=course.gradebook_url
+    )
     print(f"Releasing {', '.join(scratch.assignments)} into {scratch.release} (nbgrader generate_assignment)...", file=stream, flush=True)
     release(course=scratch)
     stale = stale_release(course, scratch)
@@ -56,7 +60,7 @@ def demo(
         examples = [example for example in examples if example.student in wanted]
     submissions = write_examples(examples, workdir / "submissions")
     print(f"Grading {len(examples)} example students in {submissions} with {jobs} job(s)...", file=stream, flush=True)
-    run = grade(submissions, course=scratch, jobs=jobs, progress=progress)
+    run = grade(submissions, course=scratch, jobs=jobs, progress=progress, scheduler=scheduler)
     expected = {example.student: expected_auto_points(example, scratch) for example in examples}
     graded = {r.student: r.auto_total for r in run.students}
     # A notebook that could not be graded counts too, even when its zero happens to be expected,

@@ -1,45 +1,43 @@
 """From a folder of submissions to grades, feedback and a CSV, with nbgrader doing the grading.
 
-    grade(Path("downloads/"), jobs=2)
+    grade(Path("downloads/"), jobs=2)                                # on this machine
+    grade(Path("downloads/"), scheduler="tcp://head:8786")            # on a Dask cluster
+    grade(Path("downloads/"), course=Course(db_url="postgresql://...")) # into a server gradebook
 
 1. Collect: every student's notebooks are found (autograder.collect) and copied into the course's
    grading/submitted/<student>/<assignment>/, nbgrader's own layout.
-2. Grade: each student is graded in a private workspace holding a copy of the gradebook, by a
-   worker process (autograder.worker) outside this one; `jobs` workers run at once, each grading
-   one student after another, each kernel on one CPU thread. A worker that exceeds a student's
-   time limit is killed with its kernels and replaced; that student is reported as failed.
-3. Merge: as each worker finishes, the parent process copies its autograded notebooks and HTML
-   feedback into grading/autograded/ and grading/feedback/, and its automatic scores into the
-   course's gradebook, one student at a time. Manual scores and comments already in the gradebook,
-   and every other student's grades, are left as they are.
-4. Report: grading/grades.csv (student, notebook, points, max_points, total) for every student in
-   the gradebook, and the table of this run's students.
+2. Grade: each student goes to the grading engine (autograder.engine: Dask, a local cluster of
+   `jobs` workers unless a scheduler is named) as plain data, and is graded there in a private
+   workspace by a grading process with a time limit. Students with the most notebooks go first.
+3. Merge: as each student's outcome comes back, this process, and only this one, writes it into
+   the course: the autograded notebooks and HTML feedback into grading/autograded/ and
+   grading/feedback/, the automatic scores into the gradebook in one transaction. Manual scores
+   and comments already in the gradebook, and every other student's grades, are left as they are.
+   A student whose grading failed (time limit, a lost worker) is reported as failed and keeps
+   what the gradebook had.
+4. Report: grading/grades.csv (student, notebook, points, max_points, total, status) for every
+   student in the gradebook, and the table of this run's students.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
-import json
+import hashlib
 import os
-import select
 import shutil
-import signal
-import sqlite3
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from autograder import config
+from autograder import config, engine
 from autograder.collect import StudentSubmission, collect_submissions
-from autograder.course import Course, ensure_gradebook, with_package_on_path
+from autograder.course import Course, ensure_gradebook
 from autograder.worker import quiet_gradebook_warnings
 
-# The worker (nbgrader and the checker) computes on one thread: several run at once on few cores.
-ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 CSV_COLUMNS = ("student", "notebook", "points", "max_points", "total", "status")
 
 
@@ -96,13 +94,19 @@ def grade(
     csv_path: Path | None = None,
     student_pattern: str | None = None,
     progress: bool = True,
+    scheduler: str | None = None,
+    client=None,
 ) -> GradingRun:
     """Autograde every student in `submissions`; write feedback, the gradebook and grades.csv.
 
-    `jobs` students are graded at once, each in its own process. `csv_path` defaults to
-    grading/grades.csv in the course. A student whose grading fails, whatever the reason, gets a
-    clear status in the report and leaves the gradebook as it was for them.
+    The students are graded on a local Dask cluster of `jobs` workers, or on the cluster whose
+    `scheduler` (address or scheduler file) is given, or through `client` (a distributed.Client).
+    `csv_path` defaults to grading/grades.csv in the course. A student whose grading fails,
+    whatever the reason, gets a clear status in the report and leaves the gradebook as it was for
+    them.
     """
+    from autograder.preprocessors import course_secret
+
     course = course or Course()
     started = time.perf_counter()
     if course.limits.sandbox:
@@ -113,31 +117,25 @@ def grade(
         if not ok:
             raise SandboxError(f"Not grading: the sandbox for student code cannot start here: {reason}. {NO_SANDBOX_ADVICE}")
     ensure_gradebook(course)
+    template = template_gradebook(course)
+    secret = course_secret(str(course.secret_path))
     scratch = Path(tempfile.mkdtemp(prefix="autograder-grade-"))
     try:
         students = collect_submissions(Path(submissions), course=course, student_pattern=student_pattern, workdir=scratch)
         place_submissions(students, course, source=Path(submissions))
-        lock = threading.Lock()
         (course.grading / "logs").mkdir(parents=True, exist_ok=True)
-        workers = WorkerPool(course.grading / "logs")
-        reports = []
+        status_dir = scratch / "status"
+        status_dir.mkdir()
         bar = _progress_bar(len(students), progress)
-        watch = ProgressWatch(bar)
+        watch = ProgressWatch(bar, status_dir)
         try:
-            with ThreadPoolExecutor(max_workers=max(1, jobs)) as threads:
-                # Students with the most notebooks first, so that no long grading is left to run alone at the end.
-                queue = sorted(students, key=lambda submission: -len(submission.notebooks))
-                futures = [
-                    threads.submit(_grade_student_or_report, submission, course=course, scratch=scratch, lock=lock, pool=workers, watch=watch)
-                    for submission in queue
-                ]
-                for future in as_completed(futures):
-                    reports.append(future.result())
-                    bar.update(1)
+            with contextlib.ExitStack() as stack:
+                if client is None:
+                    client = stack.enter_context(engine.open_engine(scheduler=scheduler, jobs=jobs))
+                reports = grade_on(client, students, course=course, template=template, secret=secret, status_dir=status_dir, done=lambda: bar.update(1))
         finally:
             watch.stop()
             bar.close()
-            workers.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     csv_path = Path(csv_path) if csv_path is not None else course.grading / "grades.csv"
@@ -176,241 +174,174 @@ def place_submissions(students: list[StudentSubmission], course: Course, source:
                 submitted.path = target
 
 
-def _grade_student_or_report(submission: StudentSubmission, **kwargs) -> StudentReport:
-    """grade_student, with an unexpected error reported for this student instead of ending the run."""
-    try:
-        return grade_student(submission, **kwargs)
-    except Exception as error:  # the run goes on for the other students
-        report = StudentReport(submission.student, problems=[f"grading stopped with an error: {type(error).__name__}: {error}"])
-        report.statuses = {assignment: "failed" for assignment in submission.assignments}
-        return report
+def template_gradebook(course: Course) -> bytes:
+    """An SQLite gradebook that knows the course's assignments and no student: what a worker
+    grades against. Generated once per version of the source notebooks (cached in grading/cache/);
+    the due dates come from the course's gradebook, for late penalties."""
+    from nbgrader.api import Gradebook
+
+    digest = hashlib.sha256()
+    for assignment in course.assignments:
+        for notebook in course.notebooks(assignment):
+            digest.update(f"{assignment}/{notebook}\0".encode() + course.source_notebook(assignment, notebook).read_bytes())
+    cached = course.grading / "cache" / f"assignments-{digest.hexdigest()[:16]}.db"
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".partial-{os.getpid()}")
+        partial.unlink(missing_ok=True)
+        ensure_gradebook(Course(root=course.root, source_directory=course.source_directory, release_directory=course.release_directory, grading_directory=course.grading_directory, db_path=partial))
+        os.replace(partial, cached)  # whole or not at all, also for two runs at once
+    with tempfile.TemporaryDirectory(prefix="autograder-template-") as folder:
+        template = Path(folder) / "gradebook.db"
+        shutil.copyfile(cached, template)
+        with Gradebook(course.db_url, config.COURSE_ID) as course_gb, Gradebook("sqlite:///" + str(template), config.COURSE_ID) as gb:
+            for assignment in course_gb.assignments:
+                if assignment.duedate is not None:
+                    gb.update_or_create_assignment(assignment.name, duedate=assignment.duedate)
+        return template.read_bytes()
 
 
-def grade_student(submission: StudentSubmission, *, course: Course, scratch: Path, lock: threading.Lock, pool: WorkerPool, watch: "ProgressWatch | None" = None) -> StudentReport:
-    """Grade one student in a worker process, then merge the results into the course."""
-    started = time.perf_counter()
-    student = submission.student
-    report = StudentReport(student, problems=list(submission.problems))
-    statuses = report.statuses
-    if not submission.notebooks:
-        report.problems.append("no notebook of this course was found")
-        return report
-    workspace = scratch / "workspaces" / student
-    ws_course = Course(root=workspace, source_directory="source", release_directory="release", grading_directory="grading", db_path=workspace / "gradebook.db")
-    (workspace / "grading").mkdir(parents=True)
-    (workspace / "source").symlink_to(course.source, target_is_directory=True)
-    autograde, unreadable = set(), []
+def student_task(submission: StudentSubmission, *, course: Course, secret: str, status_dir: Path) -> dict:
+    """One student, as the plain data a worker grades (see autograder.engine.grade_task)."""
+    notebooks, unreadable = [], []
     for (assignment, notebook), submitted in sorted(submission.notebooks.items()):
         if submitted.error is not None:
             unreadable.append({"assignment": assignment, "notebook": notebook, "filename": submitted.path.name, "reason": submitted.error})
-            report.problems.append(f"{notebook}: {submitted.error}")
             continue
-        target = ws_course.submitted / student / assignment / f"{notebook}.ipynb"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(submitted.path, target)
-        timestamp = submitted.path.parent / "timestamp.txt"
-        if timestamp.is_file():
-            shutil.copyfile(timestamp, target.parent / "timestamp.txt")
-        autograde.add(assignment)
-    with lock:
-        copy_sqlite(course.gradebook, ws_course.gradebook)
-    log_path = course.grading / "logs" / f"{student}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    job = {
-        "log": str(log_path),
-        "workspace": str(workspace),
-        "student": student,
-        "autograde": sorted(autograde),
+        notebooks.append(
+            {"assignment": assignment, "notebook": notebook, "text": submitted.path.read_text(errors="replace"), "timestamp": submission.timestamps.get(assignment)}
+        )
+    return {
+        "student": submission.student,
+        "course_root": str(course.root),
+        "source_directory": course.source_directory,
+        "notebooks": notebooks,
+        "autograde": sorted({item["assignment"] for item in notebooks}),
         "unreadable": unreadable,
         "limits": asdict(course.limits),
-        "result": str(workspace / "result.json"),
-        "secret_file": str(course.secret_path),
+        "secret": secret,
         "check_modules": [list(pair) for pair in course.check_modules],
-        "status": str(workspace / "status.txt"),
+        "status_path": str(status_dir / submission.student),
+        # the whole student's time limit: each notebook's, and room for nbgrader around them
+        "timeout": 120 + len(submission.notebooks) * (course.limits.notebook_timeout + 120),
     }
-    job_path = workspace / "job.json"
-    job_path.write_text(json.dumps(job, indent=1))
-    n_notebooks = len(submission.notebooks)
-    hard_limit = 120 + n_notebooks * (course.limits.notebook_timeout + 120)
-    if watch is not None:
-        watch.begin(student, Path(job["status"]))
-    try:
-        returncode = run_worker(pool, job_path, timeout=hard_limit)
-    finally:
-        if watch is not None:
-            watch.end(student)
-    results = json.loads(Path(job["result"]).read_text()) if Path(job["result"]).is_file() else {}
-    if returncode != 0 or not results:
-        report.problems.append(f"the grading process failed (exit code {returncode}); see {log_path}")
-        for assignment in sorted(autograde | {u["assignment"] for u in unreadable}):
-            statuses[assignment] = "failed"
-        report.seconds = time.perf_counter() - started
-        return report
-    merged = [a for a, r in results.items() if r["status"] in ("graded", "unreadable")]
-    for assignment, result in results.items():
-        statuses[assignment] = result["status"]
-        if result["status"] == "failed":
-            report.problems.append(f"{assignment}: nbgrader could not grade it; see {log_path}")
-    with lock:
-        merge_gradebook(ws_course, course, student, merged)
-        for folder in (ws_course.autograded, ws_course.feedback):
-            main_folder = course.autograded if folder == ws_course.autograded else course.feedback
-            for assignment in sorted(autograde | {u["assignment"] for u in unreadable}):
-                produced = folder / student / assignment
-                if produced.is_dir() and assignment in merged:
-                    destination = main_folder / student / assignment
-                    if destination.exists():
-                        shutil.rmtree(destination)
-                    destination.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copytree(produced, destination)
-    shutil.rmtree(workspace, ignore_errors=True)
-    report.seconds = time.perf_counter() - started
+
+
+def grade_on(client, students: list[StudentSubmission], *, course: Course, template: bytes, secret: str, status_dir: Path, done=lambda: None) -> list[StudentReport]:
+    """Send every student to the engine, and merge each outcome into the course as it comes back."""
+    from distributed import as_completed
+
+    reports, futures = [], {}
+    template_data = client.scatter(template, broadcast=True)
+    for submission in students:
+        if not submission.notebooks:
+            reports.append(StudentReport(submission.student, problems=list(submission.problems) + ["no notebook of this course was found"]))
+            done()
+            continue
+        task = student_task(submission, course=course, secret=secret, status_dir=status_dir)
+        future = client.submit(
+            engine.grade_task, task, template_data, key=f"grade-{submission.student}-{uuid.uuid4().hex[:8]}", pure=False, priority=len(submission.notebooks)
+        )
+        futures[future] = submission
+    for future in as_completed(list(futures)):
+        submission = futures.pop(future)
+        try:
+            outcome = future.result()
+        except Exception as error:  # distributed.KilledWorker once its allowed failures are used up, or the engine's own error
+            report = failed_report(submission, course, f"the grading engine gave up on this student: {type(error).__name__}: {error}")
+        else:
+            try:
+                report = merge_outcome(outcome, submission, course)
+            except Exception as error:  # the run goes on for the other students
+                report = failed_report(submission, course, f"its grades could not be saved: {type(error).__name__}: {error}")
+        reports.append(report)
+        done()
+    return reports
+
+
+def failed_report(submission: StudentSubmission, course: Course, problem: str) -> StudentReport:
+    report = StudentReport(submission.student, problems=list(submission.problems) + [problem])
+    report.statuses = {assignment: "failed" for assignment in submission.assignments}
+    (course.grading / "logs" / f"{submission.student}.log").write_text(problem + "\n")
     return report
 
 
-class Worker:
-    """A long-lived `python -m autograder.worker --serve` process that grades one student at a time."""
-
-    def __init__(self, log_path: Path):
-        self.log = open(log_path, "a")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "autograder.worker", "--serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-            start_new_session=True,  # its own process group: a kill reaches its kernels too
-            env=with_package_on_path({**os.environ, "PYTHONUNBUFFERED": "1", **ONE_THREAD}),
-        )
-
-    def grade(self, job_path: Path, timeout: float) -> int:
-        """0 when the job ran; otherwise the worker is dead (killed on timeout) and an error code."""
-        try:
-            self.process.stdin.write(f"{job_path}\n")
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError):
-            return self.process.poll() or -1
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        if not ready:
-            self.log.write(f"\n{job_path}: killed after {timeout:.0f} s\n")
-            self.kill()
-            return -signal.SIGKILL
-        reply = self.process.stdout.readline().strip()
-        if reply == f"done {job_path}":
-            return 0
-        if not reply:  # the worker died
-            self.kill()
-            return self.process.returncode or -1
-        return 1
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
-        self._release()
-
-    def close(self) -> None:
-        """Let the worker finish (end of its input), or kill it after 30 s."""
-        if self.process.poll() is None:
-            try:
-                self.process.stdin.close()
-                self.process.wait(timeout=30)
-            except (subprocess.TimeoutExpired, OSError):
-                self.kill()
-        self._release()
-
-    def _release(self) -> None:
-        for stream in (self.process.stdin, self.process.stdout, self.log):
-            try:
-                stream.close()
-            except OSError:
-                pass
+def merge_outcome(outcome: dict, submission: StudentSubmission, course: Course) -> StudentReport:
+    """Write one student's outcome into the course: log, gradebook (one transaction), autograded
+    notebooks and feedback. A failed outcome writes the log only."""
+    student = submission.student
+    report = StudentReport(student, problems=list(submission.problems), seconds=outcome.get("seconds", 0.0))
+    report.problems += [f"{u['notebook']}: {u['reason']}" for u in student_task_unreadable(submission)]
+    log_path = course.grading / "logs" / f"{student}.log"
+    log_path.write_text(outcome["log"])
+    results = outcome["results"]
+    all_assignments = sorted(submission.assignments)
+    if outcome["returncode"] != 0 or not results:
+        report.problems.append(f"the grading process failed (exit code {outcome['returncode']}); see {log_path}")
+        report.statuses = {assignment: "failed" for assignment in all_assignments}
+        return report
+    for assignment, result in results.items():
+        report.statuses[assignment] = result["status"]
+        if result["status"] == "failed":
+            report.problems.append(f"{assignment}: nbgrader could not grade it; see {log_path}")
+    merge_gradebook(course, student, outcome["gradebook"])
+    for assignment in outcome["gradebook"]:
+        for kind, folder in (("autograded", course.autograded), ("feedback", course.feedback)):
+            destination = folder / student / assignment
+            if destination.exists():
+                shutil.rmtree(destination)
+            prefix = f"{kind}/{assignment}/"
+            for name, data in outcome["files"].items():
+                if name.startswith(prefix):
+                    path = destination / name[len(prefix):]
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
+    return report
 
 
-class WorkerPool:
-    """Worker processes shared by the grading threads; a worker that failed is replaced."""
-
-    def __init__(self, log_dir: Path):
-        self.log_dir = log_dir
-        self.idle: list[Worker] = []
-        self.lock = threading.Lock()
-        self.started = 0
-
-    def grade(self, job_path: Path, timeout: float) -> int:
-        with self.lock:
-            if self.idle:
-                worker = self.idle.pop()
-            else:
-                self.started += 1
-                worker = Worker(self.log_dir / f"worker-{self.started}.log")
-        code = worker.grade(job_path, timeout)
-        if worker.process.poll() is None:
-            with self.lock:
-                self.idle.append(worker)
-        else:
-            worker.kill()
-        return code
-
-    def close(self) -> None:
-        with self.lock:
-            for worker in self.idle:
-                worker.close()
-            self.idle = []
+def student_task_unreadable(submission: StudentSubmission) -> list[dict]:
+    return [{"notebook": notebook, "reason": s.error} for (_, notebook), s in sorted(submission.notebooks.items()) if s.error is not None]
 
 
-def run_worker(pool: WorkerPool, job_path: Path, *, timeout: float) -> int:
-    """Grade one job in the pool (a function of its own, so that tests can stand in for it)."""
-    return pool.grade(job_path, timeout)
+def merge_gradebook(course: Course, student: str, recorded: dict, attempts: int = 5) -> None:
+    """Write one student's automatic scores (engine.read_auto_grades) into the course's gradebook,
+    in one transaction, retried when another grading run holds the database.
 
-
-def copy_sqlite(source: Path, target: Path) -> None:
-    """A consistent copy of an SQLite database (sqlite3's online backup)."""
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)
-    src.close()
-    dst.close()
-
-
-def merge_gradebook(from_course: Course, into_course: Course, student: str, assignments: list[str]) -> None:
-    """Copy one student's automatic scores for `assignments` from a worker's gradebook.
-
-    Only what autograding produces is copied: the submission and its timestamp, auto scores, the
+    Only what autograding produces is written: the submission and its timestamp, auto scores, the
     needs-manual-grade flags, automatic comments and late penalties. Manual scores, manual
-    comments and every other student's rows in the course's gradebook are not touched.
+    comments and every other student's rows are not touched.
     """
     from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
-    if not assignments:
+    if not recorded:
         return
     quiet_gradebook_warnings()
-    with Gradebook(from_course.db_url, config.COURSE_ID) as src, Gradebook(into_course.db_url, config.COURSE_ID) as dst:
-        source_student = src.find_student(student)
+    for attempt in range(attempts):
         try:
-            dst.find_student(student)
-        except MissingEntry:
-            dst.update_or_create_student(
-                student,
-                first_name=source_student.first_name,
-                last_name=source_student.last_name,
-                email=source_student.email,
-                lms_user_id=source_student.lms_user_id,
-            )
-        for assignment in assignments:
-            submission = src.find_submission(assignment, student)
-            target = dst.update_or_create_submission(assignment, student, timestamp=submission.timestamp)
-            for notebook in submission.notebooks:
-                target_notebook = dst.find_submission_notebook(notebook.name, assignment, student)
-                target_notebook.late_submission_penalty = notebook.late_submission_penalty
-                for grade in notebook.grades:
-                    target_grade = dst.find_grade(grade.name, notebook.name, assignment, student)
-                    target_grade.auto_score = grade.auto_score
-                    target_grade.needs_manual_grade = grade.needs_manual_grade or target_grade.manual_score is not None
-                for comment in notebook.comments:
-                    dst.find_comment(comment.name, notebook.name, assignment, student).auto_comment = comment.auto_comment
-            del target
-        dst.db.commit()
+            with Gradebook(course.db_url, config.COURSE_ID) as gb:
+                try:
+                    gb.find_student(student)
+                except MissingEntry:
+                    gb.update_or_create_student(student)
+                for assignment, submitted in recorded.items():
+                    timestamp = datetime.fromisoformat(submitted["timestamp"]) if submitted["timestamp"] else None
+                    gb.update_or_create_submission(assignment, student, timestamp=timestamp)
+                    for notebook, parts in submitted["notebooks"].items():
+                        target_notebook = gb.find_submission_notebook(notebook, assignment, student)
+                        target_notebook.late_submission_penalty = parts["late_submission_penalty"]
+                        for name, (auto_score, needs_manual_grade) in parts["grades"].items():
+                            grade = gb.find_grade(name, notebook, assignment, student)
+                            grade.auto_score = auto_score
+                            grade.needs_manual_grade = needs_manual_grade or grade.manual_score is not None
+                        for name, auto_comment in parts["comments"].items():
+                            gb.find_comment(name, notebook, assignment, student).auto_comment = auto_comment
+                gb.db.commit()
+            return
+        except (OperationalError, IntegrityError):  # the database was busy, or another run created the student first
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * 2**attempt)
 
 
 def gradebook_scores(course: Course, also: list[str] = ()) -> dict[str, list[NotebookScore]]:
@@ -514,33 +445,26 @@ def format_table(run: GradingRun, expected: dict[str, float] | None = None, mism
 
 class ProgressWatch:
     """Keeps the progress bar's text on who is being graded, where, and for how long:
-    "ada 01_deterministic_cem: check test-cem-return 42 s". Each worker writes its status file."""
+    "ada 01_deterministic_cem: check test-cem-return 42 s". A student's grading process writes
+    where it is to a file of the status folder named after the student (on this machine's workers;
+    a remote worker's students show in the count only)."""
 
-    def __init__(self, bar, every: float = 1.0):
-        self.bar, self.active, self.lock = bar, {}, threading.Lock()
+    def __init__(self, bar, status_dir: Path, every: float = 1.0):
+        self.bar, self.status_dir, self.first_seen = bar, Path(status_dir), {}
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(every,), daemon=True)
         if not getattr(bar, "disable", True):
             self.thread.start()
 
-    def begin(self, student: str, status: Path) -> None:
-        with self.lock:
-            self.active[student] = (time.monotonic(), status)
-
-    def end(self, student: str) -> None:
-        with self.lock:
-            self.active.pop(student, None)
-
     def text(self) -> str:
-        with self.lock:
-            active = list(self.active.items())
-        parts = []
-        for student, (since, status) in active:
+        parts, now = [], time.monotonic()
+        for path in sorted(self.status_dir.iterdir()) if self.status_dir.is_dir() else []:
             try:
-                where = status.read_text().strip()
-            except OSError:
-                where = "starting"
-            parts.append(f"{student} {where} {time.monotonic() - since:.0f} s")
+                where = path.read_text().strip()
+            except OSError:  # the student was done meanwhile
+                continue
+            since = self.first_seen.setdefault(path.name, now)
+            parts.append(f"{path.name} {where or 'starting'} {now - since:.0f} s")
         return "; ".join(parts)
 
     def _run(self, every: float) -> None:

@@ -136,10 +136,28 @@ def serve(requests: TextIO, replies: TextIO) -> int:
     return 0
 
 
+def end_with_parent(every: float = 1.0) -> None:
+    """Kill this process group (the grading process and the sandboxes it started) once the process
+    that started it is gone: a lost cluster worker leaves no grading running on."""
+    import signal
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     quiet_gradebook_warnings()
     if argv == ["--serve"]:
+        end_with_parent()
         # Replies go to a private copy of stdout; file descriptor 1, which kernels inherit and
         # where C libraries and os.system() write, joins stderr (the log) so it cannot garble them.
         replies = os.fdopen(os.dup(1), "w")

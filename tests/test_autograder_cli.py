@@ -284,20 +284,23 @@ def test_a_worker_that_hangs_is_killed_and_one_that_fails_a_job_serves_the_next(
     import signal
     import time
 
-    from autograder.grading import WorkerPool
+    from autograder.engine import Worker
 
-    pool = WorkerPool(tmp_path)
+    worker = Worker(tmp_path / "worker.log")
     hanging = tmp_path / "hanging-job.json"
     os.mkfifo(hanging)  # reading it blocks forever: a stand-in for a grading that never ends
     started = time.monotonic()
-    assert pool.grade(hanging, timeout=5) == -signal.SIGKILL
-    assert time.monotonic() - started < 30 and pool.idle == []
+    code, _ = worker.grade(hanging, timeout=5)
+    assert code == -signal.SIGKILL and not worker.alive()
+    assert time.monotonic() - started < 30
+    worker = Worker(tmp_path / "worker.log")
     broken = tmp_path / "broken-job.json"
     broken.write_text("{}")
-    assert pool.grade(broken, timeout=60) == 1  # the job failed, the worker lives on
-    assert len(pool.idle) == 1 and pool.idle[0].process.poll() is None
-    pool.close()
-    assert "KeyError" in (tmp_path / "worker-2.log").read_text()
+    code, log = worker.grade(broken, timeout=60)
+    assert code == 1 and "KeyError" in log  # the job failed, its error comes back, the worker lives on
+    assert worker.alive()
+    worker.close()
+    assert not worker.alive()
 
 
 def test_grading_a_fresh_clone_records_the_assignments_without_touching_the_release(toy_source):

@@ -246,9 +246,11 @@ def test_plain_nbgrader_commands_work_on_the_same_course(toy, tmp_path):
 
 
 def test_a_grading_process_that_dies_leaves_the_gradebook_as_it_was(toy, tmp_path, monkeypatch):
+    import autograder.engine as engine
     import autograder.grading as grading
 
-    monkeypatch.setattr(grading, "run_worker", lambda *args, **kwargs: -9)  # as if the worker had been killed
+    # as if the grading process had been killed (the local engine's workers are threads of this process)
+    monkeypatch.setattr(engine.Worker, "grade", lambda self, *args, **kwargs: (-9, "killed"))
     (tmp_path / "subs" / "unlucky").mkdir(parents=True)
     (tmp_path / "subs" / "unlucky" / f"{ASSIGNMENT}.ipynb").write_text(toy.texts["reference"])
     (tmp_path / "subs" / "kept").mkdir()
@@ -309,12 +311,12 @@ def test_release_regenerates_the_same_student_notebooks(toy, capsys):
 # -- one student graded in this process (autograder.worker.run_job), with a changed grader -------------
 def workspace_job(toy, tmp_path: Path, student: str, text: str, **limits) -> dict:
     """A worker's job for one student, as `grade` writes it, in a private workspace."""
-    from autograder.grading import copy_sqlite
+    from autograder.grading import template_gradebook
 
     workspace = tmp_path / "workspace"
     (workspace / "grading" / "submitted" / student / ASSIGNMENT).mkdir(parents=True)
     (workspace / "source").symlink_to(toy.course.source, target_is_directory=True)
-    copy_sqlite(toy.course.gradebook, workspace / "gradebook.db")
+    (workspace / "gradebook.db").write_bytes(template_gradebook(toy.course))
     (workspace / "grading" / "submitted" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_text(text)
     return {
         "workspace": str(workspace),
