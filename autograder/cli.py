@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     _sandbox(grade)
     _gradebook(grade)
     _cluster(grade)
+    grade.add_argument(
+        "--check-module",
+        action="append",
+        default=[],
+        metavar="NOTEBOOK=MODULE",
+        help="the checks of a notebook beyond the course's own (repeatable), e.g. 05_extra=mycourse.checks.extra",
+    )
 
     demo = command("demo", "release, grade the example submissions, print the grade table", (
         "Build the release in a scratch course directory, autograde the bundled example submissions (the reference "
@@ -124,7 +131,13 @@ def course_from(args: argparse.Namespace):
         memory_limit_mb=getattr(args, "memory_mb", config.MEMORY_LIMIT_MB),
         sandbox=not getattr(args, "no_sandbox", False),
     )
-    return Course(root=args.course_dir or ROOT, limits=limits, gradebook_url=getattr(args, "db_url", None))
+    check_modules = []
+    for pair in getattr(args, "check_module", []):
+        notebook, sep, module = pair.partition("=")
+        if not sep or not notebook or not module:
+            raise SystemExit(f"--check-module wants NOTEBOOK=MODULE, e.g. 05_extra=mycourse.checks.extra; got {pair!r}")
+        check_modules.append((notebook, module))
+    return Course(root=args.course_dir or ROOT, limits=limits, gradebook_url=getattr(args, "db_url", None), check_modules=tuple(check_modules))
 
 
 def main(argv: list[str] | None = None) -> int:

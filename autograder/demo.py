@@ -49,7 +49,7 @@ def demo(
         shutil.rmtree(workdir)
     shutil.copytree(course.source, workdir / course.source_directory)
     scratch = Course(
-        root=workdir, source_directory=course.source_directory, release_directory=course.release_directory, limits=course.limits, gradebook_url=course.gradebook_url
+        root=workdir, source_directory=course.source_directory, release_directory=course.release_directory, limits=course.limits, gradebook_url=course.gradebook_url, secret_file=course.secret_file
     )
     print(f"Releasing {', '.join(scratch.assignments)} into {scratch.release} (nbgrader generate_assignment)...", file=stream, flush=True)
     release(course=scratch)

@@ -5,7 +5,8 @@
     with open_engine(scheduler="scheduler.json") as client: ...  # a scheduler file (dask-jobqueue, `dask scheduler --scheduler-file`)
 
 The client (autograder.grading.grade) sends each student as plain data: the notebooks' text, the
-grading limits and the course secret, with a gradebook that holds the assignments and no student.
+grading limits and the course secret, with a gradebook that holds the assignments and no student
+(compressed with zlib).
 `grade_task` runs on a worker: it unpacks them into a private workspace, runs the grading process
 (`python -m autograder.worker`) there under a time limit, and returns plain data: each
 notebook's status, the log, the autograded notebooks and feedback pages, and the automatic scores.
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from pathlib import Path
 
 from autograder.course import with_package_on_path
@@ -89,7 +91,7 @@ def grade_task(task: dict, template_gradebook: bytes) -> dict:
         submitted = workspace / "grading" / "submitted" / student
         submitted.mkdir(parents=True)
         (workspace / "source").symlink_to(course_root / task["source_directory"], target_is_directory=True)
-        (workspace / "gradebook.db").write_bytes(template_gradebook)
+        (workspace / "gradebook.db").write_bytes(zlib.decompress(template_gradebook))
         secret = workspace / "checker-secret"
         descriptor = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:

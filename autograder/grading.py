@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
+import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -232,7 +233,9 @@ def grade_on(client, students: list[StudentSubmission], *, course: Course, templ
     from distributed import as_completed
 
     reports, futures = [], {}
-    template_data = client.scatter(template, broadcast=True)
+    # Sent with each student rather than scattered once: Dask cancels the tasks that depend on
+    # scattered data when a worker holding it dies, where a lost student should be retried.
+    template_data = zlib.compress(template)
     for submission in students:
         if not submission.notebooks:
             reports.append(StudentReport(submission.student, problems=list(submission.problems) + ["no notebook of this course was found"]))
