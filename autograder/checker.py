@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -238,7 +239,12 @@ class Runner:
         except ChannelTimeout:
             self._fail(f"it did not finish within {timeout:.0f} s (an endless loop, or far too slow), and was stopped")
         except ChannelClosed:
-            code = self.process.process.poll() if self.process is not None else None
+            code = None
+            if self.process is not None:
+                try:  # the pipe closes a moment before the process is gone: wait, so the message is always the same
+                    code = self.process.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
             self._fail("the process running your code died" + (f" (exit status {code})" if code is not None else "") + ": it exited, crashed, or ran out of memory")
         except ProtocolError as error:
             self._fail(f"the process running your code sent an invalid answer ({error})")

@@ -67,6 +67,46 @@ def open_engine(*, scheduler: str | None = None, jobs: int = 1):
             yield client
 
 
+@contextlib.contextmanager
+def process_cluster(folder: Path, *, workers: int = 2, scheduler_config: dict[str, str] | None = None, timeout: float = 120):
+    """A Dask cluster of separate processes on this machine, started as on several machines:
+    `dask scheduler --scheduler-file` and `workers` x `dask worker` of one thread each, without a
+    nanny (a worker that dies stays dead). Yields the scheduler file; the processes' output goes
+    to folder/cluster.log. `scheduler_config`: Dask settings as environment variables, e.g.
+    {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}."""
+    from distributed import Client
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    scheduler_file = folder / "scheduler.json"
+    scheduler_file.unlink(missing_ok=True)
+    env = {**os.environ, "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "error", **(scheduler_config or {})}
+    dask = [sys.executable, "-m", "dask"]
+    processes = []
+    with open(folder / "cluster.log", "w") as log:
+        try:
+            processes.append(subprocess.Popen(dask + ["scheduler", "--scheduler-file", str(scheduler_file), "--port", "0", "--no-dashboard"], env=env, stdout=log, stderr=log))
+            deadline = time.monotonic() + timeout
+            while not scheduler_file.is_file():
+                if time.monotonic() > deadline or processes[0].poll() is not None:
+                    raise RuntimeError(f"the Dask scheduler did not start; see {folder / 'cluster.log'}")
+                time.sleep(0.2)
+            for i in range(workers):
+                worker = ["worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1", "--no-nanny", "--no-dashboard", "--memory-limit", "0", "--name", f"worker-{i}"]
+                processes.append(subprocess.Popen(dask + worker, env=env, stdout=log, stderr=log, cwd=folder))
+            with Client(scheduler_file=str(scheduler_file)) as client:
+                client.wait_for_workers(workers, timeout=timeout)
+            yield scheduler_file
+        finally:
+            for process in reversed(processes):
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
 def grade_task(task: dict, template_gradebook: bytes) -> dict:
     """Grade one student on this worker and return the outcome as plain data (see the module's
     docstring). Nothing here raises for a student's sake: a failure is a returncode and a log."""

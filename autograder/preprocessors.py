@@ -134,7 +134,7 @@ class RestoreCells(OverwriteCells):
             if grade_id in self.notes:
                 kind = "Test cell" if utils.is_grade(cell) and utils.is_locked(cell) else "Cell"
                 text = f"**Grader's note.** {kind} `{grade_id}`: " + "; ".join(self.notes[grade_id]) + "."
-                out.append(new_markdown_cell(text, metadata={NOTE_MARKER: True}))
+                out.append(new_markdown_cell(text, metadata={NOTE_MARKER: True}, id=note_id(text)))
             out.append(cell)
         return out
 
@@ -228,7 +228,7 @@ class CheckedExecute(NbGraderPreprocessor):
         for failure in result.cell_failures:
             self.log.warning("%s, %s: %s", student, notebook, failure)
         if not self.sandbox:
-            nb.cells.insert(0, new_markdown_cell(NOT_SANDBOXED_NOTE, metadata={NOTE_MARKER: True}))
+            nb.cells.insert(0, new_markdown_cell(NOT_SANDBOXED_NOTE, metadata={NOTE_MARKER: True}, id=note_id(NOT_SANDBOXED_NOTE)))
         return nb, resources
 
 
@@ -240,6 +240,14 @@ NOT_SANDBOXED_NOTE = (
     "**Grader's note.** This notebook was graded *without the sandbox* (`--no-sandbox`): the points were still "
     "decided by the course's checker, but the student's code could read the grader's files."
 )
+
+
+def note_id(text: str) -> str:
+    """A grader's note's cell id, from its text: the same submission graded twice gives the same
+    notebook and feedback, byte for byte (nbformat's own ids are random)."""
+    import hashlib
+
+    return "note-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def course_secret(path: str) -> str:

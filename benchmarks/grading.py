@@ -1,16 +1,22 @@
-"""How long the autograder takes: complete submissions graded with 1 job and with 2, in one run.
+"""How fast the autograder grades: complete submissions with 1 worker and with 2, in one run.
 
-    python -m benchmarks.grading --students 4 --json
+    python -m benchmarks.grading --students 4 --json              # the local engine (--jobs N)
+    python -m benchmarks.grading --students 4 --cluster --json    # a scheduler and N worker processes
 
 Copies the source notebooks into a scratch course, releases them with nbgrader, hands in the
 reference solution of every notebook for each of N students, and grades that same folder once per
-value of --jobs, one after the other, so that the figures share the machine's conditions.
+number of workers, one after the other, so that the figures share the machine's conditions. With
+--cluster each run starts a real Dask cluster of separate processes (autograder.engine.
+process_cluster), as on several machines. Reports submissions per minute, the speed-up over the
+first run, and the projection for 1,000 students on W workers from the last run's rate per worker
+(as if each worker had a core of its own, which the speed-up checks on this machine).
 Targets on a 2-core CPU: one complete submission (all three notebooks) graded in under 600 s
-(`student_seconds` of the 1-job run), and `speedup` of 2 jobs over 1 at least 1.6 on 4 students.
+(`student_seconds` of the 1-worker run), and `speedup` of 2 workers over 1 at least 1.6 on 4 students.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import statistics
@@ -18,15 +24,21 @@ import tempfile
 from pathlib import Path
 
 from autograder.course import Course, release
+from autograder.engine import process_cluster
 from autograder.examples import build_examples, write_examples
 from autograder.grading import grade
 
 
-def grading_times(*, students: int = 4, jobs: tuple[int, ...] = (1, 2), course: Course | None = None, workdir: Path | None = None) -> dict:
-    """Seconds to grade `students` complete reference submissions with each number of jobs."""
+PROJECTED_WORKERS = (1, 2, 8, 32, 128)
+
+
+def grading_times(
+    *, students: int = 4, jobs: tuple[int, ...] = (1, 2), course: Course | None = None, workdir: Path | None = None, cluster: bool = False
+) -> dict:
+    """Seconds to grade `students` complete reference submissions with each number of workers."""
     course = course or Course()
     workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="grading-benchmark-"))
-    report = {"students": students, "notebooks": [], "runs": []}
+    report = {"students": students, "engine": "process cluster" if cluster else "local", "notebooks": [], "runs": []}
     try:
         for n_jobs in jobs:
             root = workdir / f"jobs-{n_jobs}"
@@ -41,12 +53,14 @@ def grading_times(*, students: int = 4, jobs: tuple[int, ...] = (1, 2), course: 
             for i in range(students):
                 reference.student = f"student-{i + 1}"
                 write_examples([reference], submissions)
-            run = grade(submissions, course=scratch, jobs=n_jobs, progress=False)
+            with process_cluster(root / "cluster", workers=n_jobs) if cluster else contextlib.nullcontext() as scheduler_file:
+                run = grade(submissions, course=scratch, jobs=n_jobs, progress=False, scheduler=str(scheduler_file) if cluster else None)
             seconds = [r.seconds for r in run.students]
             report["runs"].append(
                 {
                     "jobs": n_jobs,
                     "seconds": round(run.seconds, 1),
+                    "submissions_per_minute": round(students / run.seconds * 60, 3),
                     "student_seconds": [round(s, 1) for s in seconds],
                     "median_student_seconds": round(statistics.median(seconds), 1),
                     "points": [r.auto_total for r in run.students],
@@ -56,6 +70,9 @@ def grading_times(*, students: int = 4, jobs: tuple[int, ...] = (1, 2), course: 
         first = report["runs"][0]["seconds"]
         for entry in report["runs"]:
             entry["speedup"] = round(first / entry["seconds"], 2)
+        last = report["runs"][-1]
+        per_worker = last["submissions_per_minute"] / last["jobs"]
+        report["projection_1000_students_hours"] = {str(w): round(1000 / (per_worker * w) / 60, 2) for w in PROJECTED_WORKERS}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return report
@@ -65,16 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.grading",
         description="Time the grading of N complete reference submissions with each number of jobs, in one run.",
-        epilog="example:\n  python -m benchmarks.grading --students 4 --jobs 1 2 --json",
+        epilog="example:\n  python -m benchmarks.grading --students 4 --jobs 1 2 --cluster --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--students", type=int, default=4, help="complete submissions to grade (default: 4)")
-    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="numbers of jobs to compare; speed-ups are over the first (default: 1 2)")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="numbers of workers to compare; speed-ups are over the first (default: 1 2)")
+    parser.add_argument("--cluster", action="store_true", help="grade on a Dask scheduler and worker processes started for each run (default: the local engine)")
     parser.add_argument("--course-dir", type=Path, default=None, metavar="DIR", help="course root whose solutions/ are graded (default: this repository)")
     parser.add_argument("--json", action="store_true", help="print the JSON object on one line")
     args = parser.parse_args(argv)
     course = Course(root=args.course_dir) if args.course_dir else None
-    report = grading_times(students=args.students, jobs=tuple(args.jobs), course=course)
+    report = grading_times(students=args.students, jobs=tuple(args.jobs), course=course, cluster=args.cluster)
     print(json.dumps(report) if args.json else json.dumps(report, indent=1))
     return 0
 

@@ -20,14 +20,17 @@ def test_planning_speed_benchmark_prints_the_ratio(capsys):
     assert report["decisions"] == 50 and report["n_members"] == 5
 
 
-def test_grading_benchmark_times_each_number_of_jobs_on_one_course(tmp_path):
+def test_grading_benchmark_times_each_number_of_workers_of_a_process_cluster(tmp_path):
     # on the toy course (instant cells, its own checks): the real course's figures come from running it by hand
     from autograder_fixtures.toy_course import AUTO_MAX, make_course
     from benchmarks import grading
 
-    report = grading.grading_times(students=2, jobs=(1, 2), course=make_course(tmp_path / "course"))
-    assert report["students"] == 2 and report["notebooks"] == ["toy"]
+    report = grading.grading_times(students=2, jobs=(1, 2), course=make_course(tmp_path / "course"), cluster=True)
+    assert report["students"] == 2 and report["notebooks"] == ["toy"] and report["engine"] == "process cluster"
     assert [run["jobs"] for run in report["runs"]] == [1, 2] and report["runs"][0]["speedup"] == 1.0
     for run in report["runs"]:
         assert run["points"] == run["max_points"] == [AUTO_MAX, AUTO_MAX]
         assert len(run["student_seconds"]) == 2 and run["seconds"] > 0
+        assert abs(run["submissions_per_minute"] - 2 / run["seconds"] * 60) < 0.01
+    hours = report["projection_1000_students_hours"]
+    assert abs(hours["1"] / hours["8"] - 8) < 0.01

@@ -23,6 +23,7 @@ any check uses) are left out, which leaves the twin's points as they are.
 """
 from __future__ import annotations
 
+import hashlib
 import textwrap
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +94,12 @@ PRELUDE = code(
 # how a twin's notebook is changed
 
 
+def stable_id(*parts) -> str:
+    """A cell id from what the cell is (nbformat's own are random): the examples come out the same
+    each time they are built."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
+
+
 @dataclass(frozen=True)
 class Insert:
     """New code cells, after the cell with grade_id `after`, or at the end of the notebook ("end")."""
@@ -101,7 +108,7 @@ class Insert:
     after: str = "setup"
 
     def apply(self, nb: NotebookNode) -> None:
-        new = [nbformat.v4.new_code_cell(source) for source in self.cells]
+        new = [nbformat.v4.new_code_cell(source, id=stable_id(self.after, i, source)) for i, source in enumerate(self.cells)]
         if self.after == "end":
             nb.cells.extend(new)
             return
@@ -160,7 +167,9 @@ class TestCells:
                     del cell.metadata.nbgrader[key]
         elif self.action == "duplicate":
             for cell in targets:
-                copy = nbformat.from_dict(nbformat.v4.new_code_cell(cell.source, metadata={"nbgrader": {**cell.metadata.nbgrader, **self.value}}))
+                copy = nbformat.from_dict(
+                    nbformat.v4.new_code_cell(cell.source, metadata={"nbgrader": {**cell.metadata.nbgrader, **self.value}}, id=stable_id("copy", cell.id))
+                )
                 nb.cells.append(copy)
         elif self.action == "outputs":
             for count, cell in enumerate(targets, start=1):
