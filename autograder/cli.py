@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             print(error, file=sys.stderr)
             return 2
         print(format_table(run))
-        print(f"\n{len(run.students)} students graded in {run.seconds:.0f} s with {args.jobs} job(s); grades: {run.csv_path}; feedback: {course.feedback}")
+        where = f"on the Dask cluster at {args.scheduler}" if args.scheduler else f"with {args.jobs} job(s)"
+        print(f"\n{len(run.students)} students graded in {run.seconds:.0f} s {where}; grades: {run.csv_path}; feedback: {course.feedback}")
         return 0
     if args.command == "demo":
         from autograder.demo import demo

@@ -54,7 +54,12 @@ def open_engine(*, scheduler: str | None = None, jobs: int = 1):
     if scheduler is None:
         try:
             with LocalCluster(
-                n_workers=max(1, jobs), threads_per_worker=1, processes=False, dashboard_address=None, silence_logs=logging.ERROR
+                n_workers=max(1, jobs),
+                threads_per_worker=1,
+                processes=False,
+                memory_limit=0,  # each student's memory is capped in the sandbox, not by Dask
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
             ) as cluster, Client(cluster) as client:
                 yield client
         finally:
@@ -114,17 +119,13 @@ def grade_task(task: dict, template_gradebook: bytes) -> dict:
     outcome = {"student": task["student"], "host": socket.gethostname(), "returncode": 0, "results": {}, "log": "", "files": {}, "gradebook": {}}
     course_root = Path(task["course_root"])
     if not (course_root / task["source_directory"]).is_dir():
-        outcome["returncode"] = -1
-        outcome["log"] = f"the course's source folder {course_root / task['source_directory']} does not exist on grading machine {outcome['host']}; every worker needs the course at the same path"
-        return outcome
+        return refused(outcome, f"the course's source folder {course_root / task['source_directory']} does not exist on grading machine {outcome['host']}; every worker needs the course at the same path")
     if task["limits"].get("sandbox", True):
         from autograder.sandbox import sandbox_status
 
         ok, reason = sandbox_status()
         if not ok:
-            outcome["returncode"] = -1
-            outcome["log"] = f"the sandbox for student code cannot start on grading machine {outcome['host']}: {reason}"
-            return outcome
+            return refused(outcome, f"the sandbox for student code cannot start on grading machine {outcome['host']}: {reason}")
     student = task["student"]
     with tempfile.TemporaryDirectory(prefix="autograder-student-") as folder:
         workspace = Path(folder)
@@ -181,6 +182,11 @@ def grade_task(task: dict, template_gradebook: bytes) -> dict:
                         outcome["files"][f"{kind}/{assignment}/{path.relative_to(produced).as_posix()}"] = path.read_bytes()
     outcome["seconds"] = time.perf_counter() - started
     return outcome
+
+
+def refused(outcome: dict, reason: str) -> dict:
+    """A student this worker cannot grade at all, and why (reported as failed, with the reason)."""
+    return {**outcome, "returncode": -1, "reason": reason, "log": reason + "\n"}
 
 
 def read_auto_grades(db_url: str, student: str, assignments: list[str]) -> dict:

@@ -63,6 +63,9 @@ class StudentReport:
     statuses: dict[str, str] = field(default_factory=dict)
     """assignment -> what this run did with it: graded, unreadable, failed"""
     seconds: float = 0.0
+    """how long the worker took"""
+    merge_seconds: float = 0.0
+    """how long writing the outcome into the course took (the only part that is not spread over workers)"""
 
     @property
     def total(self) -> float:
@@ -238,7 +241,9 @@ def grade_on(client, students: list[StudentSubmission], *, course: Course, templ
     template_data = zlib.compress(template)
     for submission in students:
         if not submission.notebooks:
-            reports.append(StudentReport(submission.student, problems=list(submission.problems) + ["no notebook of this course was found"]))
+            report = new_report(submission)
+            report.problems.append("no notebook of this course was found")
+            reports.append(report)
             done()
             continue
         task = student_task(submission, course=course, secret=secret, status_dir=status_dir)
@@ -253,17 +258,26 @@ def grade_on(client, students: list[StudentSubmission], *, course: Course, templ
         except Exception as error:  # distributed.KilledWorker once its allowed failures are used up, or the engine's own error
             report = failed_report(submission, course, f"the grading engine gave up on this student: {type(error).__name__}: {error}")
         else:
+            merge_started = time.perf_counter()
             try:
                 report = merge_outcome(outcome, submission, course)
             except Exception as error:  # the run goes on for the other students
                 report = failed_report(submission, course, f"its grades could not be saved: {type(error).__name__}: {error}")
+            report.merge_seconds = time.perf_counter() - merge_started
         reports.append(report)
         done()
     return reports
 
 
+def new_report(submission: StudentSubmission) -> StudentReport:
+    """A student's report, with what collecting their files found wrong."""
+    unreadable = [f"{notebook}: {submitted.error}" for (_, notebook), submitted in sorted(submission.notebooks.items()) if submitted.error is not None]
+    return StudentReport(submission.student, problems=list(submission.problems) + unreadable)
+
+
 def failed_report(submission: StudentSubmission, course: Course, problem: str) -> StudentReport:
-    report = StudentReport(submission.student, problems=list(submission.problems) + [problem])
+    report = new_report(submission)
+    report.problems.append(problem)
     report.statuses = {assignment: "failed" for assignment in submission.assignments}
     (course.grading / "logs" / f"{submission.student}.log").write_text(problem + "\n")
     return report
@@ -273,14 +287,15 @@ def merge_outcome(outcome: dict, submission: StudentSubmission, course: Course) 
     """Write one student's outcome into the course: log, gradebook (one transaction), autograded
     notebooks and feedback. A failed outcome writes the log only."""
     student = submission.student
-    report = StudentReport(student, problems=list(submission.problems), seconds=outcome.get("seconds", 0.0))
-    report.problems += [f"{u['notebook']}: {u['reason']}" for u in student_task_unreadable(submission)]
+    report = new_report(submission)
+    report.seconds = outcome.get("seconds", 0.0)
     log_path = course.grading / "logs" / f"{student}.log"
     log_path.write_text(outcome["log"])
     results = outcome["results"]
     all_assignments = sorted(submission.assignments)
     if outcome["returncode"] != 0 or not results:
-        report.problems.append(f"the grading process failed (exit code {outcome['returncode']}); see {log_path}")
+        why = outcome.get("reason") or f"the grading process failed (exit code {outcome['returncode']}); see {log_path}"
+        report.problems.append(why)
         report.statuses = {assignment: "failed" for assignment in all_assignments}
         return report
     for assignment, result in results.items():
@@ -300,10 +315,6 @@ def merge_outcome(outcome: dict, submission: StudentSubmission, course: Course) 
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(data)
     return report
-
-
-def student_task_unreadable(submission: StudentSubmission) -> list[dict]:
-    return [{"notebook": notebook, "reason": s.error} for (_, notebook), s in sorted(submission.notebooks.items()) if s.error is not None]
 
 
 def merge_gradebook(course: Course, student: str, recorded: dict, attempts: int = 5) -> None:

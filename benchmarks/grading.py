@@ -63,6 +63,7 @@ def grading_times(
                     "submissions_per_minute": round(students / run.seconds * 60, 3),
                     "student_seconds": [round(s, 1) for s in seconds],
                     "median_student_seconds": round(statistics.median(seconds), 1),
+                    "median_merge_seconds": round(statistics.median(r.merge_seconds for r in run.students), 3),
                     "points": [r.auto_total for r in run.students],
                     "max_points": [sum(s.auto_max_points for s in r.scores) for r in run.students],
                 }

@@ -226,3 +226,14 @@ def test_two_grading_runs_at_once_into_one_postgresql_gradebook_lose_nothing(toy
     # the run that ended last lists every student of the gradebook
     last = max(batches, key=lambda batch: (tmp_path / f"{batch}.csv").stat().st_mtime)
     assert sorted(row["student"] for row in read_rows(tmp_path / f"{last}.csv")) == every
+
+
+def test_a_worker_without_the_course_says_so_and_grades_nothing(tmp_path):
+    import zlib
+
+    from autograder.engine import grade_task
+
+    task = {"student": "ada", "course_root": str(tmp_path / "elsewhere"), "source_directory": "solutions", "limits": {"sandbox": False}}
+    outcome = grade_task(task, zlib.compress(b""))
+    assert outcome["returncode"] != 0 and outcome["gradebook"] == {} and outcome["files"] == {}
+    assert f"{tmp_path / 'elsewhere' / 'solutions'} does not exist on grading machine" in outcome["reason"]
