@@ -73,7 +73,7 @@ def grading_times(
             entry["speedup"] = round(first / entry["seconds"], 2)
         last = report["runs"][-1]
         per_worker = last["submissions_per_minute"] / last["jobs"]
-        report["projection_1000_students_hours"] = {str(w): round(1000 / (per_worker * w) / 60, 2) for w in PROJECTED_WORKERS}
+        report["projection_1000_students_hours"] = {str(w): round(1000 / (per_worker * w) / 60, 3) for w in PROJECTED_WORKERS}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return report
