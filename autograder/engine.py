@@ -154,6 +154,7 @@ def grade_task(task: dict, template_gradebook: bytes) -> dict:
             "result": str(workspace / "result.json"),
             "secret_file": str(secret),
             "check_modules": task["check_modules"],
+            "manual": task.get("manual", {}),
             "status": str(status),
         }
         status.write_text("starting")

@@ -247,6 +247,7 @@ def grade_on(client, students: list[StudentSubmission], *, course: Course, templ
             done()
             continue
         task = student_task(submission, course=course, secret=secret, status_dir=status_dir)
+        task["manual"] = manual_grades(course, submission.student)
         future = client.submit(
             engine.grade_task, task, template_data, key=f"grade-{submission.student}-{uuid.uuid4().hex[:8]}", pure=False, priority=len(submission.notebooks)
         )
@@ -315,6 +316,27 @@ def merge_outcome(outcome: dict, submission: StudentSubmission, course: Course) 
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(data)
     return report
+
+
+def manual_grades(course: Course, student: str) -> dict:
+    """What graders gave a student by hand, as plain data for the worker, whose feedback must show
+    it: per assignment and notebook, each grade's manual score and extra credit and each comment's
+    manual text (only the parts a grader set)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    manual: dict = {}
+    with Gradebook(course.db_url, config.COURSE_ID) as gb:
+        try:
+            submissions = gb.find_student(student).submissions
+        except MissingEntry:
+            return manual
+        for submission in submissions:
+            for notebook in submission.notebooks:
+                grades = {g.name: [g.manual_score, g.extra_credit] for g in notebook.grades if g.manual_score is not None or g.extra_credit}
+                comments = {c.name: c.manual_comment for c in notebook.comments if c.manual_comment}
+                if grades or comments:
+                    manual.setdefault(submission.assignment.name, {})[notebook.name] = {"grades": grades, "comments": comments}
+    return manual
 
 
 def merge_gradebook(course: Course, student: str, recorded: dict, attempts: int = 5) -> None:

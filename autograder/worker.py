@@ -41,6 +41,7 @@ def run_job(job: dict) -> dict:
     api = course.api(log_level=logging.INFO)
     results, full_log = {}, []
     for assignment in job["autograde"]:
+        seed_manual_grades(course, student, assignment, job.get("manual", {}).get(assignment, {}))
         outcome = api.autograde(assignment, student, force=True, create=True)
         log = outcome.get("log", "") + outcome.get("error", "")
         if not outcome["success"]:
@@ -65,6 +66,27 @@ def run_job(job: dict) -> dict:
             results[assignment] = {"status": "unreadable", "log": reason}
         write_unreadable_feedback(course, student, assignment, notebook, item["filename"], reason)
     return results
+
+
+def seed_manual_grades(course: Course, student: str, assignment: str, manual: dict) -> None:
+    """Put what graders gave this student by hand into the workspace's gradebook before autograding,
+    so that the feedback written here shows it (autograding keeps manual scores)."""
+    if not manual:
+        return
+    from nbgrader.api import Gradebook
+
+    from autograder.config import COURSE_ID
+
+    with Gradebook(course.db_url, COURSE_ID) as gb:
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(assignment, student)
+        for notebook, parts in manual.items():
+            for name, (manual_score, extra_credit) in parts["grades"].items():
+                grade = gb.find_grade(name, notebook, assignment, student)
+                grade.manual_score, grade.extra_credit = manual_score, extra_credit
+            for name, manual_comment in parts["comments"].items():
+                gb.find_comment(name, notebook, assignment, student).manual_comment = manual_comment
+        gb.db.commit()
 
 
 def record_zero(course: Course, student: str, assignment: str) -> None:

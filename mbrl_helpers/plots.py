@@ -293,11 +293,14 @@ def pendulum_filmstrip(states, n_frames: int = 8, axes: Sequence[Axes] | None = 
     `states`: (T + 1, 4), e.g. EpisodeResult.states (or the EpisodeResult itself). Drawn to scale:
     the rail spans x in [-1, 1] m, the pole is 0.6 m long and leans by its angle from vertical
     (dotted line), positive to the right, as in MuJoCo; it turns red past |angle| = 0.2 rad.
+    An episode shorter than `n_frames` states (a pole that fell at once) shows each of its states.
     """
     states = _as_states(states)
-    if not 1 <= n_frames <= len(states):
-        raise ValueError(f"n_frames must be between 1 and the number of states ({len(states)}), got {n_frames}")
-    frame_indices = np.round(np.linspace(0, len(states) - 1, n_frames)).astype(int)
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be at least 1, got {n_frames}")
+    if axes is None:
+        n_frames = min(n_frames, len(states))
+    frame_indices = np.round(np.linspace(0, len(states) - 1, min(n_frames, len(states)))).astype(int)
     if axes is None:
         figsize = (1.7 * n_frames, 1.5 if title is None else 1.8)
         fig, axes = plt.subplots(1, n_frames, figsize=figsize, layout="constrained", squeeze=False)
@@ -310,6 +313,8 @@ def pendulum_filmstrip(states, n_frames: int = 8, axes: Sequence[Axes] | None = 
     for ax, index in zip(axes, frame_indices):
         _place_pendulum(*_draw_scene(ax), states[index])
         ax.set_title(f"t = {index * DT:.1f} s\nangle {_signed(states[index, 1])} rad", fontsize=8)
+    for ax in axes[len(frame_indices) :]:  # axes given for more frames than the episode has states
+        ax.set_axis_off()
     axes[0].set_xlabel("cart x (m)", fontsize=7)
     if title:
         fig.suptitle(title)

@@ -199,6 +199,13 @@ def test_nothing_already_in_the_gradebook_is_lost(toy):
     assert earlier["comments"]["explain"][1] == "graded by hand for earlier"
 
 
+def test_a_regrade_keeps_the_hand_given_score_and_comment_on_the_feedback_page(toy):
+    # "earlier" was graded, then hand-graded (1 point and a comment), then graded again
+    text = feedback_text(toy.course, "earlier")
+    assert "graded by hand for earlier" in text
+    assert f"Score: {AUTO_MAX + WRITTEN_POINTS:.1f} / {AUTO_MAX + WRITTEN_POINTS:.1f}" in text, text[:500]
+
+
 def test_grading_the_same_submission_twice_gives_identical_scores_with_or_without_the_sandbox(toy):
     before = {cell: scores[0] for cell, scores in toy.before["earlier"]["grades"].items()}
     after = {cell: scores[0] for cell, scores in gradebook_rows(toy.course.db_url, "earlier")["grades"].items()}

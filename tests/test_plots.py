@@ -142,8 +142,11 @@ def test_filmstrip_draws_n_frames_panels_with_the_pole_leaning_the_right_way():
         assert base_x == pytest.approx(state[0]) and tip_y > base_y + 0.5  # upright-ish, on the cart
         # Positive angle tips the pole towards +x, as in MuJoCo (a push to the right makes the angle negative).
         assert np.sign(tip_x - base_x) == np.sign(state[1])
+    # a pole that falls at once: each of its states, no error (the notebooks call it on any episode)
+    short = pendulum_filmstrip(states[:2], n_frames=8)
+    assert [ax.get_title().split("\n")[0] for ax in short.axes] == ["t = 0.0 s", "t = 0.1 s"]
     with pytest.raises(ValueError, match="n_frames"):
-        pendulum_filmstrip(states[:3], n_frames=8)
+        pendulum_filmstrip(states, n_frames=0)
 
 
 def test_animation_has_one_frame_per_state_and_renders_without_ffmpeg():
