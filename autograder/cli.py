@@ -16,6 +16,7 @@ EXAMPLES = {
         "  python -m autograder grade ~/Downloads/submissions --scheduler tcp://head:8786 --db-url postgresql://grader@dbhost/course"
     ),
     "demo": "python -m autograder demo\n  python -m autograder demo --jobs 2 --workdir /tmp/mbrl-demo",
+    "feedback": "python -m autograder feedback\n  python -m autograder feedback --student ada --student grace",
 }
 
 
@@ -69,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NOTEBOOK=MODULE",
         help="the checks of a notebook beyond the course's own (repeatable), e.g. 05_extra=mycourse.checks.extra",
     )
+
+    feedback = command("feedback", "after grading by hand: write the feedback again, with the manual scores and comments", (
+        "Write again, with nbgrader generate_feedback --force, the HTML feedback of every student who has a score or "
+        "comment given by hand (in formgrader or the gradebook), so that their pages show it. Run it after hand-grading."
+    ))
+    feedback.add_argument("--student", action="append", metavar="ID", help="only this student, graded by hand or not (repeatable)")
+    feedback.add_argument("--all", action="store_true", help="every student with an autograded notebook")
+    _course_dir(feedback)
+    _gradebook(feedback)
 
     demo = command("demo", "release, grade the example submissions, print the grade table", (
         "Build the release in a scratch course directory, autograde the bundled example submissions (the reference "
@@ -174,6 +184,14 @@ def main(argv: list[str] | None = None) -> int:
         where = f"on the Dask cluster at {args.scheduler}" if args.scheduler else f"with {args.jobs} job(s)"
         print(f"\n{len(run.students)} students graded in {run.seconds:.0f} s {where}; grades: {run.csv_path}; feedback: {course.feedback}")
         return 0
+    if args.command == "feedback":
+        from autograder.feedback import feedback
+
+        pages = feedback(course=course, students=args.student, everyone=args.all)
+        for page in pages:
+            print(f"{page.student} {page.assignment}: " + ("written" if page.written else f"FAILED: {page.error}"))
+        print(f"{sum(p.written for p in pages)} feedback pages written in {course.feedback}" if pages else "No feedback to write: nobody has been graded by hand yet.")
+        return 0 if all(p.written for p in pages) else 1
     if args.command == "demo":
         from autograder.demo import demo
 

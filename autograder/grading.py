@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -303,7 +304,7 @@ def merge_outcome(outcome: dict, submission: StudentSubmission, course: Course) 
         report.statuses[assignment] = result["status"]
         if result["status"] == "failed":
             report.problems.append(f"{assignment}: nbgrader could not grade it; see {log_path}")
-    merge_gradebook(course, student, outcome["gradebook"])
+    merge_gradebook(course, student, outcome["gradebook"], unchanged=unchanged_answers(course, student, outcome["files"]))
     for assignment in outcome["gradebook"]:
         for kind, folder in (("autograded", course.autograded), ("feedback", course.feedback)):
             destination = folder / student / assignment
@@ -339,13 +340,44 @@ def manual_grades(course: Course, student: str) -> dict:
     return manual
 
 
-def merge_gradebook(course: Course, student: str, recorded: dict, attempts: int = 5) -> None:
+def written_answers(notebook: bytes) -> dict[str, str]:
+    """grade_id -> source of an autograded notebook's answers graded by hand (solution and grade cells)."""
+    answers = {}
+    for cell in json.loads(notebook).get("cells", []):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution") and meta.get("grade") and meta.get("grade_id"):
+            source = cell.get("source", "")
+            answers[meta["grade_id"]] = "".join(source) if isinstance(source, list) else source
+    return answers
+
+
+def unchanged_answers(course: Course, student: str, files: dict[str, bytes]) -> set[tuple[str, str, str]]:
+    """(assignment, notebook, grade_id) of the answers graded by hand whose text is the same as in
+    the autograded notebook already in the course: the one a grader saw."""
+    unchanged = set()
+    for name, data in files.items():
+        kind, assignment, filename = name.split("/", 2)
+        previous = course.autograded / student / assignment / filename
+        if kind != "autograded" or not filename.endswith(".ipynb") or not previous.is_file():
+            continue
+        try:
+            before, after = written_answers(previous.read_bytes()), written_answers(data)
+        except ValueError:  # not JSON: treat every answer as changed
+            continue
+        notebook = filename[: -len(".ipynb")]
+        unchanged |= {(assignment, notebook, grade_id) for grade_id, text in after.items() if before.get(grade_id) == text}
+    return unchanged
+
+
+def merge_gradebook(course: Course, student: str, recorded: dict, attempts: int = 5, unchanged: set[tuple[str, str, str]] = frozenset()) -> None:
     """Write one student's automatic scores (engine.read_auto_grades) into the course's gradebook,
     in one transaction, retried when another grading run holds the database.
 
     Only what autograding produces is written: the submission and its timestamp, auto scores, the
     needs-manual-grade flags, automatic comments and late penalties. Manual scores, manual
-    comments and every other student's rows are not touched.
+    comments and every other student's rows are not touched. An answer graded by hand that is in
+    `unchanged` (the same text as when it was graded) stays graded; any other cell with a manual
+    score is flagged for review, as nbgrader does.
     """
     from nbgrader.api import Gradebook, MissingEntry
     from sqlalchemy.exc import IntegrityError, OperationalError
@@ -369,7 +401,8 @@ def merge_gradebook(course: Course, student: str, recorded: dict, attempts: int 
                         for name, (auto_score, needs_manual_grade) in parts["grades"].items():
                             grade = gb.find_grade(name, notebook, assignment, student)
                             grade.auto_score = auto_score
-                            grade.needs_manual_grade = needs_manual_grade or grade.manual_score is not None
+                            if grade.manual_score is None or (assignment, notebook, name) not in unchanged:
+                                grade.needs_manual_grade = needs_manual_grade or grade.manual_score is not None
                         for name, auto_comment in parts["comments"].items():
                             gb.find_comment(name, notebook, assignment, student).auto_comment = auto_comment
                 gb.db.commit()

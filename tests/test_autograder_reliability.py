@@ -25,6 +25,7 @@ import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
@@ -92,7 +93,7 @@ def toy(tmp_path_factory):
     # First batch: two students, graded without the sandbox (--no-sandbox); a grader then scores
     # one's written answer by hand.
     first = tmp_path_factory.mktemp("first-batch")
-    for student in ("earlier", "kept"):
+    for student in ("earlier", "kept", "rewritten"):
         (first / student).mkdir()
         (first / student / f"{ASSIGNMENT}.ipynb").write_text(texts["reference"])
     printed = io.StringIO()
@@ -100,11 +101,12 @@ def toy(tmp_path_factory):
         grade_cli(root, first, "--no-sandbox")
     first_rows = read_csv(course.grading / "grades.csv")
     with Gradebook(course.db_url, COURSE_ID) as gb:
-        for student, score in (("earlier", 1.0), ("kept", 0.5)):
-            gb.find_grade("explain", ASSIGNMENT, ASSIGNMENT, student).manual_score = score
+        for student, score in (("earlier", 1.0), ("kept", 0.5), ("rewritten", 1.0)):
+            written = gb.find_grade("explain", ASSIGNMENT, ASSIGNMENT, student)
+            written.manual_score, written.needs_manual_grade = score, False  # as formgrader records a score
             gb.find_comment("explain", ASSIGNMENT, ASSIGNMENT, student).manual_comment = f"graded by hand for {student}"
         gb.db.commit()
-    before = {student: gradebook_rows(course.db_url, student) for student in ("earlier", "kept")}
+    before = {student: gradebook_rows(course.db_url, student) for student in ("earlier", "kept", "rewritten")}
 
     # Second batch, in the sandbox: one student per scenario, in every layout, and "earlier" again.
     second = tmp_path_factory.mktemp("second-batch")
@@ -133,6 +135,11 @@ def toy(tmp_path_factory):
             layouts[name] = "folder"
     (second / "earlier").mkdir()
     (second / "earlier" / f"{ASSIGNMENT}.ipynb").write_text(texts["reference"])
+    # handed in again with another written answer than the one graded by hand
+    rewritten = nbformat.reads(texts["reference"], as_version=4)
+    next(cell for cell in rewritten.cells if cell.metadata.get("nbgrader", {}).get("grade_id") == "explain").source += "\nOn second thought, more."
+    (second / "rewritten").mkdir()
+    (second / "rewritten" / f"{ASSIGNMENT}.ipynb").write_text(nbformat.writes(rewritten))
     grade_cli(root, second)
     rows = read_csv(course.grading / "grades.csv")
     return SimpleNamespace(course=course, before=before, first_table=printed.getvalue(), first_rows=first_rows, rows=rows, layouts=layouts, texts=texts)
@@ -181,7 +188,7 @@ def test_a_cell_that_fails_is_said_and_the_next_cells_run_in_a_fresh_runner(toy)
 
 def test_the_grade_table_has_every_student_and_the_right_totals(toy):
     by_student = {row["student"]: row for row in toy.rows}
-    assert set(by_student) == set(EXPECTED) | {"earlier", "kept"}
+    assert set(by_student) == set(EXPECTED) | {"earlier", "kept", "rewritten"}
     assert all(row["notebook"] == ASSIGNMENT and float(row["max_points"]) == AUTO_MAX + WRITTEN_POINTS for row in toy.rows)
     for scenario, (expected, _) in EXPECTED.items():
         assert float(by_student[scenario]["points"]) == sum(expected.values()), scenario
@@ -195,8 +202,11 @@ def test_the_grade_table_has_every_student_and_the_right_totals(toy):
 def test_nothing_already_in_the_gradebook_is_lost(toy):
     assert gradebook_rows(toy.course.db_url, "kept") == toy.before["kept"]
     earlier = gradebook_rows(toy.course.db_url, "earlier")
-    assert earlier["grades"]["explain"][1] == 1.0 and earlier["grades"]["explain"][2] is True  # manual score, flagged for review
+    # the same written answer as the one graded by hand: its score stands, nothing to review
+    assert earlier["grades"]["explain"][1:] == (1.0, False)
     assert earlier["comments"]["explain"][1] == "graded by hand for earlier"
+    # another written answer: the hand-given score is kept, and the answer is flagged for review
+    assert gradebook_rows(toy.course.db_url, "rewritten")["grades"]["explain"][1:] == (1.0, True)
 
 
 def test_a_regrade_keeps_the_hand_given_score_and_comment_on_the_feedback_page(toy):
@@ -204,6 +214,22 @@ def test_a_regrade_keeps_the_hand_given_score_and_comment_on_the_feedback_page(t
     text = feedback_text(toy.course, "earlier")
     assert "graded by hand for earlier" in text
     assert f"Score: {AUTO_MAX + WRITTEN_POINTS:.1f} / {AUTO_MAX + WRITTEN_POINTS:.1f}" in text, text[:500]
+
+
+def test_after_grading_by_hand_one_command_brings_the_feedback_up_to_date(toy, capsys):
+    # "kept" was hand-graded after its only grading: its page does not show it yet
+    page = toy.course.feedback / "kept" / ASSIGNMENT / f"{ASSIGNMENT}.html"
+    assert "graded by hand for kept" not in feedback_text(toy.course, "kept")
+    untouched = toy.course.feedback / "blank" / ASSIGNMENT / f"{ASSIGNMENT}.html"
+    blank_page = untouched.read_text()
+    assert main(["feedback", "--course-dir", str(toy.course.root)]) == 0
+    out = capsys.readouterr().out
+    assert "kept toy: written" in out and "blank" not in out  # only the students graded by hand
+    text = feedback_text(toy.course, "kept")
+    assert "graded by hand for kept" in text and f"Score: {AUTO_MAX + 0.5:.1f} / {AUTO_MAX + WRITTEN_POINTS:.1f}" in text
+    assert page.is_file() and untouched.read_text() == blank_page
+    assert main(["feedback", "--course-dir", str(toy.course.root), "--student", "blank"]) == 0
+    assert "blank toy: written" in capsys.readouterr().out
 
 
 def test_grading_the_same_submission_twice_gives_identical_scores_with_or_without_the_sandbox(toy):
@@ -274,7 +300,7 @@ def test_a_grading_process_that_dies_leaves_the_gradebook_as_it_was(toy, tmp_pat
 
 def test_grading_without_the_sandbox_says_so_in_the_csv_the_table_and_the_feedback(toy):
     assert re.search(r"earlier +6/6", toy.first_table) and "NOT SANDBOXED" in toy.first_table, toy.first_table
-    assert {row["student"]: row["status"] for row in toy.first_rows} == {"earlier": "graded without sandbox", "kept": "graded without sandbox"}
+    assert {row["student"]: row["status"] for row in toy.first_rows} == {"earlier": "graded without sandbox", "kept": "graded without sandbox", "rewritten": "graded without sandbox"}
     assert "graded without the sandbox" in feedback_text(toy.course, "kept")
     # "earlier" was graded again, in the sandbox
     assert "graded without the sandbox" not in feedback_text(toy.course, "earlier")
