@@ -22,7 +22,7 @@ from nbformat.v4 import new_markdown_cell
 from nbgrader import utils
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
-from traitlets import Bool, Dict, Integer, Unicode
+from traitlets import Bool, Dict, Integer, List, Unicode
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 NOTE_MARKER = "grader_note"  # cell metadata key of the notes RestoreCells inserts
@@ -293,6 +293,9 @@ class HideHiddenTests(NbGraderPreprocessor):
 
     begin_test_delimiter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
     end_test_delimiter = Unicode("END HIDDEN TESTS").tag(config=True)
+    # generate_feedback hands every preprocessor the exporter's display_data_priority; declared
+    # here with nbgrader's own default, as its GetGrades declares it, so that the logs do not warn about it
+    display_data_priority = List(["text/html", "application/pdf", "text/latex", "image/svg+xml", "image/png", "image/jpeg", "text/plain"]).tag(config=True)
 
     def preprocess_cell(self, cell, resources, cell_index):
         if cell.cell_type == "markdown" and MARK_SCHEME_DELIMITERS[0] in cell.source:
