@@ -238,6 +238,12 @@ def test_grading_the_same_submission_twice_gives_identical_scores_with_or_withou
     assert before == after
 
 
+def test_an_untouched_submissions_log_has_no_warning(toy):
+    """A log line means something an instructor should know: the reference answer's log has none."""
+    log = (toy.course.grading / "logs" / "reference.log").read_text()
+    assert "[INFO]" in log and "[WARNING]" not in log and "[ERROR]" not in log, log
+
+
 def test_an_unreadable_notebook_gets_a_page_that_says_why(toy):
     text = feedback_text(toy.course, "invalid-json")
     assert "Score: 0" in text and "not valid JSON" in text and "line" in text
