@@ -240,7 +240,10 @@ def grade_on(client, students: list[StudentSubmission], *, course: Course, templ
     # Sent with each student rather than scattered once: Dask cancels the tasks that depend on
     # scattered data when a worker holding it dies, where a lost student should be retried.
     template_data = zlib.compress(template)
-    for submission in students:
+    # Students with the most notebooks first, so that no long grading is left to run alone at the
+    # end; then in name order. Dask starts the highest priority first.
+    queue = sorted(students, key=lambda submission: -len(submission.notebooks))
+    for position, submission in enumerate(queue):
         if not submission.notebooks:
             report = new_report(submission)
             report.problems.append("no notebook of this course was found")
@@ -250,7 +253,7 @@ def grade_on(client, students: list[StudentSubmission], *, course: Course, templ
         task = student_task(submission, course=course, secret=secret, status_dir=status_dir)
         task["manual"] = manual_grades(course, submission.student)
         future = client.submit(
-            engine.grade_task, task, template_data, key=f"grade-{submission.student}-{uuid.uuid4().hex[:8]}", pure=False, priority=len(submission.notebooks)
+            engine.grade_task, task, template_data, key=f"grade-{submission.student}-{uuid.uuid4().hex[:8]}", pure=False, priority=len(queue) - position
         )
         futures[future] = submission
     for future in as_completed(list(futures)):
