@@ -233,31 +233,46 @@ def student_task(submission: StudentSubmission, *, course: Course, secret: str, 
 
 
 def grade_on(client, students: list[StudentSubmission], *, course: Course, template: bytes, secret: str, status_dir: Path, done=lambda: None) -> list[StudentReport]:
-    """Send every student to the engine, and merge each outcome into the course as it comes back."""
+    """Send the students to the engine, and merge each outcome into the course as it comes back.
+
+    Students with the most notebooks go first, so that no long grading is left to run alone at the
+    end, then in name order. The queue stays here: a student is sent when a worker thread is free
+    (Dask does not keep the order of tasks submitted one by one), so the order holds, and a large
+    course's notebooks are not all in the scheduler's memory at once."""
     from distributed import as_completed
 
-    reports, futures = [], {}
+    reports = []
     # Sent with each student rather than scattered once: Dask cancels the tasks that depend on
     # scattered data when a worker holding it dies, where a lost student should be retried.
     template_data = zlib.compress(template)
-    # Students with the most notebooks first, so that no long grading is left to run alone at the
-    # end; then in name order. Dask starts the highest priority first.
     queue = sorted(students, key=lambda submission: -len(submission.notebooks))
-    for position, submission in enumerate(queue):
-        if not submission.notebooks:
-            report = new_report(submission)
-            report.problems.append("no notebook of this course was found")
-            reports.append(report)
-            done()
-            continue
+    for submission in [s for s in queue if not s.notebooks]:
+        report = new_report(submission)
+        report.problems.append("no notebook of this course was found")
+        reports.append(report)
+        done()
+    waiting = iter([s for s in queue if s.notebooks])
+    in_flight, running = {}, as_completed()
+
+    def send_next() -> bool:
+        submission = next(waiting, None)
+        if submission is None:
+            return False
         task = student_task(submission, course=course, secret=secret, status_dir=status_dir)
         task["manual"] = manual_grades(course, submission.student)
-        future = client.submit(
-            engine.grade_task, task, template_data, key=f"grade-{submission.student}-{uuid.uuid4().hex[:8]}", pure=False, priority=len(queue) - position
-        )
-        futures[future] = submission
-    for future in as_completed(list(futures)):
-        submission = futures.pop(future)
+        future = client.submit(engine.grade_task, task, template_data, key=f"grade-{submission.student}-{uuid.uuid4().hex[:8]}", pure=False)
+        in_flight[future] = submission
+        running.add(future)
+        return True
+
+    def fill() -> None:  # one student per worker thread (the cluster may grow or shrink meanwhile)
+        while len(in_flight) < max(1, sum(client.nthreads().values())) and send_next():
+            pass
+
+    fill()
+    for future in running:
+        submission = in_flight.pop(future)
+        fill()
         try:
             outcome = future.result()
         except Exception as error:  # distributed.KilledWorker once its allowed failures are used up, or the engine's own error
