@@ -19,7 +19,7 @@ from typing import TextIO
 from autograder.collect import read_notebook
 from autograder.course import Course, identify_notebook, notebook_grade_ids, release
 from autograder.preprocessors import strip_ansi
-from autograder.worker import quiet_gradebook_warnings
+from autograder.config import quiet_gradebook_warnings
 
 STUDENT = "me"
 

@@ -17,6 +17,7 @@ EXAMPLES = {
     ),
     "demo": "python -m autograder demo\n  python -m autograder demo --jobs 2 --workdir /tmp/mbrl-demo",
     "feedback": "python -m autograder feedback\n  python -m autograder feedback --student ada --student grace",
+    "export": "python -m autograder export\n  python -m autograder export --roster roster.csv",
 }
 
 
@@ -79,6 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
     feedback.add_argument("--all", action="store_true", help="every student with an autograded notebook")
     _course_dir(feedback)
     _gradebook(feedback)
+
+    export = command("export", "grading/grades.csv from the gradebook, and with a roster the Canvas and Moodle import files", (
+        "Write grading/grades.csv from the gradebook: one row per student, a column of points per assignment "
+        "(manual scores included), total, max_total, hand_grading (pending or done) and status. With --roster, also "
+        "grading/canvas-grades.csv and grading/moodle-grades.csv, for the gradebook import of Canvas and of Moodle."
+    ))
+    export.add_argument(
+        "--roster",
+        type=Path,
+        default=None,
+        metavar="ROSTER.csv",
+        help="CSV with the columns student_id,name,email,lms_id (student_id: the name submissions are filed under; lms_id: Canvas's user ID or Moodle's ID number)",
+    )
+    _course_dir(export)
+    _gradebook(export)
 
     demo = command("demo", "release, grade the example submissions, print the grade table", (
         "Build the release in a scratch course directory, autograde the bundled example submissions (the reference "
@@ -192,6 +208,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{page.student} {page.assignment}: " + ("written" if page.written else f"FAILED: {page.error}"))
         print(f"{sum(p.written for p in pages)} feedback pages written in {course.feedback}" if pages else "No feedback to write: nobody has been graded by hand yet.")
         return 0 if all(p.written for p in pages) else 1
+    if args.command == "export":
+        from autograder.export import ExportError, export
+
+        try:
+            written = export(course=course, roster=args.roster)
+        except ExportError as error:
+            print(error, file=sys.stderr)
+            return 2
+        for path in written.files:
+            print(f"wrote {path}")
+        for note in written.notes:
+            print(f"\n{note}")
+        return 0
     if args.command == "demo":
         from autograder.demo import demo
 

@@ -13,7 +13,9 @@ Layout, relative to the course's root folder:
 """
 from __future__ import annotations
 
+import functools
 import os
+import sys
 
 from traitlets.config import Config
 
@@ -40,7 +42,53 @@ MAX_KERNEL_RESTARTS = 3
 
 # stderr output that must not zero a grade cell (nbgrader gives zero to a test cell that writes to
 # stderr): Python and gymnasium warnings, and tqdm progress bars.
+FEEDBACK_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "feedback_template")
 IGNORED_STDERR_PATTERN = r"Warning|WARN|warnings\.warn|it/s\]|s/it\]|\d+%\|"
+
+
+def put_environment_tools_on_path() -> None:
+    """nbgrader runs `alembic` (installed beside this Python) when it creates a gradebook; make it
+    findable when this Python was started by its full path without activating its environment."""
+    bin_dir = os.path.dirname(sys.executable)
+    paths = os.environ.get("PATH", "").split(os.pathsep)
+    if bin_dir not in paths:
+        os.environ["PATH"] = os.pathsep.join([bin_dir] + [p for p in paths if p])
+
+
+def quiet_gradebook_warnings() -> None:
+    """nbgrader's gradebook code makes SQLAlchemy warn about its own session use; nothing to act on."""
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    warnings.filterwarnings("ignore", category=SAWarning)
+
+
+def wrap_validator_lines() -> None:
+    """`nbgrader validate` (and JupyterLab's Validate button) cut every line of an error at
+    Validator.width (90) characters with "...": the checks' hints, one long line each, lost their
+    second half. Wrap long lines at that width instead, under the same indent."""
+    import textwrap
+
+    from nbconvert.filters import strip_ansi
+    from nbgrader.validator import Validator
+
+    def _indent(self, val: str) -> str:
+        width = max(20, self.width - 3)
+        lines = []
+        for line in strip_ansi(val).split("\n"):
+            body = line.lstrip()
+            lead = self.indent + line[: len(line) - len(body)]  # a wrapped line's rest goes under it, indented
+            lines += textwrap.wrap(body, width, initial_indent=lead, subsequent_indent=lead + "    ") or [lead.rstrip()]
+        return "\n".join(lines)
+
+    Validator._indent = _indent
+
+
+def _record_assignments(**hook_arguments) -> None:
+    from autograder.course import record_assignments_before_autograde  # imported late: config stays light
+
+    record_assignments_before_autograde(**hook_arguments)
 
 
 def course_config(
@@ -66,6 +114,7 @@ def course_config(
     """
     # Imported here so that reading the configuration stays cheap for nbgrader commands that do
     # not execute notebooks.
+    import nbgrader
     from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import (
         AssignLatePenalties,
@@ -78,7 +127,7 @@ def course_config(
         SaveAutoGrades,
     )
 
-    from autograder.preprocessors import CheckedExecute, HideHiddenTests, RestoreCells
+    from autograder.preprocessors import CheckedExecute, DropGraderOnlyCells, HideHiddenTests, OfflineFeedback, RestoreCells, ShowRubrics
 
     root = os.path.abspath(root)
     c = Config()
@@ -113,8 +162,12 @@ def course_config(
         SaveAutoGrades,
         AssignLatePenalties,
         CheckCellMetadata,
+        ShowRubrics,
     ]
     c.RestoreCells.add_missing_cells = True
+    # Formgrader shows each written answer with its model answer and rubric below it, read from the
+    # source notebooks; not for a student's own check, which must not see them.
+    c.ShowRubrics.source_directory = os.path.join(root, source_directory) if hidden_checks else ""
     c.CheckedExecute.cell_timeout = cell_timeout
     c.CheckedExecute.notebook_timeout = notebook_timeout
     c.CheckedExecute.memory_limit_mb = memory_limit_mb
@@ -123,10 +176,24 @@ def course_config(
     c.CheckedExecute.secret_file = secret_file or os.path.join(root, grading_directory, SECRET_NAME)
     c.CheckedExecute.check_modules = dict(check_modules or {})
     c.CheckedExecute.hidden = hidden_checks
+    # Plain `nbgrader autograde` in a fresh clone: record the assignments first, as `grade` does.
+    c.Autograde.pre_convert_hook = functools.partial(
+        _record_assignments, root=root, source_directory=source_directory, release_directory=release_directory, grading_directory=grading_directory, db_url=c.CourseDirectory.db_url
+    )
     c.IgnorePattern.enabled = True
     c.IgnorePattern.pattern = IGNORED_STDERR_PATTERN
 
-    # Feedback: nbgrader's HTML, with the hidden tests' source (and the traceback lines that would
-    # quote it) replaced by a one-line description; the failing check's message stays.
-    c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+    # Feedback: nbgrader's HTML, without the graders' rubric cells, with the hidden tests' source (and
+    # the traceback lines that would quote it) replaced by a one-line description; the failing
+    # check's message stays.
+    # Formulas become MathML and hints wrap (OfflineFeedback), and the page loads nothing from the
+    # network: FEEDBACK_TEMPLATE's mathjax.html.j2 stands in front of nbconvert's, which loads MathJax
+    # from a CDN, and nbgrader's own feedback template is found after it.
+    c.GenerateFeedback.preprocessors = [DropGraderOnlyCells, GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor, OfflineFeedback]
+    c.HTMLExporter.extra_template_basedirs = [FEEDBACK_TEMPLATE, os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates")]
+
+    # `nbgrader export`: the course's grading/grades.csv, one row per student, the same file as
+    # `grade` and `python -m autograder export` write (autograder.export), not a CSV in the current folder.
+    c.ExportApp.plugin_class = "autograder.export.GradesExport"
+    c.GradesExport.grading_directory = os.path.join(root, grading_directory)
     return c

@@ -162,16 +162,7 @@ def with_package_on_path(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def put_environment_tools_on_path() -> None:
-    """nbgrader runs `alembic` (installed beside this Python) when it creates a gradebook; make it
-    findable when this Python was started by its full path without activating its environment."""
-    bin_dir = os.path.dirname(sys.executable)
-    paths = os.environ.get("PATH", "").split(os.pathsep)
-    if bin_dir not in paths:
-        os.environ["PATH"] = os.pathsep.join([bin_dir] + [p for p in paths if p])
-
-
-put_environment_tools_on_path()
+config.put_environment_tools_on_path()
 
 
 def notebook_grade_ids(nb: dict) -> set[str]:
@@ -221,15 +212,13 @@ def release(*, course: Course | None = None, assignments: list[str] | None = Non
     return written
 
 
-def ensure_gradebook(course: Course) -> None:
-    """Make sure the gradebook knows every assignment of the source folder, without touching the
-    release: assignments it lacks are generated into a scratch folder (nbgrader records the
-    assignment, its notebooks and their cells in the gradebook as it generates them)."""
+def missing_assignments(course: Course) -> list[str]:
+    """The source folder's assignments that the gradebook does not know, notebooks and all."""
     from nbgrader.api import Gradebook, MissingEntry
 
     course.gradebook.parent.mkdir(parents=True, exist_ok=True)
+    missing = []
     with Gradebook(course.db_url, config.COURSE_ID) as gb:
-        missing = []
         for assignment in course.assignments:
             try:
                 recorded = {nb.name for nb in gb.find_assignment(assignment).notebooks}
@@ -237,6 +226,14 @@ def ensure_gradebook(course: Course) -> None:
                 recorded = set()
             if recorded != set(course.notebooks(assignment)):
                 missing.append(assignment)
+    return missing
+
+
+def ensure_gradebook(course: Course) -> None:
+    """Make sure the gradebook knows every assignment of the source folder, without touching the
+    release: assignments it lacks are generated into a scratch folder (nbgrader records the
+    assignment, its notebooks and their cells in the gradebook as it generates them)."""
+    missing = missing_assignments(course)
     if not missing:
         return
     import tempfile
@@ -252,3 +249,23 @@ def ensure_gradebook(course: Course) -> None:
             limits=course.limits,
         )
         release(course=scratch_course, assignments=missing)
+
+
+def record_assignments_before_autograde(*, root: str, source_directory: str, release_directory: str, grading_directory: str, db_url: str, **hook_arguments) -> None:
+    """nbgrader's pre-convert hook for autograde (set in autograder.config): plain `nbgrader
+    autograde` in a fresh clone would stop with "No assignment ... exists in the database" until
+    `release` had run; this records the missing assignments first, as `grade` does.
+
+    The recording runs in a process of its own: nbgrader's API, which it uses, changes the logging
+    and the database session of the process it runs in, and that process is autograde's."""
+    import subprocess
+
+    course = Course(root=Path(root), source_directory=source_directory, release_directory=release_directory, grading_directory=grading_directory, gradebook_url=db_url)
+    missing = missing_assignments(course)
+    if not missing:
+        return
+    arguments = json.dumps({"root": root, "source_directory": source_directory, "release_directory": release_directory, "grading_directory": grading_directory, "gradebook_url": db_url})
+    code = f"import json; from pathlib import Path; from autograder.course import Course, ensure_gradebook; ensure_gradebook(Course(**json.loads({arguments!r})))"
+    done = subprocess.run([sys.executable, "-c", code], env=with_package_on_path(dict(os.environ)), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"could not record the assignments in the gradebook; run `python -m autograder release` first:\n{done.stderr[-2000:]}")

@@ -59,6 +59,9 @@ def open_engine(*, scheduler: str | None = None, jobs: int = 1):
                 processes=False,
                 memory_limit=0,  # each student's memory is capped in the sandbox, not by Dask
                 dashboard_address=None,
+                # The scheduler still serves a few HTTP routes, on 8787 unless told: a second grading
+                # run would warn "Port 8787 is already in use". A free port of this machine instead.
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                 silence_logs=logging.ERROR,
             ) as cluster, Client(cluster) as client:
                 yield client
@@ -196,7 +199,7 @@ def read_auto_grades(db_url: str, student: str, assignments: list[str]) -> dict:
     from nbgrader.api import Gradebook
 
     from autograder.config import COURSE_ID
-    from autograder.worker import quiet_gradebook_warnings
+    from autograder.config import quiet_gradebook_warnings
 
     quiet_gradebook_warnings()
     recorded = {}

@@ -15,13 +15,13 @@
    and comments already in the gradebook, and every other student's grades, are left as they are.
    A student whose grading failed (time limit, a lost worker) is reported as failed and keeps
    what the gradebook had.
-4. Report: grading/grades.csv (student, notebook, points, max_points, total, status) for every
-   student in the gradebook, and the table of this run's students.
+4. Report: what the run found per student and assignment is recorded beside the gradebook, and
+   grading/grades.csv (autograder.export: one row per student, a column per assignment) is written
+   for every student in the gradebook, with the table of this run's students.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import json
 import os
@@ -35,12 +35,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from autograder import config, engine
+from autograder import config, engine, export
 from autograder.collect import StudentSubmission, collect_submissions
 from autograder.course import Course, ensure_gradebook
-from autograder.worker import quiet_gradebook_warnings
-
-CSV_COLUMNS = ("student", "notebook", "points", "max_points", "total", "status")
+from autograder.config import quiet_gradebook_warnings
 
 
 @dataclass
@@ -143,17 +141,18 @@ def grade(
             bar.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    csv_path = Path(csv_path) if csv_path is not None else course.grading / "grades.csv"
+    csv_path = Path(csv_path) if csv_path is not None else course.grading / export.GRADES_NAME
+    run_statuses = {
+        report.student: {a: "graded without sandbox" if s == "graded" and not course.limits.sandbox else s for a, s in report.statuses.items()}
+        for report in reports
+    }
+    export.record_statuses(course.grading, course.db_url, run_statuses)  # what nbgrader export and later runs need to know
     scores = gradebook_scores(course, also=[report.student for report in reports])
     for report in reports:
         report.scores = scores[report.student]
         for score in report.scores:
-            status = report.statuses.get(score.assignment)
-            if status is not None and status != "graded":
-                score.status = status
-            elif status == "graded" and not course.limits.sandbox:
-                score.status = "graded without sandbox"
-    write_grades_csv(course, csv_path, scores)
+            score.status = run_statuses[report.student].get(score.assignment, score.status)
+    export.write_grades_csv(csv_path, export.course_grade_rows(course))
     reports.sort(key=lambda r: r.student)
     return GradingRun(reports, csv_path, time.perf_counter() - started, jobs)
 
@@ -467,29 +466,7 @@ def gradebook_scores(course: Course, also: list[str] = ()) -> dict[str, list[Not
     return scores
 
 
-def write_grades_csv(course: Course, path: Path, scores: dict[str, list[NotebookScore]] | None = None) -> Path:
-    """grades.csv: one row per student and notebook; total is the student's sum over notebooks."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scores = gradebook_scores(course) if scores is None else scores
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_COLUMNS)
-        for student, rows in sorted(scores.items()):
-            total = sum(row.points for row in rows)
-            for row in rows:
-                writer.writerow([student, row.notebook, _number(row.points), _number(row.max_points), _number(total), CSV_STATUS.get(row.status, row.status)])
-    return path
-
-
-CSV_STATUS = {
-    "failed": "failed: could not be graded, not a zero (see grading/logs/)",
-    "unreadable": "unreadable: not a notebook, scored 0",
-    "missing": "missing: not handed in",
-}
-
-
-def _number(value: float) -> str:
-    return f"{value:g}"
+_number = export.number_text
 
 
 def format_table(run: GradingRun, expected: dict[str, float] | None = None, mismatched: set[str] | None = None) -> str:

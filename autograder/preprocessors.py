@@ -1,4 +1,4 @@
-"""The three nbgrader preprocessors this course adds to nbgrader's own (see autograder/config.py).
+"""The nbgrader preprocessors this course adds to nbgrader's own (see autograder/config.py).
 
 - `RestoreCells` (autograde, sanitize step): nbgrader's OverwriteCells, made robust to tampering.
   It rebuilds every graded cell's nbgrader metadata from the gradebook before nbgrader's checks
@@ -8,9 +8,13 @@
   cells run in a sandboxed runner and every graded cell's outcome is the checker's verdict
   (`autograder.notebook_run`). A cell that hangs or kills the runner gets an error output; the
   runner is started again with the earlier cells and grading goes on.
+- `ShowRubrics` (autograde, last steps): a locked cell with the model answer and rubric after each
+  written answer, for formgrader; `DropGraderOnlyCells` (generate_feedback) takes them out again.
 - `HideHiddenTests` (generate_feedback): replaces each hidden-test region of a test cell with a
   one-line comment and drops the traceback lines that quote the test cell, keeping the error's
   type and message (the hint). The student sees which check failed and why, never its source.
+- `OfflineFeedback` (generate_feedback): formulas as MathML and wrapped hints, so that a page
+  reads the same with no network.
 """
 from __future__ import annotations
 
@@ -277,10 +281,83 @@ def course_secret(path: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# formgrader: the model answer and rubric beside each written answer, for the grader only
+RUBRIC_MARKER = "grader_rubric"  # cell metadata key of the cells ShowRubrics inserts
+
+
+class FeedbackPreprocessor(NbGraderPreprocessor):
+    """A preprocessor of generate_feedback, which hands every one of them the exporter's
+    display_data_priority: declared with nbgrader's own default, as its GetGrades declares it, so
+    that the logs do not warn about an unknown setting."""
+
+    display_data_priority = List(["text/html", "application/pdf", "text/latex", "image/svg+xml", "image/png", "image/jpeg", "text/plain"]).tag(config=True)
+
+
+class ShowRubrics(NbGraderPreprocessor):
+    """After each answer graded by hand, a locked markdown cell with the source notebook's model
+    answer and rubric (the answer cell's solution region in `solutions/`), so that a grader in
+    formgrader sees them beside the student's answer. Autograded copies only: the release never
+    had the region, and generate_feedback drops these cells (DropGraderOnlyCells)."""
+
+    source_directory = Unicode("", help="the course's source folder; no rubrics when empty or missing").tag(config=True)
+    begin_solution_delimiter = Unicode("BEGIN SOLUTION").tag(config=True)
+    end_solution_delimiter = Unicode("END SOLUTION").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        rubrics = self.source_rubrics(resources["nbgrader"]["assignment"], resources["nbgrader"]["notebook"])
+        if not rubrics:
+            return nb, resources
+        cells = []
+        for cell in nb.cells:
+            cells.append(cell)
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if utils.is_grade(cell) and utils.is_solution(cell) and cell.cell_type == "markdown" and grade_id in rubrics:
+                rubric = new_markdown_cell(
+                    "---\n\n**For the grader only, never shown to the student: the model answer and rubric.**\n\n" + rubrics[grade_id] + "\n\n---",
+                    metadata={"editable": False, "deletable": False, RUBRIC_MARKER: grade_id},
+                )
+                rubric.id = note_id(f"rubric {grade_id}")
+                cells.append(rubric)
+        nb.cells = cells
+        return nb, resources
+
+    def source_rubrics(self, assignment: str, notebook: str) -> dict[str, str]:
+        """grade_id -> solution region of each written answer in the source notebook."""
+        import os
+
+        import nbformat
+
+        path = os.path.join(self.source_directory, assignment, f"{notebook}.ipynb")
+        if not self.source_directory or not os.path.isfile(path):
+            return {}
+        rubrics = {}
+        for cell in nbformat.read(path, as_version=4).cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if cell.cell_type == "markdown" and utils.is_grade(cell) and utils.is_solution(cell) and self.begin_solution_delimiter in cell.source:
+                inside, lines = False, []
+                for line in cell.source.split("\n"):
+                    if self.begin_solution_delimiter in line:
+                        inside = True
+                    elif self.end_solution_delimiter in line:
+                        inside = False
+                    elif inside and not any(marker in line for marker in MARK_SCHEME_DELIMITERS):
+                        lines.append(line)
+                rubrics[grade_id] = "\n".join(lines).strip()
+        return rubrics
+
+
+class DropGraderOnlyCells(FeedbackPreprocessor):
+    """generate_feedback: remove the rubric cells ShowRubrics put into the autograded copy."""
+
+    def preprocess(self, nb, resources):
+        nb.cells = [cell for cell in nb.cells if RUBRIC_MARKER not in cell.metadata]
+        return nb, resources
+
+
 # feedback: never show hidden tests
 
 
-class HideHiddenTests(NbGraderPreprocessor):
+class HideHiddenTests(FeedbackPreprocessor):
     """Hide the hidden tests of test cells from the feedback, keep which check failed and why.
 
     Each `### BEGIN HIDDEN TESTS` ... `### END HIDDEN TESTS` region becomes one comment line: the
@@ -293,10 +370,6 @@ class HideHiddenTests(NbGraderPreprocessor):
 
     begin_test_delimiter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
     end_test_delimiter = Unicode("END HIDDEN TESTS").tag(config=True)
-    # generate_feedback hands every preprocessor the exporter's display_data_priority; declared
-    # here with nbgrader's own default, as its GetGrades declares it, so that the logs do not warn about it
-    display_data_priority = List(["text/html", "application/pdf", "text/latex", "image/svg+xml", "image/png", "image/jpeg", "text/plain"]).tag(config=True)
-
     def preprocess_cell(self, cell, resources, cell_index):
         if cell.cell_type == "markdown" and MARK_SCHEME_DELIMITERS[0] in cell.source:
             # a task cell put back by nbgrader comes from the gradebook with its rubric
@@ -355,3 +428,52 @@ def _region_summary(end_line: str, region: list[str]) -> str:
     if first.startswith("#"):
         return f"{indent}# hidden test: {first.lstrip('#').strip()}"
     return f"{indent}# hidden tests (not shown)"
+
+
+# ---------------------------------------------------------------------------------------------
+# feedback a student can read offline, on any screen
+FEEDBACK_CSS = """
+/* The checker's hints are single long lines: wrap them instead of scrolling sideways. */
+div.output_area pre, div.output_subarea pre, div.output_text pre {
+    white-space: pre-wrap;
+    overflow-wrap: anywhere;
+}
+div.output_subarea { max-width: 100%; }
+/* The test cells' own messages sit in their source: wrap it too, rather than cut it at the edge. */
+div.input_area pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+math[display="block"] { margin: 0.5em 0; }
+"""
+# $$...$$ (display) or $...$ (inline), not preceded by a backslash; code is left alone (see below).
+MATH = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<![\\$])\$(?!\s)((?:[^$\n]|\n(?!\s*\n))+?)(?<![\s\\])\$(?!\d)", re.S)
+CODE = re.compile(r"(```.*?```|~~~.*?~~~|`[^`\n]*`)", re.S)
+
+
+def math_as_mathml(markdown: str) -> str:
+    """The markdown with each `$...$` and `$$...$$` formula replaced by MathML, which browsers draw
+    themselves: a feedback page then shows its formulas with no MathJax and no network. Formulas
+    inside code spans or fences stay as written; one latex2mathml cannot read stays as TeX."""
+    from latex2mathml.converter import convert
+
+    def replace(match: re.Match) -> str:
+        display, inline = match.group(1), match.group(2)
+        try:
+            mathml = convert(display if display is not None else inline, display="block" if display is not None else "inline")
+        except Exception:  # noqa: BLE001 - an unreadable formula is shown as its TeX
+            return match.group(0)
+        return mathml.replace("\n", "")
+
+    parts = CODE.split(markdown)  # odd indices are code
+    return "".join(part if index % 2 else MATH.sub(replace, part) for index, part in enumerate(parts))
+
+
+class OfflineFeedback(FeedbackPreprocessor):
+    """generate_feedback: a page that reads the same offline as online. Formulas in markdown cells
+    become MathML (the page loads no MathJax: see autograder/feedback_template), and long output
+    lines, the checker's hints among them, wrap."""
+
+    def preprocess(self, nb, resources):
+        for cell in nb.cells:
+            if cell.cell_type == "markdown" and "$" in cell.source:
+                cell.source = math_as_mathml(cell.source)
+        resources.setdefault("inlining", {}).setdefault("css", []).append(FEEDBACK_CSS)
+        return nb, resources

@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 from typing import TextIO
 
+from autograder import config
 from autograder.course import Course, GradingLimits
 
 LOG_TAIL = 4000
@@ -121,15 +122,6 @@ def write_unreadable_feedback(course: Course, student: str, assignment: str, not
     return path
 
 
-def quiet_gradebook_warnings() -> None:
-    """nbgrader's gradebook code makes SQLAlchemy warn about its own session use; nothing to act on."""
-    import warnings
-
-    from sqlalchemy.exc import SAWarning
-
-    warnings.filterwarnings("ignore", category=SAWarning)
-
-
 def run_and_record(job_path: Path) -> None:
     """Run one job file: write its result file, and the full nbgrader log beside it."""
     job = json.loads(Path(job_path).read_text())
@@ -177,7 +169,7 @@ def end_with_parent(every: float = 1.0) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    quiet_gradebook_warnings()
+    config.quiet_gradebook_warnings()
     if argv == ["--serve"]:
         end_with_parent()
         # Replies go to a private copy of stdout; file descriptor 1, which kernels inherit and

@@ -25,6 +25,7 @@ from mbrl_helpers.training import train_model
 from mbrl_helpers.prediction import MultiStepErrors, UncertaintySweep, held_out_trajectories, multi_step_errors, predicted_uncertainty
 from mbrl_helpers.plots import (
     animate_episode,
+    animation_html,
     pendulum_filmstrip,
     plot_compounding_error,
     plot_episode,

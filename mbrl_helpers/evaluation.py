@@ -57,6 +57,14 @@ class EpisodeResult:
         return len(self.actions)
 
     @property
+    def outcome(self) -> str:
+        """The episode in words, e.g. "return 1000: upright for all 1000 steps". The step in which
+        the pole falls earns no reward, so a pole that falls in step k returns k - 1."""
+        if self.terminated:
+            return f"return {self.episode_return:.0f}: the pole fell in step {self.steps}, which earns no reward"
+        return f"return {self.episode_return:.0f}: upright for all {self.steps} steps"
+
+    @property
     def median_decision_ms(self) -> float:
         return float(np.median(self.decision_seconds) * 1000) if self.steps else float("nan")
 

@@ -94,10 +94,7 @@ def plot_episode(results: EpisodeResult | Mapping[str, EpisodeResult], axes: Seq
     if isinstance(results, EpisodeResult):
         single = results
         results = {f"seed {single.seed}": single}
-        default_title = (
-            f"Episode (seed {single.seed}): {single.steps} steps, return {single.episode_return:.1f}"
-            + (", the pole fell" if single.terminated else "")
-        )
+        default_title = f"Episode (seed {single.seed}): {single.outcome}"
     else:
         results = dict(results)
         if not results or not all(isinstance(r, EpisodeResult) for r in results.values()):
@@ -108,7 +105,7 @@ def plot_episode(results: EpisodeResult | Mapping[str, EpisodeResult], axes: Seq
     largest_angle = ANGLE_LIMIT
     for i, (name, result) in enumerate(results.items()):
         color = f"C{i}"
-        label = f"{name}\n{result.steps} steps, return {result.episode_return:.0f}" if len(results) > 1 else name
+        label = f"{name}\nreturn {result.episode_return:.0f}" + (f", fell in step {result.steps}" if result.terminated else "") if len(results) > 1 else name
         times = np.arange(len(result.states)) * DT  # (T + 1,): s_0 at 0 s, s_t after t steps
         angle_ax.plot(times, result.states[:, 1], color=color, label=label)
         cart_ax.plot(times, result.states[:, 0], color=color, label=label)
@@ -325,8 +322,8 @@ def animate_episode(states, interval_ms: float = DT * 1000, title: str | None = 
     """An animation of cart and pole, one frame per state, in real time by default (100 ms a frame).
 
     `states`: (T + 1, 4), e.g. EpisodeResult.states. In a notebook:
-        from IPython.display import HTML; HTML(animate_episode(result.states).to_jshtml())
-    (to_jshtml needs no ffmpeg). The figure is closed so that a notebook does not also show a
+        from IPython.display import HTML; HTML(animation_html(animate_episode(result.states)))
+    (no ffmpeg needed). The figure is closed so that a notebook does not also show a
     static copy of it; the animation keeps it alive.
     """
     states = _as_states(states)
@@ -343,3 +340,30 @@ def animate_episode(states, interval_ms: float = DT * 1000, title: str | None = 
     animation = FuncAnimation(fig, draw_frame, frames=len(states), interval=interval_ms, blit=False)
     plt.close(fig)
     return animation
+
+
+# Matplotlib's player draws its buttons with Font Awesome icons, loaded from a CDN: offline (a
+# feedback page on a train, a lab without internet) the buttons are blank. These are text glyphs.
+_PLAYER_GLYPHS = {  # characters that common fonts have (the media-control block often is missing)
+    "fa fa-minus": "&minus;",
+    "fa fa-fast-backward": "|&#x25C0;",
+    "fa fa-step-backward": "&lsaquo;",
+    "fa fa-play fa-flip-horizontal": "&#x25C0;",
+    "fa fa-pause": "&#x2016;",
+    "fa fa-play": "&#x25B6;",
+    "fa fa-step-forward": "&rsaquo;",
+    "fa fa-fast-forward": "&#x25B6;|",
+    "fa fa-plus": "+",
+}
+
+
+def animation_html(animation: FuncAnimation) -> str:
+    """The animation as a self-contained HTML player (matplotlib's `to_jshtml`, frames inlined),
+    whose buttons need no network: show it with `IPython.display.HTML(animation_html(anim))`."""
+    import re
+
+    html = animation.to_jshtml()
+    html = re.sub(r'<link rel="stylesheet"\s+href="https://[^"]*font-awesome[^"]*">', "", html)
+    for icon, glyph in _PLAYER_GLYPHS.items():
+        html = html.replace(f'<i class="{icon}"></i>', glyph)
+    return html

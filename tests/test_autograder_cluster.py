@@ -191,7 +191,7 @@ def test_a_worker_killed_in_the_middle_of_a_student(toy, tmp_path, allowed_failu
         assert report.statuses == {ASSIGNMENT: "failed"}
         assert "KilledWorker" in " ".join(report.problems), report.problems
         assert student_names(course.db_url) == []  # nothing half-written
-        assert rows[0]["status"].startswith("failed: could not be graded")
+        assert rows[0]["status"].startswith(f"{ASSIGNMENT}: failed: could not be graded") and rows[0][ASSIGNMENT] == ""
 
 
 # -- two grading runs at once into one PostgreSQL gradebook -------------------------------------------------

@@ -188,15 +188,19 @@ def test_a_cell_that_fails_is_said_and_the_next_cells_run_in_a_fresh_runner(toy)
 
 def test_the_grade_table_has_every_student_and_the_right_totals(toy):
     by_student = {row["student"]: row for row in toy.rows}
+    assert len(toy.rows) == len(by_student) == len(EXPECTED) + 3  # one row per student
     assert set(by_student) == set(EXPECTED) | {"earlier", "kept", "rewritten"}
-    assert all(row["notebook"] == ASSIGNMENT and float(row["max_points"]) == AUTO_MAX + WRITTEN_POINTS for row in toy.rows)
+    assert all(list(row) == ["student", ASSIGNMENT, "total", "max_total", "hand_grading", "status"] for row in toy.rows)
+    assert all(float(row["max_total"]) == AUTO_MAX + WRITTEN_POINTS for row in toy.rows)
     for scenario, (expected, _) in EXPECTED.items():
-        assert float(by_student[scenario]["points"]) == sum(expected.values()), scenario
+        assert float(by_student[scenario][ASSIGNMENT]) == sum(expected.values()), scenario
         assert float(by_student[scenario]["total"]) == sum(expected.values()), scenario
-    assert float(by_student["earlier"]["points"]) == AUTO_MAX + 1.0  # manual score kept after re-grading
-    assert float(by_student["kept"]["points"]) == AUTO_MAX + 0.5
-    assert by_student["invalid-json"]["status"].startswith("unreadable")
+    assert float(by_student["earlier"][ASSIGNMENT]) == AUTO_MAX + 1.0  # manual score kept after re-grading
+    assert float(by_student["kept"][ASSIGNMENT]) == AUTO_MAX + 0.5
+    assert by_student["invalid-json"]["status"] == f"{ASSIGNMENT}: unreadable: not a notebook, scored 0"
     assert {by_student[scenario]["status"] for scenario in EXPECTED if scenario != "invalid-json"} == {"graded"}
+    # the written answer: graded by hand (and handed in again unchanged), or awaiting a grader
+    assert [by_student[student]["hand_grading"] for student in ("earlier", "kept", "rewritten", "reference")] == ["done", "done", "pending", "pending"]
 
 
 def test_nothing_already_in_the_gradebook_is_lost(toy):
@@ -269,8 +273,9 @@ def test_plain_nbgrader_commands_work_on_the_same_course(toy, tmp_path):
     export = tmp_path / "export.csv"
     subprocess.run([str(bin_dir / "nbgrader"), "export", "--to", str(export)], cwd=root, check=True, capture_output=True, env=env)
     with open(export) as handle:
-        exported = {row["student_id"]: float(row["score"]) for row in csv.DictReader(handle)}
+        exported = {row["student"]: float(row["total"]) for row in csv.DictReader(handle)}
     assert exported["reference"] == AUTO_MAX and exported["kept"] == AUTO_MAX + 0.5
+    assert export.read_bytes() == (root / "grading" / "grades.csv").read_bytes()  # the course's grades.csv, where --to says
     # autograde with nbgrader itself: test cells restored, the checker decides them, the runner is sandboxed
     shutil.rmtree(root / "grading" / "autograded" / "edited-test-cell")
     subprocess.run(
@@ -300,8 +305,9 @@ def test_a_grading_process_that_dies_leaves_the_gradebook_as_it_was(toy, tmp_pat
     assert [(s.status, s.points) for s in unlucky.scores] == [("failed", 0.0)]
     assert gradebook_rows(toy.course.db_url, "kept") == toy.before["kept"]  # a failed re-grade changes nothing
     assert kept.score(ASSIGNMENT).status == "failed"
-    statuses = {row["student"]: row["status"] for row in read_csv(tmp_path / "grades.csv")}
-    assert statuses["unlucky"] == statuses["kept"] == "failed: could not be graded, not a zero (see grading/logs/)"
+    rows = {row["student"]: row for row in read_csv(tmp_path / "grades.csv")}
+    assert rows["unlucky"]["status"] == rows["kept"]["status"] == f"{ASSIGNMENT}: failed: could not be graded, not a zero (see grading/logs/)"
+    assert rows["unlucky"][ASSIGNMENT] == rows["kept"][ASSIGNMENT] == ""  # no points, not a zero
 
 
 def test_grading_without_the_sandbox_says_so_in_the_csv_the_table_and_the_feedback(toy):

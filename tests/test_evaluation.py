@@ -23,6 +23,14 @@ def test_doing_nothing_falls_and_is_reported_as_terminated():
     result = run_episode(lambda state: np.zeros(1), seed=0, progress=False)
     assert result.terminated and result.episode_return < 100
     assert abs(result.states[-1, 1]) > 0.2
+    # the step in which the pole falls earns nothing, and the words say so
+    assert result.episode_return == result.steps - 1
+    assert result.outcome == f"return {result.steps - 1}: the pole fell in step {result.steps}, which earns no reward"
+
+
+def test_a_full_episode_is_described_as_upright_throughout():
+    result = run_episode(lqr, seed=1, max_steps=20, progress=False)
+    assert result.outcome == "return 20: upright for all 20 steps"
 
 
 def test_episodes_repeat_exactly_from_their_seed():

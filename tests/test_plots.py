@@ -14,6 +14,7 @@ from mbrl_helpers import (  # noqa: E402
     MultiStepErrors,
     UncertaintySweep,
     animate_episode,
+    animation_html,
     pendulum_filmstrip,
     plot_compounding_error,
     plot_episode,
@@ -156,3 +157,12 @@ def test_animation_has_one_frame_per_state_and_renders_without_ffmpeg():
     assert len(list(animation.new_frame_seq())) == 5
     html = animation.to_jshtml()
     assert html.count("data:image/png;base64") == 5
+
+
+def test_the_animation_player_needs_no_network():
+    """matplotlib's player loads its button icons from a CDN; animation_html's buttons are text."""
+    html = animation_html(animate_episode(fake_episode(steps=3).states))
+    assert html.count("data:image/png;base64") == 4
+    assert "http://" not in html and "https://" not in html and 'class="fa' not in html
+    for glyph in ("&#x25B6;", "&#x2016;", "|&#x25C0;", "&#x25B6;|"):  # play, pause, first, last
+        assert glyph in html
