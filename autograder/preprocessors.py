@@ -475,5 +475,11 @@ class OfflineFeedback(FeedbackPreprocessor):
         for cell in nb.cells:
             if cell.cell_type == "markdown" and "$" in cell.source:
                 cell.source = math_as_mathml(cell.source)
+            for output in cell.get("outputs", []):
+                # nbconvert warns, once per page, of each plot without a text alternative: nothing an
+                # instructor can act on. Say what the image is, for screen readers too.
+                for mime in ("image/png", "image/jpeg"):
+                    if mime in output.get("data", {}):
+                        output.setdefault("metadata", {}).setdefault(mime, {}).setdefault("alt", "Figure drawn by the code of the cell above")
         resources.setdefault("inlining", {}).setdefault("css", []).append(FEEDBACK_CSS)
         return nb, resources

@@ -366,4 +366,4 @@ def animation_html(animation: FuncAnimation) -> str:
     html = re.sub(r'<link rel="stylesheet"\s+href="https://[^"]*font-awesome[^"]*">', "", html)
     for icon, glyph in _PLAYER_GLYPHS.items():
         html = html.replace(f'<i class="{icon}"></i>', glyph)
-    return html
+    return re.sub(r'<img id="(_anim_img\w+)">', r'<img id="\1" alt="Animation of the cart and pole">', html)

@@ -7,7 +7,7 @@ import io
 
 import pytest
 from nbconvert.filters.markdown import markdown2html
-from nbformat.v4 import new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from autograder.config import wrap_validator_lines
 from autograder.preprocessors import FEEDBACK_CSS, OfflineFeedback, math_as_mathml
@@ -49,6 +49,15 @@ def test_offline_feedback_converts_markdown_cells_and_adds_the_wrapping_style():
     nb, resources = OfflineFeedback().preprocess(nb, {"inlining": {"css": ["existing"]}})
     assert "<math" in nb.cells[0].source
     assert resources["inlining"]["css"] == ["existing", FEEDBACK_CSS] and "pre-wrap" in FEEDBACK_CSS
+
+
+def test_every_plot_gets_a_text_alternative_so_nbconvert_has_nothing_to_warn_about():
+    plot = new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})
+    described = new_output("display_data", data={"image/png": "iVBORw0KGgo="}, metadata={"image/png": {"alt": "mine"}})
+    nb = new_notebook(cells=[new_code_cell("plot()", outputs=[plot, described])])
+    nb, _ = OfflineFeedback().preprocess(nb, {})
+    alts = [output.metadata["image/png"]["alt"] for output in nb.cells[0].outputs]
+    assert alts == ["Figure drawn by the code of the cell above", "mine"]
 
 
 def test_nbgrader_validate_wraps_long_hints_instead_of_cutting_them():

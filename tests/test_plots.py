@@ -164,5 +164,6 @@ def test_the_animation_player_needs_no_network():
     html = animation_html(animate_episode(fake_episode(steps=3).states))
     assert html.count("data:image/png;base64") == 4
     assert "http://" not in html and "https://" not in html and 'class="fa' not in html
+    assert "alt=\"Animation of the cart and pole\"" in html
     for glyph in ("&#x25B6;", "&#x2016;", "|&#x25C0;", "&#x25B6;|"):  # play, pause, first, last
         assert glyph in html
