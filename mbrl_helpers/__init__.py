@@ -19,6 +19,8 @@ from mbrl_helpers.env import (
     set_env_state,
 )
 from mbrl_helpers.evaluation import EpisodeResult, EvaluationSummary, MPCAgent, evaluate, run_episode
+from mbrl_helpers.displaced_starts import DISPLACED_STARTS, DisplacedStartSummary, evaluate_displaced_starts, horizon_sweep
+from mbrl_helpers.simulator_model import SimulatorModel
 from mbrl_helpers.networks import EnsembleLinear, build_ensemble_mlp, build_mlp
 from mbrl_helpers.reward import COST_MATRIX, compute_rewards
 from mbrl_helpers.training import train_model

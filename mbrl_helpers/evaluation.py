@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mbrl_helpers.env import ACTION_DIM, ACTION_HIGH, ACTION_LOW, MAX_EPISODE_STEPS, get_device, make_env, seed_everything
+from mbrl_helpers.env import ACTION_DIM, ACTION_HIGH, ACTION_LOW, MAX_EPISODE_STEPS, get_device, make_env, seed_everything, set_env_state
 
 
 class Planner(Protocol):
@@ -81,18 +81,29 @@ def _as_action(raw) -> np.ndarray:
     return np.clip(action, ACTION_LOW, ACTION_HIGH)
 
 
-def run_episode(planner: PlannerLike, seed: int = 0, max_steps: int = MAX_EPISODE_STEPS, progress: bool = True, env=None) -> EpisodeResult:
+def run_episode(
+    planner: PlannerLike,
+    seed: int = 0,
+    max_steps: int = MAX_EPISODE_STEPS,
+    progress: bool = True,
+    env=None,
+    start_state: np.ndarray | None = None,
+) -> EpisodeResult:
     """Run one episode with `planner` choosing every action (replanning at every step).
 
     `planner` is anything with a `plan(state) -> action` method, or a plain function of the state.
     The episode is seeded: the env's reset with `seed`, and Python/NumPy/torch with `seed` too,
-    so a planner that samples from torch's global RNG repeats exactly.
+    so a planner that samples from torch's global RNG repeats exactly. `start_state`
+    ([x, angle, x_dot, angle_dot]), when given, is set in the simulator after the reset and
+    replaces the reset's state: a start away from upright tests recovery, not just balancing.
     """
     plan = planner.plan if hasattr(planner, "plan") else planner
     own_env = env is None
     env = make_env() if own_env else env
     seed_everything(seed)
     state, _ = env.reset(seed=seed)
+    if start_state is not None:
+        state = set_env_state(env, start_state)
     states, actions, decision_seconds = [state], [], []
     episode_return, terminated = 0.0, False
     bar = tqdm(total=max_steps, desc=f"episode (seed {seed})", disable=not progress, leave=False)

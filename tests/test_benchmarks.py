@@ -36,3 +36,17 @@ def test_grading_benchmark_times_each_number_of_workers_of_a_process_cluster(tmp
         assert run["submissions_per_minute"] == pytest.approx(2 / run["seconds"] * 60, rel=0.01)  # seconds are rounded to 0.1
     hours = report["projection_1000_students_hours"]
     assert hours["1"] / hours["8"] == pytest.approx(8, rel=0.01)  # hours are rounded to 0.001
+
+
+def test_separation_benchmark_prints_the_table_and_the_sweep(capsys):
+    from benchmarks import separation
+
+    argv = ["--seeds", "1", "--max-steps", "3", "--train-steps", "20", "--sweep-starts", "0", "--sweep-max-steps", "2", "--horizons", "5", "10", "--json"]
+    assert separation.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["training_seeds"] == [0] and len(report["starts"]) >= 6
+    for kind in ("deterministic", "stochastic", "ensemble"):
+        assert set(report["displaced_starts"][kind]) == {"success_rate", "mean_return", "returns"}
+        assert len(report["displaced_starts"][kind]["returns"]) == 1 and len(report["displaced_starts"][kind]["returns"][0]) == len(report["starts"])
+    for name in ("deterministic", "simulator"):
+        assert set(report["horizon_sweep"][name]) == {"5", "10"} and all(len(r) == 1 for r in report["horizon_sweep"][name].values())

@@ -60,3 +60,11 @@ def test_evaluate_summarises_several_seeds():
 def test_a_broken_planner_gets_a_clear_error(bad_output, message):
     with pytest.raises(ValueError, match=message):
         run_episode(lambda state: bad_output, seed=0, max_steps=3, progress=False)
+
+
+def test_an_episode_can_start_from_a_given_state():
+    start = np.array([0.5, 0.1, 0.0, 0.0])
+    result = run_episode(lqr, seed=0, max_steps=5, progress=False, start_state=start)
+    np.testing.assert_allclose(result.states[0], start)
+    other_seed = run_episode(lqr, seed=1, max_steps=5, progress=False, start_state=start)
+    np.testing.assert_array_equal(result.states, other_seed.states)  # the start replaces the seeded reset
