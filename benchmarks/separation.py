@@ -1,7 +1,7 @@
 """Displaced starts and planning horizons: where the three reference agents differ, and why.
 
     python -m benchmarks.separation --json
-    python -m benchmarks.separation --max-steps 200 --sweep-max-steps 40 --json   # 41 minutes on a busy 2-core machine
+    python -m benchmarks.separation --max-steps 200 --sweep-max-steps 40 --json   # shorter episodes
 
 Trains each reference model on the shipped dataset once per training seed and runs its CEM agent
 from every start of mbrl_helpers.DISPLACED_STARTS (all recoverable by LQR). Then sweeps the
@@ -16,6 +16,8 @@ import argparse
 import json
 import sys
 import time
+
+import torch
 
 from benchmarks.common import MODEL_KINDS, build_agent, train_reference
 from mbrl_helpers import CEM_SETTINGS, DISPLACED_STARTS, SimulatorModel, evaluate_displaced_starts, horizon_sweep, load_dataset
@@ -33,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-steps", type=int, default=None, help="override the training length (smoke tests only)")
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
     args = parser.parse_args(argv)
+    # The networks are tiny: with torch's default two threads on a busy 2-core machine, each decision
+    # waited in OpenMP's barrier (about 135 ms against 6 to 13 ms on one thread).
+    torch.set_num_threads(1)
 
     dataset = load_dataset()
     trained = {}  # (kind, seed) -> model, so the sweep reuses the table's deterministic model
