@@ -377,7 +377,8 @@ def workspace_job(toy, tmp_path: Path, student: str, text: str, **limits) -> dic
 def test_a_notebook_that_uses_up_its_time_budget_gets_zero_for_the_checks_it_could_not_run(toy, tmp_path, monkeypatch):
     import importlib
 
-    from autograder.worker import quiet_gradebook_warnings, run_job
+    from autograder.config import quiet_gradebook_warnings
+    from autograder.worker import run_job
 
     # The grader's own copy of the toy checks (this process grades): test_cube may take as long as
     # the notebook has left, so that the slow cube uses the notebook's time up.
@@ -398,6 +399,7 @@ def test_a_notebook_that_uses_up_its_time_budget_gets_zero_for_the_checks_it_cou
 def test_a_notebook_nbgrader_gives_up_on_once_is_graded_on_a_second_try(toy, tmp_path, monkeypatch):
     """E.g. a notebook nbgrader could not convert on a busy machine: the worker tries once more."""
     import autograder.worker as worker
+    from autograder import config
     from autograder.course import Course
 
     real_api, failures = Course.api, []
@@ -416,7 +418,7 @@ def test_a_notebook_nbgrader_gives_up_on_once_is_graded_on_a_second_try(toy, tmp
         return api
 
     monkeypatch.setattr(Course, "api", api_that_fails_once)
-    worker.quiet_gradebook_warnings()
+    config.quiet_gradebook_warnings()
     job = workspace_job(toy, tmp_path, "flaky", toy.texts["reference"])
     results = worker.run_job(job)
     assert failures == [1]
