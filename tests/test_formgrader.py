@@ -113,6 +113,7 @@ def test_jupyterlab_shows_no_exchange_panels(term):
     page_config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.S).group(1))
     disabled = page_config["disabledExtensions"]  # the plugins JupyterLab will not start
     assert {"@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:course-list"} <= set(disabled), disabled
+    assert "@jupyterlab/apputils-extension:announcements" in disabled  # no "Jupyter news?" prompt, which needs the internet
     assert "@jupyter/nbgrader:formgrader" not in disabled
 
 
