@@ -40,9 +40,10 @@ MEMORY_LIMIT_MB = 4096
 # cell that ran out of time, before the remaining cells are given up.
 MAX_KERNEL_RESTARTS = 3
 
+# Template folder whose mathjax.html.j2 stands in front of nbconvert's (feedback pages load no MathJax).
+FEEDBACK_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "feedback_template")
 # stderr output that must not zero a grade cell (nbgrader gives zero to a test cell that writes to
 # stderr): Python and gymnasium warnings, and tqdm progress bars.
-FEEDBACK_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "feedback_template")
 IGNORED_STDERR_PATTERN = r"Warning|WARN|warnings\.warn|it/s\]|s/it\]|\d+%\|"
 
 

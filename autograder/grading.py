@@ -466,7 +466,6 @@ def gradebook_scores(course: Course, also: list[str] = ()) -> dict[str, list[Not
     return scores
 
 
-_number = export.number_text
 
 
 def format_table(run: GradingRun, expected: dict[str, float] | None = None, mismatched: set[str] | None = None) -> str:
@@ -488,20 +487,20 @@ def format_table(run: GradingRun, expected: dict[str, float] | None = None, mism
             elif not score.status.startswith("graded"):
                 row.append(score.status)
             else:
-                row.append(f"{_number(score.auto_points)}/{_number(score.auto_max_points)}")
+                row.append(f"{export.number_text(score.auto_points)}/{export.number_text(score.auto_max_points)}")
         auto_max = sum(s.auto_max_points for s in report.scores)
-        row.append(f"{_number(report.auto_total)}/{_number(auto_max)}")
+        row.append(f"{export.number_text(report.auto_total)}/{export.number_text(auto_max)}")
         if expected is not None:
             want = expected.get(report.student)
             wrong = report.student in mismatched if mismatched is not None else want is not None and abs(want - report.auto_total) > 1e-9
-            row += ["?" if want is None else _number(want), "" if want is None else ("MISMATCH" if wrong else "ok")]
+            row += ["?" if want is None else export.number_text(want), "" if want is None else ("MISMATCH" if wrong else "ok")]
         rows.append(row)
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(r, widths)).rstrip() for r in [header] + rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     notes = [f"{r.student}: {p}" for r in run.students for p in r.problems]
     written = sum(s.max_points - s.auto_max_points for s in (run.students[0].scores if run.students else []))
-    footer = [f"'-': not handed in. Written answers ({_number(written)} points per student) await manual grading."] if written else []
+    footer = [f"'-': not handed in. Written answers ({export.number_text(written)} points per student) await manual grading."] if written else []
     if any(s.status == "graded without sandbox" for r in run.students for s in r.scores):
         footer.append("NOT SANDBOXED: this run used --no-sandbox; the checker decided the points, but student code could read the grader's files.")
     return "\n".join(lines + [""] + footer + notes)
