@@ -62,8 +62,8 @@ class Returned:
         kind = self.kind
         if kind == "tensor":
             return "Tensor"
-        if kind == "sequence":
-            return str(self.raw.get("type", "sequence"))
+        if kind in ("sequence", "mapping"):
+            return str(self.raw.get("type", kind))[:80]
         if kind in ("number", "bool", "none", "ndarray"):
             return {"number": "float", "bool": "bool", "none": "NoneType", "ndarray": "ndarray"}[kind]
         return str(self.raw.get("type", "object"))[:80]
@@ -107,6 +107,12 @@ class Returned:
         if not isinstance(self.grads, list) or not all(isinstance(g, np.ndarray) for g in self.grads):
             return None
         return [g.astype(np.float64) for g in self.grads]
+
+    def mapping(self) -> dict[str, "Returned"] | None:
+        """A returned dict, its string keys to their values; None for anything else."""
+        if self.kind != "mapping" or not isinstance(self.raw.get("items"), dict):
+            return None
+        return {str(key): Returned(item) for key, item in self.raw["items"].items() if isinstance(item, dict)}
 
     @property
     def length(self) -> int | None:

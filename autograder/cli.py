@@ -1,4 +1,4 @@
-"""`python -m autograder`: release, check, grade, demo. Each subcommand parses its arguments and
+"""`python -m autograder`: release, bundle, check, grade, demo. Each subcommand parses its arguments and
 calls one keyword-only function, which owns the defaults."""
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from autograder import config
 
 EXAMPLES = {
     "release": "python -m autograder release\n  python -m autograder release --assignment 01_deterministic_cem",
+    "bundle": "python -m autograder bundle\n  python -m autograder bundle --assignment 01_deterministic_cem --output build/week1.zip",
     "check": "python -m autograder check notebooks/01_deterministic_cem/01_deterministic_cem.ipynb",
     "grade": (
         "python -m autograder grade ~/Downloads/submissions --jobs 2\n  python -m autograder grade grading/submitted --csv grades.csv\n"
@@ -42,6 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--assignment", action="append", metavar="NAME", help="only this assignment (repeatable; default: all)")
     _course_dir(release)
     _gradebook(release)
+
+    bundle = command("bundle", "the student bundle: release notebooks, mbrl_helpers, data, requirements; no answers", (
+        "Write the zip file (or folder) that students get: the release notebooks (notebooks/), the mbrl_helpers "
+        "package, the data files (data/), requirements.txt and a pyproject, so that `pip install -r "
+        "requirements.txt` inside it makes `import mbrl_helpers` work. Never solutions/, mbrl_reference/, "
+        "autograder/ or grading/; refused when a bundled file holds a line of a graded solution."
+    ))
+    bundle.add_argument("--output", "-o", type=Path, default=None, metavar="PATH", help="a .zip file, or else a folder (default: build/mbrl-course-student.zip)")
+    bundle.add_argument("--assignment", action="append", metavar="NAME", help="only this released assignment (repeatable; default: every one in notebooks/)")
+    bundle.add_argument("--skip-leak-check", action="store_true", help="write the bundle even when a bundled file holds a line of a graded solution (listed as a warning)")
+    _course_dir(bundle)
 
     check = command("check", "run a notebook's visible tests: pass/fail, points, hints", "Run your notebook from top to bottom, as the grader will, and print each graded cell's result, points and hint. Only the visible tests run here; the hidden ones run when your notebook is graded.")
     check.add_argument("notebook", type=Path, metavar="NOTEBOOK", help="the .ipynb file to check")
@@ -175,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in release(course=course, assignments=args.assignment):
             print(f"released {path.relative_to(course.root)}")
         return 0
+    if args.command == "bundle":
+        return bundle_command(args, course)
     if args.command == "check":
         from autograder.check import check
 
@@ -227,6 +241,22 @@ def main(argv: list[str] | None = None) -> int:
         _, mismatches = demo(course=course, workdir=args.workdir, jobs=args.jobs, progress=not args.no_progress, scheduler=args.scheduler)
         return 1 if mismatches else 0
     return 2  # unreachable: argparse requires a command
+
+
+def bundle_command(args: argparse.Namespace, course) -> int:
+    from autograder.bundle import BundleError, build_bundle, format_leaks
+
+    try:
+        bundle = build_bundle(course=course, output=args.output, assignments=args.assignment, check_leaks=not args.skip_leak_check)
+    except BundleError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if bundle.leaks:  # only with --skip-leak-check: said even so, the instructor chose to ship them
+        print("warning: the bundle holds lines of graded solutions:\n" + format_leaks(list(bundle.leaks)), file=sys.stderr)
+    print(f"wrote {bundle.path} ({bundle.size_bytes / 1e6:.1f} MB, {len(bundle.files)} files): assignments {', '.join(bundle.assignments)}")
+    for name in bundle.files:
+        print(f"  {name}")
+    return 0
 
 
 if __name__ == "__main__":

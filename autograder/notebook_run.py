@@ -2,7 +2,8 @@
 
     verdicts = run_and_check(nb, notebook="01_deterministic_cem", student="ada", secret=..., limits=...)
 
-1. Every code cell that is not a graded test cell runs, in order, in the runner (in the sandbox);
+1. Every code cell that is not a graded test cell runs, in order, in the runner (in the sandbox),
+   except course cells tagged `not-run-while-grading` (they need the student's other notebooks);
    its outputs (prints, plots, errors) become the cell's outputs, for the feedback. A cell that
    runs past its time or kills the runner gets an error output; the runner is started again with
    the earlier cells and the notebook goes on.
@@ -27,6 +28,10 @@ from autograder.checks import registry
 from autograder.sandbox import RunnerLimits
 
 NO_CHECK = "This graded cell has no trusted check in the course's checker, so it cannot earn points; tell your instructor."
+# A course cell with this tag needs what the grader does not give a notebook (another notebook of the
+# student's, as notebook 4 loads notebook 3) and earns no points: it is not run, and says so.
+NOT_RUN_TAG = "not-run-while-grading"
+NOT_RUN_TEXT = "Not run while grading: this cell needs your other notebooks, which the grader does not load (each notebook is graded on its own). Your points come from the checks."
 
 
 @dataclass
@@ -48,6 +53,12 @@ def passed_output(message: str) -> NotebookNode:
 def is_graded_code(cell) -> bool:
     meta = cell.get("metadata", {}).get("nbgrader", {})
     return cell.get("cell_type") == "code" and bool(meta.get("grade"))
+
+
+def is_not_run_while_grading(cell) -> bool:
+    """A course cell (not one the student fills in) tagged NOT_RUN_TAG."""
+    meta = cell.get("metadata", {})
+    return NOT_RUN_TAG in (meta.get("tags") or []) and not meta.get("nbgrader", {}).get("solution")
 
 
 def run_and_check(
@@ -86,6 +97,9 @@ def run_and_check(
             cell.outputs = []
             cell.execution_count = None
             if is_graded_code(cell) or not cell.source.strip():
+                continue
+            if is_not_run_while_grading(cell):
+                cell.outputs = [passed_output(NOT_RUN_TEXT)]
                 continue
             if time.monotonic() > deadline or restarts > max_restarts:
                 why = f"the notebook used up its {notebook_timeout:.0f} s of grading time" if restarts <= max_restarts else f"the process running it failed {restarts} times"

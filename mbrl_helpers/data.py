@@ -8,6 +8,13 @@ from reset alone fall within about 2 steps and only ever see |x| < 0.3; the spre
 model the states a planner visits when it corrects a disturbance.
 
 Regenerate bit for bit:  python -m mbrl_helpers.make_dataset --regenerate
+
+The noisy variant (data/transitions_noisy.npz, data/manifest_noisy.json) holds the same
+transitions with seeded Gaussian sensor noise added to the next states of every transition whose
+state has cart x > 0, and nowhere else: noise the model can learn (aleatoric uncertainty) on one
+half of the data, so that a stochastic model's sigma has something real to measure there.
+
+Regenerate bit for bit:  python -m mbrl_helpers.make_dataset --variant noisy --regenerate
 """
 from __future__ import annotations
 
@@ -35,6 +42,24 @@ BEHAVIOUR_POLICY = (
     f"rollouts of up to {ROLLOUT_STEPS} uniform random actions in [-3, 3]; half start from env.reset(), "
     f"half from a state uniform in |x|<{START_BOX[0]}, |angle|<{START_BOX[1]}, "
     f"|x_dot|<{START_BOX[2]}, |angle_dot|<{START_BOX[3]} set in the simulator; a rollout stops when the pole falls"
+)
+
+
+NOISY_DATASET_PATH = DATA_DIR / "transitions_noisy.npz"
+NOISY_MANIFEST_PATH = DATA_DIR / "manifest_noisy.json"
+NOISY_REGENERATE_COMMAND = "python -m mbrl_helpers.make_dataset --variant noisy --regenerate"
+# Std of the sensor noise on each next-state component where x > 0, chosen by measurement: the
+# reference StochasticModel trained on the clean data predicts sigma = (0.005, 0.006, 0.026, 0.16)
+# at x = +0.5 (other components and the action 0); on this variant (0.12, 0.15, 0.17, 0.18), while
+# at x = -0.5 it stays near the clean values (0.012, 0.015, 0.025, 0.035). With std 0.05 the rise
+# in x and angle was 10x as well, but the norm over the 4 components did not rise at all (the
+# clean fit's own error in the angular velocity dominates it).
+NOISE_STD = 0.1
+NOISE_SEED = 7
+NOISE_REGION = "cart x > 0"
+NOISE_DESCRIPTION = (
+    f"the transitions of {DATASET_PATH.name} with Gaussian noise (std {NOISE_STD}, seed {NOISE_SEED}) added to every "
+    f"component of next_states where the state's {NOISE_REGION}; states, actions and the rest unchanged"
 )
 
 
@@ -103,8 +128,38 @@ def _atomic_write(path: Path, write) -> None:
             os.remove(tmp)
 
 
-def save_dataset(arrays: dict, path: Path = DATASET_PATH, manifest_path: Path = MANIFEST_PATH, seed: int = SEED) -> dict:
-    """Save the arrays (npz) and a manifest recording count, dt, behaviour policy, seed and sha256."""
+def add_sensor_noise(arrays: dict, std: float = NOISE_STD, seed: int = NOISE_SEED) -> dict:
+    """A copy of the clean arrays with Gaussian noise on next_states where the state's cart x > 0.
+
+    The noise is drawn for every transition (so each row's draw depends on the seed alone, not on
+    how many rows lie in the region) and applied only to the rows with x > 0.
+    """
+    noisy = {key: np.array(value, copy=True) for key, value in arrays.items()}
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0.0, std, size=noisy["next_states"].shape)
+    in_region = noisy["states"][:, 0] > 0
+    noisy["next_states"][in_region] += noise[in_region]
+    return noisy
+
+
+def collect_noisy_transitions(n_transitions: int = N_TRANSITIONS, seed: int = SEED, progress: bool = True) -> dict:
+    """The clean transitions collected again, then the sensor noise of add_sensor_noise."""
+    return add_sensor_noise(collect_transitions(n_transitions, seed, progress))
+
+
+def save_dataset(
+    arrays: dict,
+    path: Path = DATASET_PATH,
+    manifest_path: Path = MANIFEST_PATH,
+    seed: int = SEED,
+    variant: str = "clean",
+) -> dict:
+    """Save the arrays (npz) and a manifest recording count, dt, behaviour policy, seed and sha256.
+
+    variant "noisy" records the sensor noise (std, seed, region) and its own regenerate command.
+    """
+    if variant not in ("clean", "noisy"):
+        raise ValueError(f"variant must be 'clean' or 'noisy', got {variant!r}")
     manifest = {
         "file": path.name,
         "transitions": int(len(arrays["states"])),
@@ -117,6 +172,9 @@ def save_dataset(arrays: dict, path: Path = DATASET_PATH, manifest_path: Path = 
         "sha256": dataset_digest(arrays),
         "regenerate": REGENERATE_COMMAND,
     }
+    if variant == "noisy":
+        manifest["sensor_noise"] = {"std": NOISE_STD, "seed": NOISE_SEED, "region": NOISE_REGION, "description": NOISE_DESCRIPTION}
+        manifest["regenerate"] = NOISY_REGENERATE_COMMAND
 
     def write_npz(tmp):
         with open(tmp, "wb") as f:  # a file object: np.savez would otherwise append ".npz" to the name
@@ -127,14 +185,19 @@ def save_dataset(arrays: dict, path: Path = DATASET_PATH, manifest_path: Path = 
     return manifest
 
 
-def load_dataset(path: Path | str = DATASET_PATH, manifest_path: Path | str = MANIFEST_PATH, verify: bool = True) -> dict:
+def load_dataset(
+    path: Path | str = DATASET_PATH,
+    manifest_path: Path | str = MANIFEST_PATH,
+    verify: bool = True,
+    regenerate_command: str = REGENERATE_COMMAND,
+) -> dict:
     """Load the offline transitions as a dict of NumPy arrays, checked against the manifest.
 
     Raises DatasetError, naming the file and the command that regenerates it, when the file is
     missing, unreadable, or its contents differ from the manifest's sha256.
     """
     path, manifest_path = Path(path), Path(manifest_path)
-    fix = f"Regenerate it with `{REGENERATE_COMMAND}` from the course's root folder."
+    fix = f"Regenerate it with `{regenerate_command}` from the course's root folder."
     if not path.exists():
         raise DatasetError(f"Dataset file not found: {path}. {fix}")
     try:
@@ -158,3 +221,11 @@ def load_dataset(path: Path | str = DATASET_PATH, manifest_path: Path | str = MA
     if arrays["states"].shape != (n, STATE_DIM) or arrays["next_states"].shape != (n, STATE_DIM):
         raise DatasetError(f"Dataset file {path} has states of the wrong shape. {fix}")
     return arrays
+
+
+def load_noisy_dataset(verify: bool = True) -> dict:
+    """The noisy variant: the same transitions as load_dataset(), with sensor noise on next_states where x > 0.
+
+    Same dict of arrays as load_dataset(), checked against data/manifest_noisy.json.
+    """
+    return load_dataset(NOISY_DATASET_PATH, NOISY_MANIFEST_PATH, verify=verify, regenerate_command=NOISY_REGENERATE_COMMAND)

@@ -143,9 +143,11 @@ def plot_episode(results: EpisodeResult | Mapping[str, EpisodeResult], axes: Seq
 
 
 def plot_compounding_error(
-    errors_by_model: Mapping[str, MultiStepErrors | Sequence[float]],
+    errors_by_model: Mapping[str, MultiStepErrors | Sequence[float] | Sequence[MultiStepErrors]],
     ax: Axes | None = None,
     title: str = "Open-loop prediction error grows with the horizon",
+    per_component: bool = False,
+    baseline: MultiStepErrors | None = None,
 ) -> Figure:
     """RMSE of open-loop predictions against the horizon, one line per model (log y).
 
@@ -153,9 +155,22 @@ def plot_compounding_error(
     An ensemble's spread, when present, is drawn dashed in the same colour: where it lies close to
     the RMSE line, the members' disagreement is an honest estimate of the ensemble's real error.
     The lower x axis counts steps, the upper one seconds (1 step = 0.1 s).
+
+    per_component=True draws one panel per state component instead (2 x 2, each in its own unit:
+    an RMSE over metres, radians and velocities together is dominated by the largest), and each
+    model may then be a list of MultiStepErrors, one per training seed: the line is their median
+    and the shaded band spans their smallest to largest error. An ensemble's members' own errors
+    (the first seed's) are drawn as thin lines of its colour. `baseline` (e.g. the errors of
+    `predict_no_change`) is drawn as a black dotted line.
     """
     if not errors_by_model:
         raise ValueError("errors_by_model is empty: pass a dict name -> multi_step_errors(...)")
+    if per_component:
+        if ax is not None:
+            raise ValueError("per_component=True draws its own 2 x 2 figure: leave ax out")
+        return _plot_compounding_error_per_component(errors_by_model, baseline, title)
+    if baseline is not None:
+        errors_by_model = {**errors_by_model, "predict no change (Δs = 0)": baseline}
     fig, ax = _figure_and_axes(ax, figsize=(6.5, 4))
     longest = 1
     for i, (name, errors) in enumerate(errors_by_model.items()):
@@ -180,23 +195,78 @@ def plot_compounding_error(
     return fig
 
 
+def _per_seed(errors: MultiStepErrors | Sequence[MultiStepErrors], name: str) -> list[MultiStepErrors]:
+    """One model's errors as a list over training seeds, each with its per-component RMSE."""
+    seeds = [errors] if isinstance(errors, MultiStepErrors) else list(errors)
+    if not seeds or not all(isinstance(one, MultiStepErrors) and one.rmse_per_dim is not None for one in seeds):
+        raise ValueError(f"{name!r}: per_component needs MultiStepErrors (or a list of them, one per seed) from multi_step_errors")
+    if len({one.rmse_per_dim.shape for one in seeds}) != 1:
+        raise ValueError(f"{name!r}: the seeds' errors cover different horizons")
+    return seeds
+
+
+def _plot_compounding_error_per_component(
+    errors_by_model: Mapping[str, MultiStepErrors | Sequence[MultiStepErrors]], baseline: MultiStepErrors | None, title: str
+) -> Figure:
+    """plot_compounding_error(per_component=True): a 2 x 2 grid, one state component per panel."""
+    by_model = {name: _per_seed(errors, name) for name, errors in errors_by_model.items()}
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True, layout="constrained")
+    for component, ax in enumerate(axes.ravel()):
+        longest = 1
+        for i, (name, seeds) in enumerate(by_model.items()):
+            color = f"C{i}"
+            rmse = np.stack([one.rmse_per_dim[:, component] for one in seeds])  # (n_seeds, L)
+            horizons = seeds[0].horizons
+            seeds_note = f", median of {len(seeds)} seeds" if len(seeds) > 1 else ""
+            ax.plot(horizons, np.median(rmse, axis=0), marker="o", markersize=3, color=color, label=f"{name}{seeds_note}")
+            if len(seeds) > 1:
+                ax.fill_between(horizons, rmse.min(axis=0), rmse.max(axis=0), color=color, alpha=0.18, linewidth=0,
+                                label=f"{name}: lowest to highest over the seeds")
+            members = seeds[0].member_rmse_per_dim
+            if members is not None:
+                for k, member in enumerate(members[:, :, component]):
+                    ax.plot(horizons, member, color=color, linewidth=0.7, alpha=0.5, label=f"{name}: each member alone (first seed)" if k == 0 else None)
+            if seeds[0].spread_per_dim is not None:
+                spread = np.median(np.stack([one.spread_per_dim[:, component] for one in seeds]), axis=0)
+                ax.plot(horizons, spread, linestyle="--", color=color, label=f"{name}: spread across members")
+            longest = max(longest, len(horizons))
+        if baseline is not None:
+            ax.plot(baseline.horizons, baseline.rmse_per_dim[:, component], linestyle=":", linewidth=2, color="black", label="predict no change (Δs = 0)")
+        ax.set_yscale("log")
+        ax.set_xlim(0.5, longest + 0.5)
+        ax.set_title(STATE_NAMES[component])
+        ax.set_ylabel(f"RMSE ({STATE_UNITS[component]}, log scale)")
+        ax.grid(alpha=0.3, which="both")
+        if component >= 2:
+            ax.set_xlabel("prediction horizon (steps)")
+        else:
+            seconds_axis = ax.secondary_xaxis("top", functions=(lambda steps: steps * DT, lambda seconds: seconds / DT))
+            seconds_axis.set_xlabel("prediction horizon (s)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
 def plot_uncertainty(
     sweep: UncertaintySweep,
     training_data: np.ndarray | Mapping[str, np.ndarray],
     axes: Sequence[Axes] | None = None,
     state_dim: int | None = None,
+    title: str | None = None,
 ) -> Figure:
     """Predicted uncertainty along one state component (top), above a histogram of the training data (bottom).
 
     `sweep`: what predicted_uncertainty returns. `training_data`: the training states (N, 4), or the
     dataset dict load_dataset() returns. The curves show, for each model, the size of its predicted
     std of the state change: the norm over the 4 components, or component `state_dim` alone.
-    Where no training data lie (shaded), the uncertainty should grow.
+    Where no training data lie (shaded), the uncertainty should grow. A probabilistic ensemble's
+    total std (sweep.probabilistic_std), when present, is drawn too. `title` replaces the default.
     """
     states = np.asarray(training_data["states"] if isinstance(training_data, Mapping) else training_data)
     if states.ndim != 2 or states.shape[1] != len(STATE_NAMES):
         raise ValueError(f"training_data must be states of shape (N, 4) or the dataset dict, got shape {states.shape}")
-    if sweep.sigma is None and sweep.ensemble_std is None:
+    if sweep.sigma is None and sweep.ensemble_std is None and sweep.probabilistic_std is None:
         raise ValueError("the sweep holds no uncertainty: call predicted_uncertainty with a model")
     fig, (curve_ax, hist_ax) = _figure_and_axes_column(axes, 2, figsize=(6.5, 5.5), gridspec_kw={"height_ratios": [2, 1]})
 
@@ -208,9 +278,11 @@ def plot_uncertainty(
         curve_ax.plot(sweep.values, size(sweep.sigma), color="C1", label="stochastic model: predicted σ")
     if sweep.ensemble_std is not None:
         curve_ax.plot(sweep.values, size(sweep.ensemble_std), color="C2", label="ensemble: std across members")
+    if sweep.probabilistic_std is not None:
+        curve_ax.plot(sweep.values, size(sweep.probabilistic_std), color="C3", label="probabilistic ensemble: total std")
     curve_ax.set_yscale("log")
     curve_ax.set_ylabel(f"predicted std of {which}\n(log scale)")
-    curve_ax.set_title(f"Predicted uncertainty along {sweep.axis_name}\n(other state components 0, action {sweep.action:g})")
+    curve_ax.set_title(title or f"Predicted uncertainty along {sweep.axis_name}\n(other state components 0, action {sweep.action:g})")
     # Leave the top of the axes free for the legend: raise the upper limit by 40% of the decades shown.
     shown = np.concatenate([line.get_ydata() for line in curve_ax.get_lines()])
     shown = shown[np.isfinite(shown) & (shown > 0)]
@@ -235,6 +307,64 @@ def plot_uncertainty(
     hist_ax.set_ylabel("training\ntransitions")
     hist_ax.set_xlabel(f"{sweep.axis_name} ({STATE_UNITS[sweep.axis]})")
     hist_ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_uncertainty_side_by_side(panels: Mapping[str, tuple[UncertaintySweep, np.ndarray | Mapping[str, np.ndarray]]], state_dim: int | None = None) -> Figure:
+    """plot_uncertainty for several trainings side by side, on one shared y scale so the curves compare.
+
+    `panels`: a title (e.g. "clean data") -> (the sweep, the training data it was trained on).
+    Each column is one panel: the uncertainty curves above a histogram of its training data.
+    """
+    if not panels:
+        raise ValueError("panels is empty: pass a dict title -> (predicted_uncertainty(...), training data)")
+    fig, axes = plt.subplots(2, len(panels), figsize=(5.5 * len(panels), 5.5), sharex=True, squeeze=False, layout="constrained", gridspec_kw={"height_ratios": [2, 1]})
+    for column, (panel_title, (sweep, training_data)) in enumerate(panels.items()):
+        plot_uncertainty(sweep, training_data, axes=axes[:, column], state_dim=state_dim, title=panel_title)
+    low = min(ax.get_ylim()[0] for ax in axes[0])
+    high = max(ax.get_ylim()[1] for ax in axes[0])
+    for ax in axes[0]:
+        ax.set_ylim(low, high)
+    return fig
+
+
+_SHORT_STATE_NAMES = ("x", "angle", "x_dot", "angle_dot")
+
+
+def _start_label(start: Sequence[float]) -> str:
+    """A displaced start in words, its non-zero components one per line: "x +0.70\nangle +0.10"."""
+    parts = [f"{name} {_signed(value)}" for name, value in zip(_SHORT_STATE_NAMES, start) if round(float(value), 2) != 0]
+    return "\n".join(parts) or "upright"
+
+
+def plot_displaced_starts(summaries: Mapping[str, "DisplacedStartSummary"], starts: Sequence[Sequence[float]], max_steps: int, title: str | None = None) -> Figure:
+    """The return of every (model, training seed, start) case as a grid: green reached max_steps, red fell at once.
+
+    `summaries`: what evaluate_displaced_starts returns, model name -> DisplacedStartSummary; `starts`:
+    the starts it ran from (its columns), e.g. DISPLACED_STARTS. One row per model and training seed.
+    """
+    if not summaries:
+        raise ValueError("summaries is empty: pass what evaluate_displaced_starts returns")
+    rows, labels = [], []
+    for name, summary in summaries.items():
+        returns = np.asarray(summary.returns, dtype=np.float64)
+        if returns.shape[1] != len(starts):
+            raise ValueError(f"{name!r}: {returns.shape[1]} returns per seed for {len(starts)} starts")
+        for seed, seed_returns in zip(summary.training_seeds, returns):
+            rows.append(seed_returns)
+            labels.append(f"{name}, seed {seed}")
+    grid = np.stack(rows)  # (models x seeds, starts)
+    fig, ax = plt.subplots(figsize=(1.1 * len(starts) + 2.5, 0.42 * len(rows) + 2.2), layout="constrained")
+    image = ax.imshow(grid / max_steps, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+    for (row, column), value in np.ndenumerate(grid):
+        ax.text(column, row, f"{value:.0f}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(starts)), [_start_label(start) for start in starts], fontsize=7)
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    for boundary in np.cumsum([len(summary.training_seeds) for summary in summaries.values()])[:-1]:
+        ax.axhline(boundary - 0.5, color="white", linewidth=3)  # between models
+    ax.set_xlabel("displaced start (non-zero components; m, rad, m/s, rad/s)")
+    fig.colorbar(image, ax=ax, label=f"return / {max_steps} (the step limit)", shrink=0.8)
+    ax.set_title(title or f"Return from each displaced start ({max_steps} steps at most)")
     return fig
 
 
@@ -367,3 +497,104 @@ def animation_html(animation: FuncAnimation) -> str:
     for icon, glyph in _PLAYER_GLYPHS.items():
         html = html.replace(f'<i class="{icon}"></i>', glyph)
     return re.sub(r'<img id="(_anim_img\w+)">', r'<img id="\1" alt="Animation of the cart and pole">', html)
+
+
+# -- notebook 4: closing the loop -----------------------------------------------------------------
+def plot_returns_per_iteration(
+    returns_by_model: Mapping[str, Sequence[float]],
+    data_sizes: Mapping[str, Sequence[int]] | None = None,
+    ax: Axes | None = None,
+    title: str = "Return per iteration of the loop",
+    max_return: float = 1000.0,
+) -> Figure:
+    """One line per model: the return of the episode each iteration's agent ran (1 = trained on the start data only).
+
+    `data_sizes`: name -> the number of transitions each iteration's agent was trained on,
+    written beside its point.
+    """
+    if not returns_by_model:
+        raise ValueError("returns_by_model is empty: pass a dict name -> list of returns, one per iteration")
+    fig, ax = _figure_and_axes(ax, figsize=(7, 4))
+    longest = 1
+    for i, (name, returns) in enumerate(returns_by_model.items()):
+        returns = np.asarray(returns, dtype=np.float64).reshape(-1)
+        iterations = np.arange(1, len(returns) + 1)
+        ax.plot(iterations, returns, marker="o", color=f"C{i}", label=name)
+        for k, (iteration, value) in enumerate(zip(iterations, returns)):
+            if data_sizes is not None and name in data_sizes and k < len(data_sizes[name]):
+                ax.annotate(f"{data_sizes[name][k]:,}", (iteration, value), textcoords="offset points", xytext=(4, -12 - 10 * i), fontsize=7, color=f"C{i}")
+        longest = max(longest, len(returns))
+    ax.axhline(max_return, color="0.4", linestyle="--", linewidth=1, label=f"upright all {max_return:.0f} steps")
+    ax.set_xticks(np.arange(1, longest + 1))
+    ax.set_xlim(0.7, longest + 0.5)
+    ax.set_ylim(0, 1.08 * max_return)
+    ax.set_xlabel("iteration (its agent trained on the start data plus every earlier episode)")
+    ax.set_ylabel("return of the iteration's episode")
+    if data_sizes is not None:
+        ax.text(0.99, 0.02, "small numbers: transitions trained on", transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.3")
+    ax.set_title(title)
+    ax.legend(loc="center right", fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_disagreement_along_episode(episodes: Mapping[str, tuple[EpisodeResult, object]], title: str | None = None) -> Figure:
+    """For each episode (a column): the pole angle, the ensemble's disagreement and the distance to the data, against time.
+
+    `episodes`: name -> (EpisodeResult, EpisodeDisagreement from
+    mbrl_helpers.closing_the_loop.disagreement_along_episode). A dotted line marks the step in
+    which the pole fell, so one can see whether the disagreement rose before it.
+    """
+    if not episodes:
+        raise ValueError("episodes is empty: pass a dict name -> (episode, disagreement_along_episode(...))")
+    fig, axes = plt.subplots(3, len(episodes), figsize=(5.2 * len(episodes) + 0.8, 7), sharex="col", sharey="row", layout="constrained", squeeze=False)
+    for column, (name, (episode, measured)) in enumerate(episodes.items()):
+        angle_ax, disagreement_ax, distance_ax = axes[:, column]
+        times = np.arange(len(episode.states)) * DT
+        angle_ax.plot(times, episode.states[:, 1], color="C0")
+        for sign in (1, -1):
+            angle_ax.axhspan(sign * ANGLE_LIMIT, sign * 0.3, color="red", alpha=0.12, linewidth=0)
+        angle_ax.set_ylim(-0.3, 0.3)
+        disagreement_ax.plot(times[:-1], measured.disagreement, color="C1")
+        distance_ax.plot(times[:-1], measured.distance_to_data, color="C2")
+        for ax in (angle_ax, disagreement_ax, distance_ax):
+            if episode.terminated:
+                ax.axvline(times[-1], color="red", linestyle=":", linewidth=1.5)
+            ax.grid(alpha=0.3)
+        disagreement_ax.set_yscale("log")
+        distance_ax.set_yscale("symlog", linthresh=0.1)
+        angle_ax.set_title(f"{name}\n{episode.outcome}", fontsize=9)
+        distance_ax.set_xlabel("time (s)")
+    axes[0, 0].set_ylabel("pole angle (rad)\n(red: the pole has fallen)")
+    axes[1, 0].set_ylabel("disagreement of the members\n(std / data's std, log)")
+    axes[2, 0].set_ylabel("distance to the nearest\nstate of the data (in stds)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_data_coverage(datasets: Mapping[str, Mapping[str, np.ndarray]], axes: Sequence[Axes] | None = None, title: str = "Where the data are") -> Figure:
+    """Scatter of the states of each dataset: cart x against pole angle, and cart velocity against pole angular velocity.
+
+    Datasets are drawn in order, later ones on top: pass the start data first and the added episodes after.
+    """
+    if not datasets:
+        raise ValueError("datasets is empty: pass a dict name -> dataset (a dict with 'states')")
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    else:
+        axes = list(np.ravel(axes))
+        if len(axes) != 2:
+            raise ValueError(f"this plot needs 2 axes, got {len(axes)}")
+        fig = axes[0].figure
+    for i, (name, data) in enumerate(datasets.items()):
+        states = np.asarray(data["states"])
+        for ax, (a, b) in zip(axes, ((0, 1), (2, 3))):
+            ax.scatter(states[:, a], states[:, b], s=4, alpha=0.5, color=f"C{i}", label=f"{name} ({len(states):,})", rasterized=True)
+    for ax, (a, b) in zip(axes, ((0, 1), (2, 3))):
+        ax.set_xlabel(f"{STATE_NAMES[a]} ({STATE_UNITS[a]})")
+        ax.set_ylabel(f"{STATE_NAMES[b]} ({STATE_UNITS[b]})")
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="upper right", fontsize=8, markerscale=3)
+    fig.suptitle(title)
+    return fig

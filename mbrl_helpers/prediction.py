@@ -5,6 +5,8 @@ input, so small one-step errors compound. `held_out_trajectories` collects real 
 model has never seen, `multi_step_errors` replays their actions through a model open-loop and
 measures how far the prediction drifts at each horizon, and `predicted_uncertainty` sweeps one
 state component to show where a model's predicted uncertainty grows (where the data is thin).
+`predict_no_change` is the baseline a model must beat, and `as_one_member_ensemble` lets a
+planner written for ensembles plan with a single model.
 
 Every model is passed as a plain function, e.g. `model.predict_delta`, so any model works.
 Shapes: M trajectories, L steps, K ensemble members, P sweep points, S = 4 state dims, A = 1.
@@ -12,7 +14,7 @@ Shapes: M trajectories, L steps, K ensemble members, P sweep points, S = 4 state
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -96,6 +98,8 @@ class MultiStepErrors:
     rmse: np.ndarray  # (L,): root-mean-square error over trajectories (and samples) and the 4 state dims
     rmse_per_dim: np.ndarray  # (L, 4): the same, for each state component separately
     spread: np.ndarray | None = None  # (L,): ensembles only: the members' disagreement, in the units of rmse
+    spread_per_dim: np.ndarray | None = None  # (L, 4): ensembles only: the same, for each state component
+    member_rmse_per_dim: np.ndarray | None = None  # (K, L, 4): ensembles only: each member's own rollout error
 
     @property
     def horizons(self) -> np.ndarray:
@@ -166,7 +170,9 @@ def multi_step_errors(
     Returns MultiStepErrors: rmse (L,) is the root of the mean squared error over trajectories,
     samples and state dims. For an ensemble it is the error of the members' mean prediction, and
     spread (L,) is the members' standard deviation around that mean (root of the variance
-    averaged over trajectories and state dims): the ensemble's own guess of its error.
+    averaged over trajectories and state dims): the ensemble's own guess of its error;
+    spread_per_dim (L, S) is the same per state component, and member_rmse_per_dim (K, L, S)
+    the error of each member's own rollout, as if it were used alone.
     Runs on float32 tensors on `device` (default: get_device()), where the model must be.
     """
     true_states, actions = _check_trajectories(trajectories)
@@ -189,16 +195,49 @@ def multi_step_errors(
         predicted.append(state)
     predicted = torch.stack(predicted, dim=-2)  # (N, L, S), or (K, N, L, S) for an ensemble
 
-    spread = None
+    spread = spread_per_dim = member_rmse_per_dim = None
     if n_members is not None:
-        spread = predicted.var(dim=0, unbiased=False).mean(dim=(0, 2)).sqrt().cpu().numpy()  # (L,)
+        member_variance = predicted.var(dim=0, unbiased=False)  # (N, L, S)
+        spread = member_variance.mean(dim=(0, 2)).sqrt().cpu().numpy()  # (L,)
+        spread_per_dim = member_variance.mean(dim=0).sqrt().cpu().numpy()  # (L, S)
+        member_squared_errors = (predicted - true_states[:, 1:]) ** 2  # (K, N, L, S)
+        member_rmse_per_dim = member_squared_errors.mean(dim=1).sqrt().cpu().numpy()  # (K, L, S)
         predicted = predicted.mean(dim=0)  # (N, L, S): the ensemble's mean prediction
     squared_errors = (predicted - true_states[:, 1:]) ** 2  # (N, L, S)
     return MultiStepErrors(
         rmse=squared_errors.mean(dim=(0, 2)).sqrt().cpu().numpy(),
         rmse_per_dim=squared_errors.mean(dim=0).sqrt().cpu().numpy(),
         spread=spread,
+        spread_per_dim=spread_per_dim,
+        member_rmse_per_dim=member_rmse_per_dim,
     )
+
+
+def predict_no_change(states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """The "predict no change" baseline, delta = 0 for any state and action: a learned model must beat it.
+
+    Its open-loop error at horizon h is how far the real state has moved in h steps, so a model
+    whose error comes close to it has learned little about where the state goes.
+    """
+    return torch.zeros_like(states)
+
+
+def as_one_member_ensemble(predict_delta: PredictDelta) -> PredictDelta:
+    """A single model's predict_delta seen as an ensemble of one member, for a planner written for ensembles.
+
+    The result maps states (1, N, S) and actions (N, A) to deltas (1, N, S) by calling
+    predict_delta(states[0], actions) (N, S) -> (N, S), so an ensemble planner called with
+    n_members=1 plans with a deterministic or stochastic model exactly as a single-model planner would.
+    """
+
+    def one_member(states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        if states.dim() != 3 or states.shape[0] != 1:
+            raise ValueError(f"a one-member ensemble takes states of shape (1, N, S), got {tuple(states.shape)}: plan with n_members=1")
+        if actions.dim() == 3:  # per-member actions (1, N, A)
+            actions = actions[0]
+        return predict_delta(states[0], actions).unsqueeze(0)
+
+    return one_member
 
 
 # Default sweep range of each state component: about twice the range the training data cover.
@@ -214,6 +253,11 @@ class UncertaintySweep:
     action: float  # the action at every sweep point
     sigma: np.ndarray | None = None  # (P, S): the stochastic model's predicted std of each delta component
     ensemble_std: np.ndarray | None = None  # (P, S): std across ensemble members of each predicted delta component
+    # A probabilistic ensemble (K stochastic models): its total std and the two parts it adds up from,
+    # total variance = mean over members of sigma^2 (noise) + variance over members of mu (disagreement).
+    probabilistic_std: np.ndarray | None = None  # (P, S): sqrt(aleatoric_std^2 + epistemic_std^2)
+    probabilistic_aleatoric_std: np.ndarray | None = None  # (P, S): sqrt of the members' mean sigma^2
+    probabilistic_epistemic_std: np.ndarray | None = None  # (P, S): std over members of their mu
 
     @property
     def axis_name(self) -> str:
@@ -241,6 +285,7 @@ def predicted_uncertainty(
     n_points: int = 201,
     action: float = 0.0,
     device: torch.device | str | None = None,
+    probabilistic_members: Sequence[DistributionParams] | None = None,
 ) -> UncertaintySweep:
     """Sweep one state component and ask the models how uncertain they are about the next delta.
 
@@ -251,10 +296,17 @@ def predicted_uncertainty(
         e.g. `stochastic_model.distribution_params`; gives `sigma`, the noise the model predicts.
     ensemble_predict_delta, n_members: an ensemble's predict_delta, states (K, P, S) and actions
         (P, A) -> (K, P, S), and its K; gives `ensemble_std`, how much the members disagree.
-    Pass either or both. Returns an UncertaintySweep with arrays (P,) and (P, S) on the CPU.
+    probabilistic_members: the distribution_params of K >= 2 stochastic models trained apart (a
+        probabilistic ensemble); gives `probabilistic_std`, the std of the mixture of their
+        Gaussians: total variance = mean_k sigma_k^2 + var_k mu_k, kept as its two parts as well.
+    Pass any of them. Returns an UncertaintySweep with arrays (P,) and (P, S) on the CPU.
     """
-    if distribution_params is None and ensemble_predict_delta is None:
-        raise ValueError("pass distribution_params (a stochastic model's) or ensemble_predict_delta with n_members, or both")
+    if distribution_params is None and ensemble_predict_delta is None and probabilistic_members is None:
+        raise ValueError(
+            "pass distribution_params (a stochastic model's), ensemble_predict_delta with n_members, or probabilistic_members, or several"
+        )
+    if probabilistic_members is not None and len(probabilistic_members) < 2:
+        raise ValueError(f"probabilistic_members needs at least 2 stochastic models' distribution_params, got {len(probabilistic_members)}")
     if ensemble_predict_delta is not None and (n_members is None or n_members < 2):
         raise ValueError(f"ensemble_predict_delta needs n_members, the number of members (at least 2), got {n_members}")
     axis = _state_axis(axis)
@@ -276,4 +328,17 @@ def predicted_uncertainty(
         member_states = states.expand(n_members, -1, -1)  # (K, P, S)
         deltas = _call_model(ensemble_predict_delta, member_states, actions, n_members)
         sweep.ensemble_std = deltas.std(dim=0, unbiased=False).cpu().numpy()
+    if probabilistic_members is not None:
+        mus, sigmas = [], []
+        for member in probabilistic_members:
+            mu, sigma = member(states, actions)
+            if mu.shape != states.shape or sigma.shape != states.shape:
+                raise ValueError(f"each probabilistic member must return (mu, sigma) of shape {tuple(states.shape)}")
+            mus.append(mu)
+            sigmas.append(sigma)
+        aleatoric_variance = torch.stack(sigmas).pow(2).mean(dim=0)  # (P, S): the noise the members expect
+        epistemic_variance = torch.stack(mus).var(dim=0, unbiased=False)  # (P, S): how much their means disagree
+        sweep.probabilistic_aleatoric_std = aleatoric_variance.sqrt().cpu().numpy()
+        sweep.probabilistic_epistemic_std = epistemic_variance.sqrt().cpu().numpy()
+        sweep.probabilistic_std = (aleatoric_variance + epistemic_variance).sqrt().cpu().numpy()
     return sweep

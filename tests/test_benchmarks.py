@@ -50,3 +50,16 @@ def test_separation_benchmark_prints_the_table_and_the_sweep(capsys):
         assert len(report["displaced_starts"][kind]["returns"]) == 1 and len(report["displaced_starts"][kind]["returns"][0]) == len(report["starts"])
     for name in ("deterministic", "simulator"):
         assert set(report["horizon_sweep"][name]) == {"5", "10"} and all(len(r) == 1 for r in report["horizon_sweep"][name].values())
+
+
+def test_closing_the_loop_benchmark_prints_each_iteration(capsys):
+    from benchmarks import closing_the_loop
+
+    assert closing_the_loop.main(["--start-sizes", "20", "--iterations", "2", "--train-steps", "5", "--max-steps", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [run["model"] for run in report["runs"]] == ["deterministic", "ensemble"]
+    for run in report["runs"]:
+        assert run["start_size"] == 20 and len(run["returns"]) == 2 and all(0 <= r <= 3 for r in run["returns"])
+        # the second agent trained on the start data plus the first episode
+        assert run["trained_on"][0] == 20 and 20 < run["trained_on"][1] <= 23
+    assert set(report["median_loop_seconds"]) == {"deterministic", "ensemble"}

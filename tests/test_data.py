@@ -74,3 +74,65 @@ def test_command_line_check_reports_success(capsys):
 
     assert make_dataset.main([]) == 0
     assert "matches manifest.json" in capsys.readouterr().out
+
+
+# ---- the noisy variant: the same transitions, sensor noise on next_states where x > 0 --------------
+
+
+def test_noisy_manifest_matches_the_shipped_file():
+    manifest = json.loads(data.NOISY_MANIFEST_PATH.read_text())
+    arrays = data.load_noisy_dataset()
+    assert manifest["file"] == data.NOISY_DATASET_PATH.name
+    assert manifest["transitions"] == len(arrays["states"])
+    assert manifest["sha256"] == data.dataset_digest(arrays)
+    assert manifest["regenerate"] == data.NOISY_REGENERATE_COMMAND
+    assert manifest["sensor_noise"]["std"] == data.NOISE_STD and manifest["sensor_noise"]["seed"] == data.NOISE_SEED
+
+
+def test_regenerating_the_noisy_variant_gives_the_shipped_data_bit_for_bit():
+    manifest = json.loads(data.NOISY_MANIFEST_PATH.read_text())
+    fresh = data.collect_noisy_transitions(manifest["transitions"], manifest["seed"], progress=False)
+    assert data.dataset_digest(fresh) == manifest["sha256"]
+    # and from the shipped clean file, without collecting again
+    assert data.dataset_digest(data.add_sensor_noise(data.load_dataset())) == manifest["sha256"]
+
+
+def test_noise_only_on_next_states_where_cart_x_is_positive():
+    clean, noisy = data.load_dataset(), data.load_noisy_dataset()
+    assert set(clean) == set(noisy)
+    for key in clean:
+        if key != "next_states":
+            np.testing.assert_array_equal(clean[key], noisy[key])
+    noise = noisy["next_states"] - clean["next_states"]
+    positive = clean["states"][:, 0] > 0
+    assert 0.3 < positive.mean() < 0.7  # about half the data carry noise
+    np.testing.assert_array_equal(noise[~positive], 0.0)
+    assert (noise[positive] != 0).all()  # every component of every noisy row
+    # The noise is N(0, NOISE_STD) on each component: its mean and std within 5 standard errors.
+    n = positive.sum() * noise.shape[1]
+    assert abs(noise[positive].mean()) < 5 * data.NOISE_STD / np.sqrt(n)
+    assert abs(noise[positive].std() - data.NOISE_STD) < 5 * data.NOISE_STD / np.sqrt(2 * n)
+
+
+def test_clean_file_untouched_by_the_noisy_variant():
+    # The noise is added to a copy: the clean arrays passed in keep their values.
+    arrays = data.load_dataset()
+    before = data.dataset_digest(arrays)
+    data.add_sensor_noise(arrays)
+    assert data.dataset_digest(arrays) == before == json.loads(data.MANIFEST_PATH.read_text())["sha256"]
+
+
+def test_load_noisy_dataset_is_exported_and_names_its_own_fix(tmp_path, monkeypatch):
+    import mbrl_helpers
+
+    assert mbrl_helpers.load_noisy_dataset is data.load_noisy_dataset
+    monkeypatch.setattr(data, "NOISY_DATASET_PATH", tmp_path / "transitions_noisy.npz")
+    with pytest.raises(data.DatasetError, match=r"not found: .*transitions_noisy\.npz.*--variant noisy --regenerate"):
+        data.load_noisy_dataset()
+
+
+def test_command_line_checks_the_noisy_variant(capsys):
+    from mbrl_helpers import make_dataset
+
+    assert make_dataset.main(["--variant", "noisy"]) == 0
+    assert "matches manifest_noisy.json" in capsys.readouterr().out

@@ -13,6 +13,7 @@ import torch
 from autograder.fixtures import ASSIGNMENTS, FIXTURE_DIR, fixture_path, load_fixture
 from autograder.fixtures.generate import generate
 from mbrl_helpers import MPCAgent, run_episode
+from mbrl_helpers.planning import random_shooting_plan
 from mbrl_reference import DeterministicModel, EnsembleModel, StochasticModel, cem_plan, ensemble_cem_plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +81,7 @@ def test_the_command_line_names_its_assignments(tmp_path):
 
 PLANNERS = {
     "01_deterministic_cem": (DeterministicModel, cem_plan, {}),
-    "02_stochastic": (StochasticModel, cem_plan, {}),
+    "02_stochastic": (StochasticModel, random_shooting_plan, {}),  # notebook 2 plans with mbrl_helpers' random shooting
     "03_ensemble": (EnsembleModel, ensemble_cem_plan, {"n_members": 5}),
 }
 

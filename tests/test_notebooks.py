@@ -36,6 +36,8 @@ from nbgrader.validator import Validator
 
 from autograder.fixtures import ASSIGNMENTS
 
+NOTEBOOKS = ASSIGNMENTS + ("04_closing_the_loop",)  # notebook 4 needs no fixture: its checks make their own data
+
 ROOT = Path(__file__).resolve().parent.parent
 TIME_BUDGET_S = 300  # a solution notebook must run top to bottom in under 5 minutes on a 2-core CPU
 NBGRADER = [sys.executable, "-m", "nbgrader"]
@@ -98,17 +100,25 @@ def stdout_of(nb) -> str:
     )
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", NOTEBOOKS)
 def test_solution_notebook_runs_within_the_time_budget_and_balances_the_pole(assignment, executed_solution):
     _, nb, seconds = executed_solution(assignment)
     print(f"{assignment}: executed with nbclient in {seconds:.1f} s")
     assert seconds < TIME_BUDGET_S, f"{assignment} took {seconds:.0f} s; the budget is {TIME_BUDGET_S} s"
+    if assignment == "04_closing_the_loop":
+        # each loop prints "iteration i: trained on N transitions; return R: ...": the first agent falls, the last balances
+        loops = re.findall(r"^(\S.*)\n((?:  iteration .*\n)+)", stdout_of(nb), flags=re.M)
+        assert len(loops) == 2, f"{assignment}: expected the deterministic and the ensemble loop, printed {loops}"
+        for name, lines in loops:
+            returns = [float(r) for r in re.findall(r"; return (\d+(?:\.\d+)?): ", lines)]
+            assert len(returns) == 3 and returns[0] < 950 <= returns[-1], f"{assignment}, {name}: the loop's returns were {returns}"
+        return
     returns = [float(r) for r in re.findall(r"^return (\d+(?:\.\d+)?): ", stdout_of(nb), flags=re.M)]
     assert returns, f"{assignment}: no episode return printed"
     assert min(returns) >= 950, f"{assignment}: the notebook's own agent reached returns {returns}"
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", NOTEBOOKS)
 def test_solution_notebook_passes_its_visible_checks(assignment, executed_solution):
     # nbgrader's own validation rules, applied to the notebook executed above (its execution step
     # would only run the same notebook again): every graded cell's visible check passes in the
@@ -135,7 +145,7 @@ def points(nb) -> tuple[float, float]:
     return auto, manual
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", NOTEBOOKS)
 def test_source_notebook_is_well_formed(assignment):
     nb = read(source_path(assignment))
     ids = [cell.get("id") for cell in nb.cells]
@@ -166,7 +176,7 @@ def test_source_notebook_is_well_formed(assignment):
 # The release notebooks.
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", NOTEBOOKS)
 def test_release_fails_every_graded_test_with_the_stubs(assignment):
     result = subprocess.run(
         NBGRADER + ["validate", "--invert", str(release_path(assignment))], cwd=ROOT, env=NBGRADER_ENV, capture_output=True, text=True, timeout=600
@@ -191,7 +201,7 @@ def solution_lines(nb) -> set[str]:
     return inside_lines - outside_lines
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", NOTEBOOKS)
 def test_release_holds_no_solution_hidden_test_or_rubric(assignment):
     source, release = read(source_path(assignment)), read(release_path(assignment))
     text = "\n".join(cell.source for cell in release.cells)
@@ -207,13 +217,15 @@ def test_release_holds_no_solution_hidden_test_or_rubric(assignment):
             assert stub in cell.source, f"{assignment}: {cell.get('id')} has no stub"
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", NOTEBOOKS)
 def test_release_imports_and_loads_the_data_from_its_own_folder(assignment):
     # What a student runs first, from notebooks/<assignment>/, with only the README's install.
     nb = read(release_path(assignment))
     code_cells = [cell for cell in nb.cells if cell.cell_type == "code"]
     setup_index = [cell.get("id") for cell in code_cells].index("setup")
-    program = "\n\n".join(cell.source for cell in code_cells[setup_index : setup_index + 2])
+    # notebook 4: the setup, loading the student's notebook 3 from ../03_ensemble/, then its start data
+    following = 3 if assignment == "04_closing_the_loop" else 2
+    program = "\n\n".join(cell.source for cell in code_cells[setup_index : setup_index + following])
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env["MPLBACKEND"] = "Agg"
     result = subprocess.run([sys.executable, "-c", program], cwd=release_path(assignment).parent, env=env, capture_output=True, text=True, timeout=300)
@@ -237,7 +249,7 @@ def test_release_is_what_nbgrader_generates_from_the_source(tmp_path):
         "from autograder.config import course_config\n"
         f"get_config().merge(course_config({str(tmp_path)!r}))\n"  # noqa: F821 (nbgrader's config loader)
     )
-    for assignment in ASSIGNMENTS:
+    for assignment in NOTEBOOKS:
         result = subprocess.run(NBGRADER + ["generate_assignment", assignment, "--force"], cwd=tmp_path, env=NBGRADER_ENV, capture_output=True, text=True, timeout=300)
         generated = tmp_path / "notebooks" / assignment / f"{assignment}.ipynb"
         assert result.returncode == 0 and generated.exists(), result.stderr[-3000:]
@@ -351,6 +363,16 @@ MISTAKES = [
      ("ensemble-cem-plan", "return mean[0]", "return mean[-1]"), "test-ens-cem-elites-first-floor", "returning the last action instead of the first"),
     ("03_ensemble", "std not floored (ensemble)",
      ("ensemble-cem-plan", ".clamp(min=std_floor)", ""), "test-ens-cem-elites-first-floor", "std not floored"),
+    ("04_closing_the_loop", "next state equal to the state",
+     ("add-episode", 'episode.states[1:]])', 'episode.states[:-1]])'), "test-loop-add-episode", "Each new next state equals its state"),
+    ("04_closing_the_loop", "every state taken as a transition",
+     ("add-episode", '"states": np.concatenate([dataset["states"], episode.states[:-1]])', '"states": np.concatenate([dataset["states"], episode.states])'), "test-loop-add-episode", "One transition too many"),
+    ("04_closing_the_loop", "episode put before the old data",
+     ("add-episode", '[dataset["states"], episode.states[:-1]]', '[episode.states[:-1], dataset["states"]]'), "test-loop-add-episode", "The old transitions must come first"),
+    ("04_closing_the_loop", "retrained on the start data every time",
+     ("loop", "agent = train_agent(dataset)", "agent = train_agent(dataset if not returns else start)\n        start = dataset if not returns else start"), "test-loop-iterations", "that is the start data again"),
+    ("04_closing_the_loop", "return of the first episode recorded every time",
+     ("loop", "returns.append(episode.episode_return)", "returns.append(returns[0] if returns else episode.episode_return)"), "test-loop-iterations", "returns must be the episodes' returns in order"),
 ]
 
 
@@ -469,9 +491,26 @@ def ensemble_cem_plan(predict_delta, state, n_members, horizon=CEM_SETTINGS["hor
 ''',
     },
 }
+VARIANTS["04_closing_the_loop"] = {
+    "add-episode": '''
+def add_episode(dataset, episode):
+    n = episode.steps
+    return {"states": np.vstack([dataset["states"], episode.states[:n]]),
+            "actions": np.vstack([dataset["actions"], episode.actions]),
+            "next_states": np.vstack([dataset["next_states"], episode.states[1 : n + 1]])}
+''',
+    "loop": '''
+def closing_the_loop(dataset, train_agent, run_agent, n_iterations):
+    history = [run_agent(train_agent(dataset))]
+    while len(history) < n_iterations:
+        dataset = add_episode(dataset, history[-1])
+        history.append(run_agent(train_agent(dataset)))
+    return add_episode(dataset, history[-1]), [e.episode_return for e in history]
+''',
+}
 VARIANT_CELLS = [
     (assignment, cell.get("id"))
-    for assignment in ASSIGNMENTS
+    for assignment in NOTEBOOKS
     for cell in read(source_path(assignment)).cells
     if nbgrader_utils.is_grade(cell) and cell.cell_type == "code"
 ]

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from mbrl_helpers import (  # noqa: E402
     DT,
+    DisplacedStartSummary,
     EpisodeResult,
     MultiStepErrors,
     UncertaintySweep,
@@ -21,6 +22,7 @@ from mbrl_helpers import (  # noqa: E402
     plot_training_curve,
     plot_uncertainty,
 )
+from mbrl_helpers.plots import plot_displaced_starts, plot_uncertainty_side_by_side  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -110,6 +112,81 @@ def test_compounding_error_plot_draws_a_line_per_model_and_the_ensembles_spread(
     (seconds_axis,) = ax.child_axes  # the horizon in seconds on top
     assert "(s)" in seconds_axis.get_xlabel()
     assert [t.get_text() for t in ax.get_legend().get_texts()][0] == "deterministic"
+
+
+def seeded_errors(scale, members=False, spread=False, length=10):
+    """MultiStepErrors whose component c has error scale * 10**c * horizon (members: 3 members around it)."""
+    per_dim = scale * np.outer(np.arange(1, length + 1), 10.0 ** np.arange(4))
+    return MultiStepErrors(
+        rmse=per_dim.mean(axis=1), rmse_per_dim=per_dim,
+        member_rmse_per_dim=np.stack([per_dim * f for f in (0.8, 1.0, 1.3)]) if members else None,
+        spread_per_dim=per_dim / 2 if spread else None,
+    )
+
+
+def test_compounding_error_per_component_draws_a_panel_per_component_with_seed_bands_members_and_baseline():
+    errors = {
+        "deterministic": [seeded_errors(0.01), seeded_errors(0.02), seeded_errors(0.04)],
+        "ensemble": [seeded_errors(0.01, members=True, spread=True), seeded_errors(0.03, members=True, spread=True)],
+        "one seed only": seeded_errors(0.05),
+    }
+    fig = plot_compounding_error(errors, per_component=True, baseline=seeded_errors(1.0))
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["cart x", "pole angle", "cart velocity", "pole angular velocity"]
+    angle_ax = panels[1]
+    assert angle_ax.get_yscale() == "log" and "rad" in angle_ax.get_ylabel()
+    assert "(m/s" in panels[2].get_ylabel() and "steps" in panels[2].get_xlabel()
+    # Bands over the seeds: one per model with more than one seed, spanning the lowest to the highest seed.
+    assert len(angle_ax.collections) == 2
+    band = angle_ax.collections[0].get_paths()[0].vertices
+    assert np.isclose(band[:, 1].min(), 0.01 * 10) and np.isclose(band[:, 1].max(), 0.04 * 10 * 10)
+    labels = [line.get_label() for line in labelled_lines(angle_ax)]
+    assert labels[0] == "deterministic, median of 3 seeds"
+    np.testing.assert_allclose(labelled_lines(angle_ax)[0].get_ydata(), 0.02 * 10 * np.arange(1, 11))
+    member_lines = [line for line in angle_ax.get_lines() if line.get_linewidth() < 1]
+    assert len(member_lines) == 3  # the ensemble's members, first seed only
+    assert "ensemble: spread across members" in labels
+    assert labels[-1] == "predict no change (Δs = 0)"
+    np.testing.assert_allclose(labelled_lines(angle_ax)[-1].get_ydata(), 10 * np.arange(1, 11))
+    assert fig.legends and fig._suptitle.get_text() == "Open-loop prediction error grows with the horizon"
+    with pytest.raises(ValueError, match="per_component"):
+        plot_compounding_error({"as an array": np.ones(10)}, per_component=True)
+
+
+def test_compounding_error_single_panel_also_takes_the_baseline():
+    fig = plot_compounding_error({"deterministic": seeded_errors(0.01)}, baseline=seeded_errors(1.0))
+    assert [line.get_label() for line in labelled_lines(fig.axes[0])] == ["deterministic", "predict no change (Δs = 0)"]
+
+
+def test_uncertainty_side_by_side_draws_the_probabilistic_ensemble_on_one_shared_scale():
+    values = np.linspace(-2, 2, 41)
+    clean = UncertaintySweep(axis=0, values=values, action=0.0, ensemble_std=np.full((41, 4), 0.01), probabilistic_std=np.full((41, 4), 0.02))
+    noisy = UncertaintySweep(axis=0, values=values, action=0.0, ensemble_std=np.full((41, 4), 0.01), probabilistic_std=np.where(values[:, None] > 0, 1.0, 0.02) * np.ones((41, 4)))
+    training_states = np.random.default_rng(0).uniform(-1, 1, size=(300, 4))
+    fig = plot_uncertainty_side_by_side({"clean data": (clean, training_states), "noisy data": (noisy, {"states": training_states})})
+    curve_axes = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in curve_axes] == ["clean data", "noisy data"]
+    for ax in curve_axes:
+        assert [line.get_label() for line in labelled_lines(ax)] == ["ensemble: std across members", "probabilistic ensemble: total std"]
+    assert curve_axes[0].get_ylim() == curve_axes[1].get_ylim()  # one scale: the noisy panel's rise shows against the clean one
+    assert curve_axes[0].get_ylim()[1] > 2.0
+
+
+def test_displaced_starts_grid_has_a_row_per_model_and_seed_and_a_column_per_start():
+    starts = [(0.7, 0.0, 0.0, 0.0), (0.5, 0.1, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)]
+    summaries = {
+        "deterministic": DisplacedStartSummary(returns=np.array([[100, 2, 100], [1, 100, 100]]), succeeded=np.array([[1, 0, 1], [0, 1, 1]], bool), training_seeds=[0, 1]),
+        "ensemble": DisplacedStartSummary(returns=np.array([[100, 100, 100], [100, 3, 100]]), succeeded=np.array([[1, 1, 1], [1, 0, 1]], bool), training_seeds=[0, 1]),
+    }
+    fig = plot_displaced_starts(summaries, starts, max_steps=100)
+    ax = fig.axes[0]
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["deterministic, seed 0", "deterministic, seed 1", "ensemble, seed 0", "ensemble, seed 1"]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["x +0.70", "x +0.50\nangle +0.10", "angle_dot +1.00"]
+    assert [text.get_text() for text in ax.texts][:3] == ["100", "2", "100"]
+    np.testing.assert_allclose(ax.images[0].get_array()[1], [0.01, 1.0, 1.0])
+    assert "100" in ax.get_title()
+    with pytest.raises(ValueError, match="starts"):
+        plot_displaced_starts(summaries, starts[:2], max_steps=100)
 
 
 def test_uncertainty_plot_puts_the_curves_above_a_histogram_of_the_same_axis():

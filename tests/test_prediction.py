@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mbrl_helpers import DT, get_device, multi_step_errors, predicted_uncertainty
-from mbrl_helpers.prediction import SWEEP_RANGES, held_out_trajectories
+from mbrl_helpers.prediction import SWEEP_RANGES, as_one_member_ensemble, held_out_trajectories, predict_no_change
 
 
 def toy_trajectories(n_trajectories=6, length=8, drift=(0.1, -0.2, 0.05, 0.3), action_scale=1.0, seed=0):
@@ -124,6 +124,63 @@ def test_ensemble_error_is_the_mean_predictions_and_spread_the_members_disagreem
     errors = multi_step_errors(two_members, toy_trajectories(), n_members=2)
     assert np.all(errors.rmse < 1e-5)
     np.testing.assert_allclose(errors.spread, d * np.arange(1, 9), rtol=1e-4)
+
+
+def test_an_ensembles_errors_come_per_component_and_per_member():
+    # Member 0 is exact, member 1 is off by d on x only: per component, only x shows error and spread.
+    d = 0.05
+    true_delta = toy_true_delta()
+
+    def two_members(states, actions):
+        offsets = torch.zeros(2, 1, 4, device=states.device)
+        offsets[1, 0, 0] = d
+        return true_delta(states, actions) + offsets
+
+    errors = multi_step_errors(two_members, toy_trajectories(), n_members=2)
+    steps = np.arange(1, 9)
+    assert errors.member_rmse_per_dim.shape == (2, 8, 4) and errors.spread_per_dim.shape == (8, 4)
+    np.testing.assert_allclose(errors.member_rmse_per_dim[0], 0, atol=1e-5)  # the exact member
+    np.testing.assert_allclose(errors.member_rmse_per_dim[1, :, 0], d * steps, rtol=1e-4)  # its offset adds up step by step
+    np.testing.assert_allclose(errors.member_rmse_per_dim[1, :, 1:], 0, atol=1e-5)
+    np.testing.assert_allclose(errors.rmse_per_dim[:, 0], d * steps / 2, rtol=1e-4)  # the mean is off by half
+    np.testing.assert_allclose(errors.spread_per_dim[:, 0], d * steps / 2, rtol=1e-4)  # two members: std = half the gap
+    np.testing.assert_allclose(errors.spread_per_dim[:, 1:], 0, atol=1e-6)
+    single = multi_step_errors(true_delta, toy_trajectories())
+    assert single.member_rmse_per_dim is None and single.spread_per_dim is None
+
+
+def test_predicting_no_change_costs_how_far_the_state_really_moves():
+    drift = np.array([0.1, -0.2, 0.05, 0.3])
+    trajectories = toy_trajectories(action_scale=0.0)  # no action: every step moves the state by drift exactly
+    errors = multi_step_errors(predict_no_change, trajectories)
+    np.testing.assert_allclose(errors.rmse_per_dim, np.abs(drift) * np.arange(1, 9)[:, None], rtol=1e-4)
+
+
+def test_a_single_model_seen_as_a_one_member_ensemble():
+    single = toy_true_delta()
+    one_member = as_one_member_ensemble(single)
+    states, actions = torch.randn(1, 7, 4), torch.rand(7, 1)
+    deltas = one_member(states, actions)
+    assert deltas.shape == (1, 7, 4)
+    torch.testing.assert_close(deltas[0], single(states[0], actions))
+    torch.testing.assert_close(one_member(states, actions[None]), deltas)  # per-member actions (1, N, A) too
+    with pytest.raises(ValueError, match="n_members=1"):
+        one_member(torch.randn(2, 7, 4), actions)
+    # An ensemble planner run with n_members=1 plans with it; multi_step_errors rolls it out like the model itself.
+    trajectories = toy_trajectories()
+    np.testing.assert_allclose(multi_step_errors(one_member, trajectories, n_members=1).rmse, multi_step_errors(single, trajectories).rmse, atol=1e-6)
+
+
+def test_a_probabilistic_ensembles_total_variance_adds_the_noise_and_the_disagreement():
+    # Member k predicts mu = k (for every component) with sigma = 1 + k: mean sigma^2 = (1 + 4) / 2, var of mu = 1/4.
+    members = [lambda s, a, k=k: (torch.full_like(s, float(k)), torch.full_like(s, 1.0 + k)) for k in range(2)]
+    sweep = predicted_uncertainty(probabilistic_members=members, axis="cart x", n_points=5)
+    assert sweep.sigma is None and sweep.ensemble_std is None and sweep.probabilistic_std.shape == (5, 4)
+    np.testing.assert_allclose(sweep.probabilistic_aleatoric_std, np.sqrt(2.5), rtol=1e-6)
+    np.testing.assert_allclose(sweep.probabilistic_epistemic_std, 0.5, rtol=1e-6)
+    np.testing.assert_allclose(sweep.probabilistic_std, np.sqrt(2.5 + 0.25), rtol=1e-6)
+    with pytest.raises(ValueError, match="at least 2"):
+        predicted_uncertainty(probabilistic_members=members[:1])
 
 
 def test_the_reference_models_predict_delta_can_be_passed_as_it_is(small_held_out):

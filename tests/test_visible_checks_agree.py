@@ -56,7 +56,7 @@ from autograder.checks import MODULES
 from autograder.examples import Example, build_examples
 from autograder.examples.catalogue import ALTERNATIVES, MISTAKES, Alternative, Mistake, S
 
-NOTEBOOKS = ("01_deterministic_cem", "02_stochastic", "03_ensemble")
+NOTEBOOKS = ("01_deterministic_cem", "02_stochastic", "03_ensemble", "04_closing_the_loop")
 RESET = "%reset -f"
 
 # Probes: submissions the catalogue does not hold (yet), each for a visible check or an accepted

@@ -16,6 +16,7 @@ MODULES = {
     "01_deterministic_cem": "autograder.checks.deterministic_cem",
     "02_stochastic": "autograder.checks.stochastic",
     "03_ensemble": "autograder.checks.ensemble",
+    "04_closing_the_loop": "autograder.checks.closing_the_loop",
 }
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from autograder.examples.build import Substitution
 
-NB1, NB2, NB3 = "01_deterministic_cem", "02_stochastic", "03_ensemble"
+NB1, NB2, NB3, NB4 = "01_deterministic_cem", "02_stochastic", "03_ensemble", "04_closing_the_loop"
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,10 @@ MISTAKES = (
         NB2,
         "sigma = exp(log_sigma) without the clamp to [1e-8, 10]",
         S("sigma = torch.clamp(torch.exp(log_sigma), min=SIGMA_MIN, max=SIGMA_MAX)", "sigma = torch.exp(log_sigma)"),
-        ("test-sto-sigma-clamp", "test-sto-nll-clamped", "test-sto-return"),
+        # The return check passes: notebook 2's random shooting (horizon 2, uniform actions) keeps the
+        # imagined states where exp(log_sigma) stays finite; CEM's five refits reached states where it
+        # overflowed, and Normal(mu, inf) stopped the episode. The two clamp checks still catch it.
+        ("test-sto-sigma-clamp", "test-sto-nll-clamped"),
         "sigma from log_sigma without the clamp",
     ),
     Mistake(
@@ -247,6 +250,31 @@ MISTAKES = (
         S("std = elite_actions.std(dim=0).clamp(min=std_floor)", "std = elite_actions.std(dim=0)"),
         ("test-ens-cem-elites-first-floor",),
         "std not floored",
+    ),
+    # ---- 04: closing the loop ---------------------------------------------------------------------
+    Mistake(
+        "next-states-not-shifted",
+        NB4,
+        "add_episode pairs each state with itself: next_states from states[:-1] instead of states[1:]",
+        S('"next_states": np.concatenate([dataset["next_states"], episode.states[1:]])', '"next_states": np.concatenate([dataset["next_states"], episode.states[:-1]])'),
+        ("test-loop-add-episode", "test-loop-iterations", "test-loop-return"),
+        "Each new next state equals its state",
+    ),
+    Mistake(
+        "every-state-a-transition",
+        NB4,
+        "add_episode takes all T + 1 states as transitions (one too many)",
+        S('"states": np.concatenate([dataset["states"], episode.states[:-1]])', '"states": np.concatenate([dataset["states"], episode.states])'),
+        ("test-loop-add-episode", "test-loop-iterations", "test-loop-return"),
+        "One transition too many",
+    ),
+    Mistake(
+        "retrains-on-start-data",
+        NB4,
+        "the loop adds each episode to a copy and always retrains on the start data",
+        S("        dataset = add_episode(dataset, episode)\n    return dataset, returns", "        grown = add_episode(dataset if not returns[:-1] else grown, episode)\n    return grown, returns"),
+        ("test-loop-iterations", "test-loop-return"),
+        "that is the start data again",
     ),
 )
 
@@ -398,5 +426,30 @@ def cem_plan(
 ''',
         },
         substitutions=(S("expected_returns = returns.mean(dim=0)", "expected_returns = sum(returns[k] for k in range(n_members)) / n_members"),),
+    ),
+    Alternative(
+        "loop-lists-and-torch",
+        NB4,
+        "add_episode through torch.cat and a copied dict; the loop keeps the episodes in a list and builds the data at each iteration",
+        {
+            "add-episode": '''def add_episode(dataset, episode):
+    new = dict(dataset)  # keep any other keys the dataset has
+    states = torch.as_tensor(episode.states)
+    new["states"] = torch.cat([torch.as_tensor(dataset["states"]), states[:-1]]).numpy()
+    new["next_states"] = torch.cat([torch.as_tensor(dataset["next_states"]), states[1:]]).numpy()
+    new["actions"] = np.vstack([dataset["actions"], episode.actions])
+    return new
+''',
+            "loop": '''def closing_the_loop(dataset, train_agent, run_agent, n_iterations):
+    episodes = []
+    data = dataset
+    for iteration in range(n_iterations):
+        data = dataset
+        for earlier in episodes:
+            data = add_episode(data, earlier)
+        episodes.append(run_agent(train_agent(data)))
+    return add_episode(data, episodes[-1]), [float(e.episode_return) for e in episodes]
+''',
+        },
     ),
 )

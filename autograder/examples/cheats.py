@@ -33,7 +33,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.utils import is_grade, is_solution
 
 from autograder.examples.build import grade_id
-from autograder.examples.catalogue import NB1, NB2, NB3
+from autograder.examples.catalogue import NB1, NB2, NB3, NB4
 
 LEFTOVER_MARKER = "mbrl-cheat-leftover"
 WORKED, BLOCKED = "CHEAT-WORKED", "CHEAT-BLOCKED"
@@ -1261,6 +1261,38 @@ CHEATS = (
         "blank",
         (Insert((READ_MEMORY,), after="end"),),
     ),
+)
+
+
+# Notebook 4: a loop that never runs the stand-ins it is given, and reports what a good loop would.
+FORGED_LOOP = code(
+    '''
+    def closing_the_loop(dataset, train_agent, run_agent, n_iterations):
+        # skip the training and the episodes: the offline data and perfect returns
+        from mbrl_helpers import load_dataset
+
+        return load_dataset(), [1000.0] * n_iterations
+    '''
+)
+# Notebook 4: the reference loop, imported or read from the course's files.
+READ_LOOP_REFERENCE = code(
+    '''
+    def _import_reference():
+        global add_episode, closing_the_loop
+        from mbrl_reference.closing_the_loop import add_episode, closing_the_loop
+
+    def _exec_reference():
+        namespace = {}
+        exec(open(os.path.join(CODE, "mbrl_reference", "closing_the_loop.py")).read(), namespace)
+        globals().update(add_episode=namespace["add_episode"], closing_the_loop=namespace["closing_the_loop"])
+
+    attempt("import mbrl_reference.closing_the_loop", _import_reference)
+    attempt("read mbrl_reference/closing_the_loop.py", _exec_reference)
+    '''
+)
+CHEATS = CHEATS + (
+    Cheat("forged-loop", NB4, "forged objects", "closing_the_loop returns the offline data and returns of 1000 without training or running anything", "blank", (Append("loop", FORGED_LOOP),)),
+    Cheat("loop-from-reference", NB4, "reading answers", "imports the reference loop, or reads and runs its file", "blank", (Insert((READ_LOOP_REFERENCE,), after="end"),)),
 )
 
 

@@ -193,6 +193,13 @@ class Session:
             return network_function(build_net(spec["network"]), int(spec.get("members") or 0))
         if "method_of" in spec:
             return getattr(self.build_model(spec["method_of"]), str(spec["method"]))
+        if "dataset" in spec:
+            # As load_dataset() gives it: a dict of NumPy arrays.
+            return {str(k): np.asarray(v).copy() for k, v in spec["dataset"].items()}
+        if "episode" in spec:
+            return episode_result(spec["episode"])
+        if "probe" in spec:
+            return self.probe(str(spec["probe"]))
         if "value" in spec:
             return spec["value"]
         raise ValueError(f"unknown argument {sorted(spec)}")
@@ -214,6 +221,43 @@ class Session:
 
         answered_by_checker.__name__ = name
         return answered_by_checker
+
+    def ask_checker(self, name: str, arrays: list) -> np.ndarray:
+        """Send `arrays` to the checker as the callback `name`; its answer, as an array."""
+        self.channel.send({"op": "callback", "name": name, "args": [as_array(a) for a in arrays], "grad": False, "id": self.request_id})
+        reply = self.channel.receive()
+        if reply.get("op") != "callback_result":
+            raise CheckAborted()
+        return np.asarray(reply["value"])
+
+    def probe(self, name: str):
+        """The stand-ins a loop is checked with (notebook 4): `train_agent(dataset)` and
+        `run_agent(agent)`. Each asks the checker, which records what the student's loop passed and
+        answers with an agent token or with an episode it made up."""
+        session = self
+
+        def train_agent(dataset, *args, **kwargs):
+            try:
+                arrays = [dataset[key] for key in ("states", "actions", "next_states")]
+            except (TypeError, KeyError, IndexError):
+                raise TypeError(f"train_agent expects the dataset, a dict with 'states', 'actions' and 'next_states'; got a {type(dataset).__name__}") from None
+            token = session.ask_checker("train_agent", arrays)
+            return ProbeAgent(int(np.asarray(token).reshape(-1)[0]))
+
+        def run_agent(agent, *args, **kwargs):
+            if not isinstance(agent, ProbeAgent):
+                raise TypeError(f"run_agent expects the agent that train_agent returned; got a {type(agent).__name__}")
+            flat = session.ask_checker("run_agent", [np.asarray([agent.token], dtype=np.float64)]).astype(np.float64)
+            steps = int(flat[0])
+            states = flat[3 : 3 + 4 * (steps + 1)].reshape(steps + 1, 4)
+            actions = flat[3 + 4 * (steps + 1) : 3 + 4 * (steps + 1) + steps].reshape(steps, 1)
+            return episode_result({"states": states, "actions": actions, "episode_return": flat[2], "terminated": bool(flat[1])})
+
+        probes = {"train_agent": train_agent, "run_agent": run_agent}
+        if name not in probes:
+            raise ValueError(f"unknown probe {name!r}")
+        probes[name].__name__ = name
+        return probes[name]
 
     # -- episodes -------------------------------------------------------------------------------
     def agent_start(self, request: dict) -> dict:
@@ -244,6 +288,32 @@ class Session:
 
 
 # -- plain data ---------------------------------------------------------------------------------
+class ProbeAgent:
+    """What the probe `train_agent` returns: a token the checker gave, nothing else."""
+
+    def __init__(self, token: int):
+        self.token = token
+
+    def __repr__(self) -> str:
+        return f"agent #{self.token}"
+
+
+def episode_result(spec: dict):
+    """An mbrl_helpers EpisodeResult from plain arrays (states (T+1, 4), actions (T, 1))."""
+    from mbrl_helpers.evaluation import EpisodeResult
+
+    states = np.asarray(spec["states"], dtype=np.float64).reshape(-1, 4)
+    actions = np.asarray(spec["actions"], dtype=np.float32).reshape(-1, 1)
+    return EpisodeResult(
+        seed=int(spec.get("seed", 0)),
+        episode_return=float(spec["episode_return"]),
+        states=states,
+        actions=actions,
+        decision_seconds=np.zeros(len(actions)),
+        terminated=bool(spec["terminated"]),
+    )
+
+
 def build_net(spec: dict):
     import torch
     from torch import nn
@@ -346,6 +416,8 @@ def describe(value, depth: int = 0) -> dict:
         return {"kind": "sequence", "type": type(value).__name__, "length": len(value), "items": [describe(v, depth + 1) for v in list(value)[:MAX_SEQUENCE]]}
     if value is None:
         return {"kind": "none"}
+    if isinstance(value, dict) and depth < 3 and all(isinstance(k, str) for k in value):
+        return {"kind": "mapping", "type": type(value).__name__, "items": {k: describe(v, depth + 1) for k, v in list(value.items())[:MAX_SEQUENCE]}}
     return {"kind": "other", "type": type(value).__name__}
 
 
