@@ -1,6 +1,7 @@
 """Returns of the three reference agents on the real environment.
 
     python -m benchmarks.returns --episodes 5 --json
+    python -m benchmarks.returns --transitions 250 --json   # trained on the first 250 transitions only
 
 Trains each reference model on the shipped dataset with a fixed seed, then runs its CEM planner
 for seeded episodes of up to 1000 steps. Target: every model's min_return >= 950, mean >= 990.
@@ -21,11 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--models", nargs="+", choices=MODEL_KINDS, default=list(MODEL_KINDS))
     parser.add_argument("--max-steps", type=int, default=1000, help="episode length limit (1000 is the real task)")
+    parser.add_argument("--transitions", type=int, default=None, help="train on the first N transitions of the shipped data (default: all)")
     parser.add_argument("--train-steps", type=int, default=None, help="override the training length (smoke tests only)")
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
     args = parser.parse_args(argv)
 
     dataset = load_dataset()
+    if args.transitions is not None:
+        # The first N in collection order: whole rollouts, half of them from reset, as in the full data.
+        dataset = {key: value[: args.transitions] for key, value in dataset.items()}
     report = {"transitions": int(len(dataset["states"])), "cem_settings": CEM_SETTINGS}
     for kind in args.models:
         model, train_seconds = train_reference(kind, dataset, seed=args.seed, steps=args.train_steps, progress=not args.json)

@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mbrl_helpers.env import ACTION_HIGH, ACTION_LOW, get_device, make_env
+from mbrl_helpers.data import collect_transitions
+from mbrl_helpers.env import get_device
 from mbrl_helpers.evaluation import EpisodeResult
 
 # The loop of notebook 4 (and of its return check, autograder/checks/closing_the_loop.py). With 300
@@ -29,40 +30,13 @@ LOOP_TRAIN_STEPS = 2000  # Adam steps per retraining (notebooks 1-3 train 3000 o
 
 
 def collect_reset_only(n_transitions: int = SMALL_DATASET_SIZE, seed: int = SMALL_DATASET_SEED, progress: bool = True) -> dict:
-    """`n_transitions` transitions of uniform random actions in [-3, 3], every rollout from env.reset().
+    """`n_transitions` transitions of uniform random actions in [-3, 3], every rollout from env.reset()
+    and run until the pole falls.
 
     Returns the dict `load_dataset()` returns (states (N, 4), actions (N, 1), next_states (N, 4),
     terminated (N,), rollout (N,)); the same seed gives the same data, bit for bit.
     """
-    from tqdm.auto import tqdm
-
-    rng = np.random.default_rng(seed)
-    env = make_env()
-    columns = {key: [] for key in ("states", "actions", "next_states", "terminated", "rollout")}
-    rollout = 0
-    try:
-        with tqdm(total=n_transitions, desc="random actions from reset", disable=not progress) as bar:
-            while len(columns["states"]) < n_transitions:
-                state, _ = env.reset(seed=int(rng.integers(2**31)))
-                while len(columns["states"]) < n_transitions:
-                    action = rng.uniform(ACTION_LOW, ACTION_HIGH, size=1).astype(np.float32)
-                    next_state, _, terminated, truncated, _ = env.step(action)
-                    for key, value in zip(columns, (state, action, next_state, terminated, rollout)):
-                        columns[key].append(value)
-                    bar.update(1)
-                    state = next_state
-                    if terminated or truncated:
-                        break
-                rollout += 1
-    finally:
-        env.close()
-    return {
-        "states": np.asarray(columns["states"], dtype=np.float64),
-        "actions": np.asarray(columns["actions"], dtype=np.float32),
-        "next_states": np.asarray(columns["next_states"], dtype=np.float64),
-        "terminated": np.asarray(columns["terminated"], dtype=bool),
-        "rollout": np.asarray(columns["rollout"], dtype=np.int64),
-    }
+    return collect_transitions(n_transitions, seed=seed, progress=progress, spread_starts=False, rollout_steps=None)
 
 
 @dataclass

@@ -19,6 +19,7 @@ Regenerate bit for bit:  python -m mbrl_helpers.make_dataset --variant noisy --r
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import tempfile
@@ -67,11 +68,15 @@ class DatasetError(RuntimeError):
     """The dataset file is missing, corrupt, or does not match its manifest."""
 
 
-def collect_transitions(n_transitions: int = N_TRANSITIONS, seed: int = SEED, progress: bool = True) -> dict:
+def collect_transitions(
+    n_transitions: int = N_TRANSITIONS, seed: int = SEED, progress: bool = True, spread_starts: bool = True, rollout_steps: int | None = ROLLOUT_STEPS
+) -> dict:
     """Run the behaviour policy until `n_transitions` transitions are collected.
 
     Returns a dict of float arrays: states (N, 4), actions (N, 1), next_states (N, 4),
     terminated (N,) and rollout (N,) (index of the rollout each transition belongs to).
+    spread_starts=False starts every rollout from env.reset(); rollout_steps=None lets each run
+    until the pole falls (notebook 4's start data, `mbrl_helpers.closing_the_loop.collect_reset_only`).
     """
     from tqdm.auto import tqdm
 
@@ -82,9 +87,9 @@ def collect_transitions(n_transitions: int = N_TRANSITIONS, seed: int = SEED, pr
     with tqdm(total=n_transitions, desc="collecting transitions", disable=not progress) as bar:
         while len(columns["states"]) < n_transitions:
             state, _ = env.reset(seed=int(rng.integers(2**31)))
-            if rollout % 2 == 1:
+            if spread_starts and rollout % 2 == 1:
                 state = set_env_state(env, rng.uniform(-START_BOX, START_BOX))
-            for _ in range(ROLLOUT_STEPS):
+            for _ in range(rollout_steps) if rollout_steps is not None else itertools.count():
                 action = rng.uniform(ACTION_LOW, ACTION_HIGH, size=1).astype(np.float32)
                 next_state, _, terminated, truncated, _ = env.step(action)
                 for key, value in zip(columns, (state, action, next_state, terminated, rollout)):
