@@ -103,7 +103,7 @@ def test_formgrader_from_a_fresh_clone_lists_the_assignments(term):
     course, base = term
     status, body = get(base, "/formgrader/api/assignments")
     assert status == 200, body[-2000:]
-    assert [a["name"] for a in json.loads(body)] == ["01_deterministic_cem", "02_stochastic", "03_ensemble"]
+    assert [a["name"] for a in json.loads(body)] == ["01_deterministic_cem", "02_stochastic", "03_ensemble", "04_closing_the_loop"]
 
 
 def test_jupyterlab_shows_no_exchange_panels(term):
