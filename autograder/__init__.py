@@ -5,8 +5,8 @@
     python -m autograder grade SUBMISSIONS    autograde a folder of submissions: feedback, grades.csv
     python -m autograder demo                 release, grade the example submissions, print the table
 
-Grading is split in two (see the README's trust model): `autograder.runner` runs a student's
-code in a sandbox (`autograder.sandbox`), and `autograder.checker` with `autograder.checks`
+Grading is split in two (see the README's trust model): `autograder.sandbox.runner` runs a student's
+code in a sandbox (`autograder.sandbox.bubblewrap`), and `autograder.checker.core` with `autograder.checker.checks`
 decides every autograded point without ever running student code. Importing this package is
 cheap: nbgrader reads its configuration at every start.
 """

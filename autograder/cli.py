@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from autograder import config
+from autograder.nbgrader_glue import config
 
 EXAMPLES = {
     "release": "python -m autograder release\n  python -m autograder release --assignment 01_deterministic_cem",
@@ -161,7 +161,7 @@ def _limits(parser: argparse.ArgumentParser) -> None:
 
 
 def course_from(args: argparse.Namespace):
-    from autograder.course import ROOT, Course, GradingLimits
+    from autograder.nbgrader_glue.course import ROOT, Course, GradingLimits
 
     limits = GradingLimits(
         cell_timeout=getattr(args, "cell_timeout", config.CELL_TIMEOUT),
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     course = course_from(args)
     if args.command == "release":
-        from autograder.course import release
+        from autograder.nbgrader_glue.course import release
 
         for path in release(course=course, assignments=args.assignment):
             print(f"released {path.relative_to(course.root)}")
@@ -190,12 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bundle":
         return bundle_command(args, course)
     if args.command == "check":
-        from autograder.check import check
+        from autograder.term.check import check
 
         return check(args.notebook, course=course).exit_code
     if args.command == "grade":
-        from autograder.grading import format_table, grade
-        from autograder.preprocessors import SandboxError
+        from autograder.term.grading import format_table, grade
+        from autograder.nbgrader_glue.autograde import SandboxError
 
         try:
             run = grade(
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{len(run.students)} students graded in {run.seconds:.0f} s {where}; grades: {run.csv_path}; feedback: {course.feedback}")
         return 0
     if args.command == "feedback":
-        from autograder.feedback import feedback
+        from autograder.term.feedback import feedback
 
         pages = feedback(course=course, students=args.student, everyone=args.all)
         for page in pages:
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{sum(p.written for p in pages)} feedback pages written in {course.feedback}" if pages else "No feedback to write: nobody has been graded by hand yet.")
         return 0 if all(p.written for p in pages) else 1
     if args.command == "export":
-        from autograder.export import ExportError, export
+        from autograder.term.export import ExportError, export
 
         try:
             written = export(course=course, roster=args.roster)
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{note}")
         return 0
     if args.command == "demo":
-        from autograder.demo import demo
+        from autograder.term.demo import demo
 
         _, mismatches = demo(course=course, workdir=args.workdir, jobs=args.jobs, progress=not args.no_progress, scheduler=args.scheduler)
         return 1 if mismatches else 0
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def bundle_command(args: argparse.Namespace, course) -> int:
-    from autograder.bundle import BundleError, build_bundle, format_leaks
+    from autograder.term.bundle import BundleError, build_bundle, format_leaks
 
     try:
         bundle = build_bundle(course=course, output=args.output, assignments=args.assignment, check_leaks=not args.skip_leak_check)

@@ -33,9 +33,9 @@ BASELINE_COMMIT = "19d4408"  # the last release whose hidden tests ran in the st
 GRADE_ONE = """
 import json, shutil, sys, time
 from pathlib import Path
-from autograder.course import Course, release
+from autograder.nbgrader_glue.course import Course, release
 from autograder.examples import build_examples, write_examples
-from autograder.grading import grade
+from autograder.term.grading import grade
 source, workdir = Path(sys.argv[1]), Path(sys.argv[2])
 shutil.copytree(source / "solutions", workdir / "solutions")
 course = Course(root=workdir)
@@ -91,11 +91,11 @@ def episode_overhead(steps: int = 300) -> dict:
     """Seconds per decision in this process and through the runner, for the same agent and states."""
     import torch
 
-    from autograder.checker import Runner, model_spec
-    from autograder.checks.common import trained_net
-    from autograder.course import Course
+    from autograder.checker.core import Runner, model_spec
+    from autograder.checker.checks.common import trained_net
+    from autograder.nbgrader_glue.course import Course
     from autograder.examples.build import read, reference_submission
-    from autograder.fixtures import load_fixture, load_weights
+    from autograder.checker.fixtures import load_fixture, load_weights
     from mbrl_helpers import MPCAgent, make_env, seed_everything
     from mbrl_reference import DeterministicModel, cem_plan
 

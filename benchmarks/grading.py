@@ -6,7 +6,7 @@
 Copies the source notebooks into a scratch course, releases them with nbgrader, hands in the
 reference solution of every notebook for each of N students, and grades that same folder once per
 number of workers, one after the other, so that the figures share the machine's conditions. With
---cluster each run starts a real Dask cluster of separate processes (autograder.engine.
+--cluster each run starts a real Dask cluster of separate processes (autograder.term.engine.
 process_cluster), as on several machines. Reports submissions per minute, the speed-up over the
 first run, and the projection for 1,000 students on W workers from the last run's rate per worker
 (as if each worker had a core of its own, which the speed-up checks on this machine).
@@ -23,10 +23,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from autograder.course import Course, release
-from autograder.engine import process_cluster
+from autograder.nbgrader_glue.course import Course, release
+from autograder.term.engine import process_cluster
 from autograder.examples import build_examples, write_examples
-from autograder.grading import grade
+from autograder.term.grading import grade
 
 
 PROJECTED_WORKERS = (1, 2, 8, 32, 128)

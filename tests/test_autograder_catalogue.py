@@ -28,8 +28,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from autograder.course import Course
-from autograder.demo import cell_points, demo, leftover_processes
+from autograder.nbgrader_glue.course import Course
+from autograder.term.demo import cell_points, demo, leftover_processes
 from autograder.examples import VICTIM_AFTER
 from autograder.examples.catalogue import ALTERNATIVES, MISTAKES
 from autograder.examples.cheats import BLOCKED, CHEATS, FAMILIES, WORKED, cheat_student
@@ -288,7 +288,7 @@ def test_the_victim_after_the_cheats_runs_as_the_reference_did(graded):
 def test_the_victims_rows_in_the_gradebook_and_grades_csv(graded):
     from nbgrader.api import Gradebook
 
-    from autograder.config import COURSE_ID
+    from autograder.nbgrader_glue.config import COURSE_ID
 
     with Gradebook(graded.course.db_url, COURSE_ID) as gb:
         for student in ("reference", VICTIM_AFTER):
@@ -332,7 +332,7 @@ def test_every_notebook_not_graded_says_so_in_grades_csv(graded):
 
 def test_feedback_never_shows_the_checker_source_or_its_files(graded):
     pages = 0
-    forbidden = CHECKER_SOURCE + (str(ROOT / "autograder"), str(graded.course.root / "solutions"), "autograder/fixtures", "autograder/checks")
+    forbidden = CHECKER_SOURCE + (str(ROOT / "autograder"), str(graded.course.root / "solutions"), "autograder/checker/fixtures", "autograder/checker/checks")
     for page in sorted(graded.course.feedback.glob("*/*/*.html")):
         student = page.parent.parent.name
         text = feedback_text(graded.course, student, page.parent.name)

@@ -16,14 +16,16 @@ import nbformat
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from autograder import cli, config
-from autograder.collect import collect_submissions, read_notebook
-from autograder.course import ROOT, Course, with_package_on_path
+from autograder import cli
+from autograder.nbgrader_glue import config
+from autograder.term.collect import collect_submissions, read_notebook
+from autograder.nbgrader_glue.course import ROOT, Course, with_package_on_path
 from autograder.examples import build_examples
 from autograder.examples.build import Substitution, reference_submission, solution_text
 from autograder.examples.catalogue import ALTERNATIVES, MISTAKES
-from autograder.preprocessors import CheckedExecute, HideHiddenTests, RestoreCells, SandboxError, release_text
-from autograder.sandbox import THREAD_VARIABLES, RunnerLimits, RunnerProcess, runner_environment, sandbox_status
+from autograder.nbgrader_glue.autograde import CheckedExecute, RestoreCells, SandboxError, release_text
+from autograder.nbgrader_glue.feedback import HideHiddenTests
+from autograder.sandbox.bubblewrap import THREAD_VARIABLES, RunnerLimits, RunnerProcess, runner_environment, sandbox_status
 from autograder_fixtures.toy_course import ASSIGNMENT, source_notebook
 
 
@@ -107,7 +109,7 @@ MEMORY_MB = 2048  # room for torch and IPython; a cell's 8 GB array is not
 
 @pytest.mark.parametrize("sandbox", [False, pytest.param(True, marks=pytest.mark.skipif(not sandbox_status()[0], reason="no sandbox here"))])
 def test_a_cell_past_the_memory_limit_gets_a_memory_error_and_the_runner_cannot_lift_the_limit(sandbox, monkeypatch):
-    from autograder.checker import Runner
+    from autograder.checker.core import Runner
 
     monkeypatch.setenv("GRADERS_OWN_SECRET", "not for students")
     with Runner(RunnerLimits(memory_mb=MEMORY_MB), sandbox=sandbox) as runner:
@@ -138,9 +140,9 @@ def test_a_memory_limit_of_zero_is_no_limit():
 
 # -- refusing to grade without the sandbox ---------------------------------------------------------------
 def test_without_a_sandbox_grading_refuses_and_says_why_and_what_to_do(tmp_path, monkeypatch, capsys):
-    from autograder.grading import grade
+    from autograder.term.grading import grade
 
-    monkeypatch.setattr("autograder.sandbox.sandbox_status", lambda: (False, "no user namespaces"))
+    monkeypatch.setattr("autograder.sandbox.bubblewrap.sandbox_status", lambda: (False, "no user namespaces"))
     course = Course(root=tmp_path / "course")
     (tmp_path / "subs" / "ada").mkdir(parents=True)
     with pytest.raises(SandboxError, match=r"no user namespaces.*--no-sandbox"):
@@ -284,7 +286,7 @@ def test_a_worker_that_hangs_is_killed_and_one_that_fails_a_job_serves_the_next(
     import signal
     import time
 
-    from autograder.engine import Worker
+    from autograder.term.engine import Worker
 
     worker = Worker(tmp_path / "worker.log")
     hanging = tmp_path / "hanging-job.json"
@@ -306,7 +308,7 @@ def test_a_worker_that_hangs_is_killed_and_one_that_fails_a_job_serves_the_next(
 def test_grading_a_fresh_clone_records_the_assignments_without_touching_the_release(toy_source):
     from nbgrader.api import Gradebook
 
-    from autograder.course import ensure_gradebook
+    from autograder.nbgrader_glue.course import ensure_gradebook
 
     ensure_gradebook(toy_source)
     with Gradebook(toy_source.db_url, config.COURSE_ID) as gb:

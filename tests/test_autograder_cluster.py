@@ -26,11 +26,11 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.config import COURSE_ID
-from autograder.course import Course
-from autograder.demo import demo
-from autograder.engine import process_cluster
-from autograder.grading import grade
+from autograder.nbgrader_glue.config import COURSE_ID
+from autograder.nbgrader_glue.course import Course
+from autograder.term.demo import demo
+from autograder.term.engine import process_cluster
+from autograder.term.grading import grade
 from autograder_fixtures.toy_course import ASSIGNMENT, CHECK_MODULES, EXPECTED, make_course, scenarios
 
 CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 30, 120
@@ -58,7 +58,7 @@ def postgres(tmp_path_factory):
 
 
 def dask_cluster(folder: Path, allowed_failures: int | None = None):
-    """A scheduler and two worker processes (autograder.engine.process_cluster)."""
+    """A scheduler and two worker processes (autograder.term.engine.process_cluster)."""
     config = {} if allowed_failures is None else {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(allowed_failures)}
     return process_cluster(folder, workers=2, scheduler_config=config)
 
@@ -175,7 +175,7 @@ def test_a_worker_killed_in_the_middle_of_a_student(toy, tmp_path, allowed_failu
             pid = client.run(os.getpid, workers=[address])[address]
             time.sleep(5)  # in the middle of the student: its grading process is at work
             children = psutil.Process(pid).children(recursive=True)
-            assert any("autograder.worker" in " ".join(child.cmdline()) for child in children)
+            assert any("autograder.term.worker" in " ".join(child.cmdline()) for child in children)
             os.kill(pid, signal.SIGKILL)
             gone, alive = psutil.wait_procs(children, timeout=30)
             assert alive == [], f"left running after their worker was killed: {[p.cmdline() for p in alive]}"
@@ -231,7 +231,7 @@ def test_two_grading_runs_at_once_into_one_postgresql_gradebook_lose_nothing(toy
 def test_a_worker_without_the_course_says_so_and_grades_nothing(tmp_path):
     import zlib
 
-    from autograder.engine import grade_task
+    from autograder.term.engine import grade_task
 
     task = {"student": "ada", "course_root": str(tmp_path / "elsewhere"), "source_directory": "solutions", "limits": {"sandbox": False}}
     outcome = grade_task(task, zlib.compress(b""))

@@ -21,11 +21,12 @@ from types import SimpleNamespace
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import cli, engine, grading
-from autograder.config import COURSE_ID
-from autograder.course import with_package_on_path
-from autograder.export import CSV_STATUS
-from autograder.sandbox import sandbox_status
+from autograder import cli
+from autograder.term import engine, grading
+from autograder.nbgrader_glue.config import COURSE_ID
+from autograder.nbgrader_glue.course import with_package_on_path
+from autograder.term.export import CSV_STATUS
+from autograder.sandbox.bubblewrap import sandbox_status
 from autograder_fixtures.toy_course import ASSIGNMENT, AUTO_MAX, EXPECTED, WRITTEN_POINTS, make_course, scenarios
 
 CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 3, 60
@@ -66,7 +67,7 @@ def course(tmp_path_factory):
     texts = scenarios(course)
     # The course's nbgrader configuration, as the repository's root nbgrader_config.py gives it.
     (root / "nbgrader_config.py").write_text(
-        f"from autograder.config import course_config\nget_config().merge(course_config({str(root)!r}))\n"
+        f"from autograder.nbgrader_glue.config import course_config\nget_config().merge(course_config({str(root)!r}))\n"
     )
     first = submit(tmp_path_factory.mktemp("first"), {"ada": "reference", "bob": "blank", "cy": "hidden-check-fails"}, texts)
     grading.grade(first, course=course, jobs=2, progress=False)

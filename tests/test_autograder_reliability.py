@@ -30,9 +30,9 @@ import pytest
 from nbgrader.api import Gradebook
 
 from autograder import cli
-from autograder.config import COURSE_ID
-from autograder.course import with_package_on_path
-from autograder.sandbox import sandbox_status
+from autograder.nbgrader_glue.config import COURSE_ID
+from autograder.nbgrader_glue.course import with_package_on_path
+from autograder.sandbox.bubblewrap import sandbox_status
 from autograder_fixtures import toy_checks
 from autograder_fixtures.toy_course import ASSIGNMENT, AUTO_MAX, CHECK_MODULES, EXPECTED, WRITTEN_POINTS, make_course, scenarios, toy_course
 
@@ -264,7 +264,7 @@ def test_plain_nbgrader_commands_work_on_the_same_course(toy, tmp_path):
     """The course directory stays nbgrader's: its own commands read the same configuration."""
     root = toy.course.root
     (root / "nbgrader_config.py").write_text(
-        "from autograder.config import course_config\n"
+        "from autograder.nbgrader_glue.config import course_config\n"
         f"get_config().merge(course_config({str(root)!r}, cell_timeout={CELL_TIMEOUT}, notebook_timeout={NOTEBOOK_TIMEOUT}, "
         f"check_modules={dict(CHECK_MODULES)!r}))\n"
     )
@@ -290,8 +290,8 @@ def test_plain_nbgrader_commands_work_on_the_same_course(toy, tmp_path):
 
 
 def test_a_grading_process_that_dies_leaves_the_gradebook_as_it_was(toy, tmp_path, monkeypatch):
-    import autograder.engine as engine
-    import autograder.grading as grading
+    import autograder.term.engine as engine
+    import autograder.term.grading as grading
 
     # as if the grading process had been killed (the local engine's workers are threads of this process)
     monkeypatch.setattr(engine.Worker, "grade", lambda self, *args, **kwargs: (-9, "killed"))
@@ -353,10 +353,10 @@ def test_release_regenerates_the_same_student_notebooks(toy, capsys):
     assert (toy.course.release / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text() == before
 
 
-# -- one student graded in this process (autograder.worker.run_job), with a changed grader -------------
+# -- one student graded in this process (autograder.term.worker.run_job), with a changed grader -------------
 def workspace_job(toy, tmp_path: Path, student: str, text: str, **limits) -> dict:
     """A worker's job for one student, as `grade` writes it, in a private workspace."""
-    from autograder.grading import template_gradebook
+    from autograder.term.grading import template_gradebook
 
     workspace = tmp_path / "workspace"
     (workspace / "grading" / "submitted" / student / ASSIGNMENT).mkdir(parents=True)
@@ -377,8 +377,8 @@ def workspace_job(toy, tmp_path: Path, student: str, text: str, **limits) -> dic
 def test_a_notebook_that_uses_up_its_time_budget_gets_zero_for_the_checks_it_could_not_run(toy, tmp_path, monkeypatch):
     import importlib
 
-    from autograder.config import quiet_gradebook_warnings
-    from autograder.worker import run_job
+    from autograder.nbgrader_glue.config import quiet_gradebook_warnings
+    from autograder.term.worker import run_job
 
     # The grader's own copy of the toy checks (this process grades): test_cube may take as long as
     # the notebook has left, so that the slow cube uses the notebook's time up.
@@ -398,9 +398,9 @@ def test_a_notebook_that_uses_up_its_time_budget_gets_zero_for_the_checks_it_cou
 
 def test_a_notebook_nbgrader_gives_up_on_once_is_graded_on_a_second_try(toy, tmp_path, monkeypatch):
     """E.g. a notebook nbgrader could not convert on a busy machine: the worker tries once more."""
-    import autograder.worker as worker
-    from autograder import config
-    from autograder.course import Course
+    import autograder.term.worker as worker
+    from autograder.nbgrader_glue import config
+    from autograder.nbgrader_glue.course import Course
 
     real_api, failures = Course.api, []
 

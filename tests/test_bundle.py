@@ -3,7 +3,7 @@
 The key tests: no line of a graded solution (a source notebook's solution cell, or a function of
 mbrl_reference) appears in any release notebook, later ones included, nor in anything the bundle
 ships. A line the assignment's own release shows on purpose (a hint in the exercise's text, a
-given constructor) is not an answer: see autograder.bundle.graded_answer_lines.
+given constructor) is not an answer: see autograder.term.bundle.graded_answer_lines.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.bundle import (
+from autograder.term.bundle import (
     MANIFEST_NAME,
     TOP_FOLDER,
     NEVER_BUNDLED,
@@ -34,7 +34,7 @@ from autograder.bundle import (
     solution_rows,
 )
 from autograder.cli import main
-from autograder.course import ROOT, Course
+from autograder.nbgrader_glue.course import ROOT, Course
 from tests.autograder_fixtures.toy_course import source_notebook
 
 COURSE = Course()

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.checks import closing_the_loop as checks
-from autograder.notebook_run import NOT_RUN_TAG, is_not_run_while_grading
+from autograder.checker.checks import closing_the_loop as checks
+from autograder.checker.notebook import NOT_RUN_TAG, is_not_run_while_grading
 from mbrl_helpers import EpisodeResult, load_dataset
 from mbrl_helpers.closing_the_loop import EpisodeDisagreement, collect_reset_only, disagreement_along_episode
 from mbrl_helpers.own_code import OwnCodeError, OwnCodeMissing, load_own_code, load_own_code_or_none

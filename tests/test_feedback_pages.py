@@ -9,8 +9,8 @@ import pytest
 from nbconvert.filters.markdown import markdown2html
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from autograder.config import wrap_validator_lines
-from autograder.preprocessors import FEEDBACK_CSS, OfflineFeedback, math_as_mathml
+from autograder.nbgrader_glue.config import wrap_validator_lines
+from autograder.nbgrader_glue.feedback import FEEDBACK_CSS, OfflineFeedback, math_as_mathml
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The checker's fixtures (autograder/checks/ loads them: well-trained weights, plan states): small,
+"""The checker's fixtures (autograder/checker/checks/ loads them: well-trained weights, plan states): small,
 loadable without the reference code, regenerated bit for bit, and their trained models good enough
 that the reference planners balance the pendulum with them on every episode seed the checker draws."""
 import ast
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder.fixtures import ASSIGNMENTS, FIXTURE_DIR, fixture_path, load_fixture
-from autograder.fixtures.generate import generate
+from autograder.checker.fixtures import ASSIGNMENTS, FIXTURE_DIR, fixture_path, load_fixture
+from autograder.checker.fixtures.generate import generate
 from mbrl_helpers import MPCAgent, run_episode
 from mbrl_helpers.planning import random_shooting_plan
 from mbrl_reference import DeterministicModel, EnsembleModel, StochasticModel, cem_plan, ensemble_cem_plan
@@ -40,7 +40,7 @@ def test_every_assignment_has_a_small_fixture():
 def test_regenerating_gives_identical_tensors(tmp_path):
     # Seeded, on the CPU with one thread: the same torch on the same machine writes the same bits.
     # A failure here means the fixtures are stale (the dataset, the settings or the reference changed):
-    # run `python -m autograder.fixtures.generate` and commit the files.
+    # run `python -m autograder.checker.fixtures.generate` and commit the files.
     generate(tmp_path)
     for name in ASSIGNMENTS:
         assert_same(load_fixture(name), load_fixture(name, directory=tmp_path), name)
@@ -50,7 +50,7 @@ def test_the_loader_imports_no_reference_code():
     # The fixtures are data: loading them needs torch and the network builders, not mbrl_reference
     # (the checker computes its expected values with the reference itself, live).
     code = (
-        "import sys; from autograder.fixtures import load_fixture; "
+        "import sys; from autograder.checker.fixtures import load_fixture; "
         "[load_fixture(n) for n in ('01_deterministic_cem', '02_stochastic', '03_ensemble')]; "
         "assert not any(m.startswith('mbrl_reference') for m in sys.modules), 'mbrl_reference was imported'"
     )
@@ -58,25 +58,25 @@ def test_the_loader_imports_no_reference_code():
 
 
 def test_the_loader_says_how_to_regenerate_a_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="autograder.fixtures.generate"):
+    with pytest.raises(FileNotFoundError, match="autograder.checker.fixtures.generate"):
         load_fixture("01_deterministic_cem", directory=tmp_path)
     with pytest.raises(KeyError):
         load_fixture("04_unknown")
 
 
 def test_a_fresh_install_ships_the_fixtures():
-    # The checker imports autograder.fixtures from the installed package.
+    # The checker imports autograder.checker.fixtures from the installed package.
     from setuptools import find_packages
 
-    assert "autograder.fixtures" in find_packages(str(ROOT), include=["autograder*"])
+    assert "autograder.checker.fixtures" in find_packages(str(ROOT), include=["autograder*"])
     assert FIXTURE_DIR == ROOT / "autograder" / "fixtures"
 
 
 def test_the_command_line_names_its_assignments(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "autograder.fixtures.generate", "--out", str(tmp_path), "04_unknown"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "autograder.checker.fixtures.generate", "--out", str(tmp_path), "04_unknown"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode != 0 and "unknown assignment" in result.stderr and not any(tmp_path.iterdir())
-    result = subprocess.run([sys.executable, "-m", "autograder.fixtures.generate", "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert "example: python -m autograder.fixtures.generate" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "autograder.checker.fixtures.generate", "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "example: python -m autograder.checker.fixtures.generate" in result.stdout
 
 
 PLANNERS = {
@@ -88,8 +88,8 @@ PLANNERS = {
 
 def checker_episode_seeds(name: str) -> tuple[int, ...]:
     """The episode seeds the checker's hidden return check draws from: EPISODE_SEEDS of
-    autograder/checks/<notebook>.py, read from its source (() while that file does not exist)."""
-    from autograder.checks import MODULES
+    autograder/checker/checks/<notebook>.py, read from its source (() while that file does not exist)."""
+    from autograder.checker.checks import MODULES
 
     spec = importlib.util.find_spec(MODULES[name])
     if spec is None:
@@ -118,7 +118,7 @@ def test_the_reference_planner_balances_the_pendulum_with_the_shipped_model(name
 
 @pytest.mark.parametrize("name", PLANNERS)
 def test_the_checker_has_episode_seeds_for_the_return_check(name):
-    from autograder.checks import MODULES
+    from autograder.checker.checks import MODULES
 
     if importlib.util.find_spec(MODULES[name]) is None:
         pytest.skip(f"{MODULES[name].replace('.', '/')}.py does not exist yet")
@@ -126,7 +126,7 @@ def test_the_checker_has_episode_seeds_for_the_return_check(name):
 
 
 # load_weights is no longer used by grading (the checker gives a student's model its network,
-# model.net, through the runner); these two tests go when autograder/fixtures/__init__.py drops it.
+# model.net, through the runner); these two tests go when autograder/checker/fixtures/__init__.py drops it.
 
 
 MODELS = [("01_deterministic_cem", DeterministicModel), ("02_stochastic", StochasticModel), ("03_ensemble", EnsembleModel)]
@@ -134,7 +134,7 @@ MODELS = [("01_deterministic_cem", DeterministicModel), ("02_stochastic", Stocha
 
 @pytest.mark.parametrize("name, model_class", MODELS)
 def test_shipped_weights_replace_a_student_network_of_another_shape(name, model_class):
-    from autograder.fixtures import load_weights
+    from autograder.checker.fixtures import load_weights
     from mbrl_helpers.networks import build_ensemble_mlp, build_mlp
 
     fixture = load_fixture(name)
@@ -153,7 +153,7 @@ def test_shipped_weights_replace_a_student_network_of_another_shape(name, model_
 
 
 def test_shipped_weights_ask_for_the_network_in_self_net():
-    from autograder.fixtures import load_weights
+    from autograder.checker.fixtures import load_weights
 
     class Renamed(torch.nn.Module):
         def __init__(self):

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.course import ROOT
-from autograder.sandbox import sandbox_status
+from autograder.nbgrader_glue.course import ROOT
+from autograder.sandbox.bubblewrap import sandbox_status
 
 ASSIGNMENT = "01_deterministic_cem"
 TOKEN = "formgrader-test"

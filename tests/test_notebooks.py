@@ -3,7 +3,7 @@
 - Each solution notebook (nbgrader's source) runs top to bottom with nbclient within the time
   budget, balances the pendulum, and passes all its visible checks by nbgrader's own rules (what
   `nbgrader validate` tells a student). Its test cells hold no hidden tests and it imports nothing
-  of the grader: the hidden parts live in the checker (autograder/checks/), which alone decides
+  of the grader: the hidden parts live in the checker (autograder/checker/checks/), which alone decides
   the points (its verdicts: tests/test_autograder_catalogue.py, tests/test_visible_checks_agree.py).
 - Each release notebook (what students get) fails every graded test with the stubs in place
   (`nbgrader validate --invert`), holds no solution, hidden test or rubric, imports from its own
@@ -34,7 +34,7 @@ from nbgrader import utils as nbgrader_utils
 from nbgrader.preprocessors import CheckCellMetadata
 from nbgrader.validator import Validator
 
-from autograder.fixtures import ASSIGNMENTS
+from autograder.checker.fixtures import ASSIGNMENTS
 
 NOTEBOOKS = ASSIGNMENTS + ("04_closing_the_loop",)  # notebook 4 needs no fixture: its checks make their own data
 
@@ -167,7 +167,7 @@ def test_source_notebook_is_well_formed(assignment):
         if cell.cell_type == "code":
             first = cell.source.split("\n", 1)[0]
             assert first.startswith("# Checks:"), f"{meta['grade_id']}: the first line must say what the cell checks"
-            assert "HIDDEN TESTS" not in cell.source, f"{meta['grade_id']}: hidden tests belong in the checker, autograder/checks/, not in the notebook"
+            assert "HIDDEN TESTS" not in cell.source, f"{meta['grade_id']}: hidden tests belong in the checker, autograder/checker/checks/, not in the notebook"
         else:  # a manually graded answer: the model answer and the rubric, inside the solution region
             assert cell.source.startswith("### BEGIN SOLUTION") and cell.source.endswith("### END SOLUTION")
             assert "=== BEGIN MARK SCHEME ===" in cell.source and f"**Rubric ({meta['points']} points).**" in cell.source
@@ -254,7 +254,7 @@ def test_release_is_what_nbgrader_generates_from_the_source(tmp_path):
     (tmp_path / "grading").mkdir()
     (tmp_path / "nbgrader_config.py").write_text(
         f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-        "from autograder.config import course_config\n"
+        "from autograder.nbgrader_glue.config import course_config\n"
         f"get_config().merge(course_config({str(tmp_path)!r}))\n"  # noqa: F821 (nbgrader's config loader)
     )
     for assignment in NOTEBOOKS:

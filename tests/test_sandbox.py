@@ -1,6 +1,6 @@
 """The sandbox student code runs in, tried from the inside: what it sees, what it may do, its limits.
 
-Each test runs real cells in a real runner under bubblewrap (autograder.sandbox), as grading does.
+Each test runs real cells in a real runner under bubblewrap (autograder.sandbox.bubblewrap), as grading does.
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import sandbox
-from autograder.checker import Runner, RunnerFailed
-from autograder.runner.protocol import ProtocolError, decode, encode
-from autograder.sandbox import RunnerLimits, sandbox_status
+from autograder.sandbox import bubblewrap as sandbox
+from autograder.checker.core import Runner, RunnerFailed
+from autograder.protocol.channel import ProtocolError, decode, encode
+from autograder.sandbox.bubblewrap import RunnerLimits, sandbox_status
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap is Linux only")
@@ -46,7 +46,7 @@ def test_the_runner_sees_no_answers_no_grades_and_no_course_folder(runner):
     probe = "import os\n" + "".join(f"print({str(p)!r}, os.path.exists({str(p)!r}))\n" for p in hidden)
     printed = run(runner, probe)
     assert printed.count(" False") == len(hidden), printed
-    for module in ("mbrl_reference", "autograder", "autograder.fixtures"):
+    for module in ("mbrl_reference", "autograder", "autograder.checker.fixtures"):
         assert "ModuleNotFoundError" in run(runner, f"import {module}"), module
 
 

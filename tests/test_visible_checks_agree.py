@@ -35,7 +35,7 @@ Measured on a shared 2-core machine: 57 s for the module at a load average of 3 
 about 35 s of CPU in all (the runners 18 s, this process 10 s, three fresh runners' start-up
 6 s), so about 40 s on a quiet one; an example costs 1 to 3 s, the reference's own runner ~5 s.
 
-Notebooks 02 and 03 are skipped while their check modules (autograder/checks/stochastic.py,
+Notebooks 02 and 03 are skipped while their check modules (autograder/checker/checks/stochastic.py,
 ensemble.py) do not exist.
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ import nbformat
 import pytest
 import torch
 
-from autograder.checks import MODULES
+from autograder.checker.checks import MODULES
 from autograder.examples import Example, build_examples
 from autograder.examples.catalogue import ALTERNATIVES, MISTAKES, Alternative, Mistake, S
 
@@ -75,7 +75,7 @@ PROBE_ALTERNATIVES = (
     Alternative(
         "probe-nll-lecture-notes",
         "02_stochastic",
-        "the loss as the lecture notes write it, GaussianNLLLoss(full=False) on exp(2 log_sigma), which autograder/checks/stochastic.py accepts",
+        "the loss as the lecture notes write it, GaussianNLLLoss(full=False) on exp(2 log_sigma), which autograder/checker/checks/stochastic.py accepts",
         {},
         substitutions=(
             S(
@@ -170,10 +170,10 @@ def in_kernel_verdicts(nb: nbformat.NotebookNode, notebook: str) -> dict[str, tu
 
 
 class SharedRunner:
-    """Stands in for `autograder.notebook_run.Runner`: hands out one runner, its namespace reset."""
+    """Stands in for `autograder.checker.notebook.Runner`: hands out one runner, its namespace reset."""
 
     def __init__(self):
-        from autograder.checker import Runner
+        from autograder.checker.core import Runner
 
         self.runner = Runner(sandbox=True)
 
@@ -192,7 +192,7 @@ class SharedRunner:
 
 
 def checker_verdicts(nb: nbformat.NotebookNode, notebook: str) -> dict[str, tuple[bool, str]]:
-    from autograder.notebook_run import run_and_check
+    from autograder.checker.notebook import run_and_check
 
     graded = run_and_check(nbformat.reads(nbformat.writes(nb), as_version=4), notebook=notebook, student="s", secret="s", hidden=False, sandbox=True)
     return {cell_id: (verdict.passed, verdict.message) for cell_id, verdict in graded.verdicts.items()}
@@ -200,7 +200,7 @@ def checker_verdicts(nb: nbformat.NotebookNode, notebook: str) -> dict[str, tupl
 
 @pytest.fixture(scope="module")
 def sandbox():
-    from autograder.sandbox import sandbox_status
+    from autograder.sandbox.bubblewrap import sandbox_status
 
     ok, reason = sandbox_status()
     if not ok:
@@ -242,7 +242,7 @@ def verdicts(sandbox, examples):
             shared = SharedRunner()
             try:
                 with pytest.MonkeyPatch.context() as patch:
-                    patch.setattr("autograder.notebook_run.Runner", shared)
+                    patch.setattr("autograder.checker.notebook.Runner", shared)
                     for student in example_names(notebook):
                         example = examples[notebook][student]
                         nb = trimmed(notebook_of(example))
@@ -269,7 +269,7 @@ def test_every_graded_cell_has_a_check_and_every_check_a_graded_cell(notebook, e
     reason = missing_checks_module(notebook)
     if reason:
         pytest.skip(reason)
-    from autograder.checks import registry
+    from autograder.checker.checks import registry
 
     cells = [grade_id(cell) for cell in notebook_of(examples[notebook]["reference"]).cells if is_graded_code(cell)]
     assert list(registry(notebook).checks) == cells, f"{notebook}: the checker's checks, in order, must be the notebook's graded code cells"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from nbformat.notebooknode import NotebookNode
 
-from autograder.course import Course
+from autograder.nbgrader_glue.course import Course
 from autograder.examples.build import read, reference_submission, replace_cell, write
 from autograder.examples.catalogue import ALTERNATIVES, MISTAKES, Alternative, Mistake
 from autograder.examples.cheats import CHEATS, Cheat, cheat_student

@@ -14,7 +14,7 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 from nbgrader.utils import is_solution
 
-from autograder.preprocessors import MARK_SCHEME_DELIMITERS, release_text
+from autograder.nbgrader_glue.autograde import MARK_SCHEME_DELIMITERS, release_text
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 

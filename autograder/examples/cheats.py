@@ -405,7 +405,7 @@ IMPORT_REFERENCE_MODEL = code(
 
     attempt("import mbrl_reference", take_the_reference_model)
     attempt("load mbrl_reference/models.py by path", load_the_reference_file)
-    attempt("import the checks", lambda: __import__("autograder.checks.deterministic_cem"))
+    attempt("import the checks", lambda: __import__("autograder.checker.checks.deterministic_cem"))
     '''
 )
 
@@ -462,7 +462,7 @@ def read_fixtures(notebook: str, checks_module: str) -> str:
         attempt("load the checker's fixture", lambda: torch.load(os.path.join(fixtures, "{notebook}.pt"), weights_only=False))
         attempt("list the fixtures", lambda: must_find(glob.glob(os.path.join(CODE, "autograder", "fixtures", "*.pt"))))
         attempt("read the checks' source", lambda: open(os.path.join(CODE, "autograder", "checks", "{checks_module}.py")).read())
-        attempt("import the fixtures", lambda: __import__("autograder.fixtures"))
+        attempt("import the fixtures", lambda: __import__("autograder.checker.fixtures"))
         attempt("read the course secret", lambda: open(os.path.join(COURSE, "grading", "checker-secret")).read())
         attempt("read the source notebook's hidden tests", lambda: open(os.path.join(COURSE, "solutions", "{notebook}", "{notebook}.ipynb")).read())
         attempt("find any fixture on the machine", lambda: must_find(glob.glob("/tmp/**/*.pt", recursive=True) + glob.glob(os.path.join("/work", "*", "autograder", "fixtures", "*.pt"))))
@@ -718,9 +718,9 @@ HIDE_ERRORS_AFTERWARDS = (
         # and answer the grader with garbage
         import gc
 
-        import runner.protocol
+        import protocol.channel
 
-        channel = next(o for o in gc.get_objects() if isinstance(o, runner.protocol.Channel))
+        channel = next(o for o in gc.get_objects() if isinstance(o, protocol.channel.Channel))
         os.write(channel.write_fd, b"this is not a message\\n")
         '''
     ),
@@ -733,9 +733,9 @@ FORGE_PROTOCOL = code(
     # that the grader's questions and answers stay in step afterwards.
     import gc
 
-    import runner.protocol
+    import protocol.channel
 
-    channel = next(o for o in gc.get_objects() if isinstance(o, runner.protocol.Channel))
+    channel = next(o for o in gc.get_objects() if isinstance(o, protocol.channel.Channel))
     _send, dropped = channel.send, []
 
 
@@ -749,7 +749,7 @@ FORGE_PROTOCOL = code(
     channel.send = send_after_four
     forged = [{"op": "cell", "outputs": [], "error": None}]
     forged += [{"op": "result", "value": {"kind": "tensor", "array": np.zeros((n, 4), dtype=np.float32), "requires_grad": False}} for n in (1, 7, 256)]
-    os.write(channel.write_fd, b"".join(runner.protocol.encode(message) for message in forged))
+    os.write(channel.write_fd, b"".join(protocol.channel.encode(message) for message in forged))
     '''
 )
 
@@ -1008,7 +1008,7 @@ READ_MEMORY = code(
     for device in ("/dev/mem", "/proc/kcore", "/dev/kmem"):
         attempt(f"read {device}", lambda: open(device, "rb").read(4096))
     attempt("read the parent's working folder", lambda: os.listdir(f"/proc/{os.getppid()}/cwd/grading"))
-    attempt("read the grader's command line", lambda: must_find([p for p in (f"/proc/{pid}/cmdline" for pid in pids) if any(word in open(p, "rb").read() for word in (b"autograder.worker", b"nbgrader"))]))
+    attempt("read the grader's command line", lambda: must_find([p for p in (f"/proc/{pid}/cmdline" for pid in pids) if any(word in open(p, "rb").read() for word in (b"autograder.term.worker", b"nbgrader"))]))
     '''
 )
 

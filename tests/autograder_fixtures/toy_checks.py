@@ -2,7 +2,7 @@
 
 The toy course gives them to the grader as `check_modules=(("toy", "tests.autograder_fixtures.toy_checks"),)`;
 the grading process imports this module by that name (the repository's root is on its PYTHONPATH).
-As in `autograder/checks/deterministic_cem.py`, each check repeats its test cell's visible test,
+As in `autograder/checker/checks/deterministic_cem.py`, each check repeats its test cell's visible test,
 with the cell's hint, and then, unless only the visible parts run (`python -m autograder check`),
 a hidden part that the notebook does not show.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograder.checker import CheckFailed, CheckRegistry, Value
+from autograder.checker.core import CheckFailed, CheckRegistry, Value
 
 NOTEBOOK = "toy"
 checks = CheckRegistry(NOTEBOOK)

@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from autograder.course import ROOT, Course, GradingLimits, release
+from autograder.nbgrader_glue.course import ROOT, Course, GradingLimits, release
 from autograder.examples.build import Substitution, read, reference_submission
 
 ASSIGNMENT = "toy"
@@ -26,8 +26,8 @@ ASSIGNMENT = "toy"
 POINTS = {"test_square": 2, "test_cube": 3, "test_quiet": 1}
 WRITTEN_POINTS = 1
 AUTO_MAX = sum(POINTS.values())
-# The toy notebook's checks, as a course names them (see autograder.checks.registry). Grading
-# processes have the repository's root on their PYTHONPATH (autograder.course.with_package_on_path);
+# The toy notebook's checks, as a course names them (see autograder.checker.checks.registry). Grading
+# processes have the repository's root on their PYTHONPATH (autograder.nbgrader_glue.course.with_package_on_path);
 # so has this one, for the tests that grade in it.
 CHECK_MODULES = ((ASSIGNMENT, "tests.autograder_fixtures.toy_checks"),)
 if str(ROOT) not in sys.path:

@@ -1,0 +1,334 @@
+"""Checks of notebook 1, `01_deterministic_cem`, in the notebook's order.
+
+Each check repeats the visible test of its cell (same inputs where they matter, same hints) and
+then, unless only the visible part is asked for, the hidden part: the student's code against the
+reference on inputs drawn for this student, with the course's fixed, well-trained weights.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from autograder.checker.core import Callback, CheckFailed, CheckRegistry, StudentError, Tensor, Value, constant_net, linear_net, model_spec
+from autograder.checker.checks.common import (
+    TOY_SETTINGS,
+    TOY_START,
+    ToyModel,
+    call,
+    check_gradients,
+    checker_episode,
+    first_action,
+    fixture,
+    network_gradients,
+    output_gradient,
+    pendulum_states,
+    plan_against_reference,
+    reference_module,
+    reward_towards,
+    scalar_loss,
+    shape_error,
+    tensor_of_shape,
+    trained_net,
+)
+from mbrl_helpers import ACTION_DIM, ACTION_HIGH, ACTION_LOW, STATE_DIM
+
+NOTEBOOK = "01_deterministic_cem"
+MODEL = "DeterministicModel"
+checks = CheckRegistry(NOTEBOOK)
+CHANGE = np.array([0.1, -0.2, 0.3, -0.4], dtype=np.float32)
+# Episode seeds on which the reference planner reaches 1000 with the fixed weights (tests/test_fixtures.py).
+EPISODE_SEEDS = (0, 1, 2, 3)
+STATE_FIRST = "Feed the network the state first, then the action: torch.cat([states, actions], dim=-1)."
+
+
+def _inputs(rng: np.random.Generator, n: int, shift: float = 0.0):
+    states = rng.standard_normal((n, STATE_DIM)).astype(np.float32) + shift
+    actions = rng.uniform(ACTION_LOW, ACTION_HIGH, (n, ACTION_DIM)).astype(np.float32)
+    return states, actions
+
+
+def _predict(runner, context, states, actions, net=None, seed=0):
+    try:
+        return call(runner, context, model=model_spec(MODEL, seed=seed, net=net), method="predict_delta", args=[Tensor(states), Tensor(actions)])
+    except StudentError as error:
+        raise shape_error(
+            error,
+            f"Wrong shapes: predict_delta failed on states {states.shape} and actions {actions.shape}. "
+            "Concatenate along the last dimension, torch.cat([states, actions], dim=-1), so that each row has 5 numbers.",
+        ) from None
+
+
+@checks.add("test-det-predict-shape", reference_seconds=0.5)
+def predict_shape(runner, context):
+    """predict_delta returns one predicted change per row, shape (N, 4), for several N."""
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 256):
+        states, actions = _inputs(rng, n)
+        delta = _predict(runner, context, states, actions)
+        tensor_of_shape(delta, (n, STATE_DIM), "predict_delta", f"For states ({n}, 4) and actions ({n}, 1) it returns ({n}, 4).")
+    return "predict_delta: shapes OK"
+
+
+@checks.add("test-det-predict-delta", reference_seconds=0.5)
+def predict_delta(runner, context):
+    """predict_delta returns the predicted CHANGE (the network's output), in the state-first order."""
+    states, actions = _inputs(np.random.default_rng(1), 16, shift=1.0)
+    delta = tensor_of_shape(_predict(runner, context, states, actions, net=constant_net(CHANGE)), (16, STATE_DIM), "predict_delta")
+    if np.allclose(delta, states + CHANGE, atol=1e-5):
+        raise CheckFailed(
+            "Mistake: predicting the next state instead of the delta. predict_delta returned states + the network's "
+            "output, which is the predicted next state. Return the change alone; whoever uses the model adds it to the state."
+        )
+    if not np.allclose(delta, np.broadcast_to(CHANGE, (16, STATE_DIM)), atol=1e-5):
+        raise CheckFailed(
+            "predict_delta should return the network's output unchanged. Here the network outputs (0.1, -0.2, 0.3, -0.4) "
+            f"for every input, but predict_delta returned {np.round(delta[0], 4).tolist()} for the first row."
+        )
+    # A network that passes the first 4 of its 5 inputs through: with the state first, the change it predicts is the state.
+    reads_first_four = linear_net(np.eye(STATE_DIM, STATE_DIM + ACTION_DIM))
+    passed = tensor_of_shape(_predict(runner, context, states, actions, net=reads_first_four), (16, STATE_DIM), "predict_delta")
+    if not np.allclose(passed, states, atol=1e-5):
+        raise CheckFailed(
+            "Here the network returns the first 4 of its 5 inputs, so predict_delta should return the states themselves, "
+            f"but it returned {np.round(passed[0], 3).tolist()} for the state {np.round(states[0], 3).tolist()}. {STATE_FIRST}"
+        )
+    if context.hidden:
+        net = trained_net(NOTEBOOK)
+        states, actions = _inputs(context.rng("predict-delta"), 64)
+        got = tensor_of_shape(_predict(runner, context, states, actions, net=net), (64, STATE_DIM), "predict_delta")
+        with torch.no_grad():
+            expected = reference_module(net)(torch.cat([torch.as_tensor(states), torch.as_tensor(actions)], dim=-1)).numpy()
+        if not np.allclose(got, expected, atol=1e-5):
+            raise CheckFailed(
+                f"On the grader's inputs and fixed weights, predict_delta differs from the expected changes (largest difference "
+                f"{np.abs(got - expected).max():.3g}). {STATE_FIRST}"
+            )
+    return "predict_delta: returns the change"
+
+
+def _loss(runner, context, states, actions, next_states, net):
+    return call(runner, context, model=model_spec(MODEL, seed=0, net=net), method="loss", args=[Tensor(states), Tensor(actions), Tensor(next_states)], grad=True, backward=True)
+
+
+@checks.add("test-det-loss", reference_seconds=0.5, after=("test-det-predict-shape", "test-det-predict-delta"))
+def loss(runner, context):
+    """loss is the mean squared error between the predicted and the true change, a scalar with a gradient."""
+    rng = np.random.default_rng(2)
+    states, actions = _inputs(rng, 32, shift=1.0)
+    next_states = (states + rng.standard_normal((32, STATE_DIM))).astype(np.float32)
+    true_change = next_states - states
+    mse_of_output = lambda output: ((output - torch.as_tensor(true_change)) ** 2).mean()  # noqa: E731
+    returned = _loss(runner, context, states, actions, next_states, constant_net(CHANGE))
+    value = scalar_loss(returned)
+    close = lambda other: math.isclose(value, float(other), rel_tol=1e-4, abs_tol=1e-6)  # noqa: E731
+    if close(((CHANGE - next_states) ** 2).mean()):
+        raise CheckFailed(
+            "Mistake: predicting the next state instead of the delta. Your loss compares the prediction with next_states; "
+            "the target is the state change next_states - states."
+        )
+    if close(((CHANGE - true_change) ** 2).sum()):
+        raise CheckFailed(
+            "Your loss is the sum of the squared errors. Use their mean over the rows and the 4 components "
+            "(F.mse_loss does this), so the loss does not grow with the batch size."
+        )
+    expected = float(((CHANGE - true_change) ** 2).mean())
+    if not close(expected):
+        raise CheckFailed(f"loss returned {value:.5f}, expected {expected:.5f}: the mean of (predicted change - (next_states - states))**2.")
+    check_gradients(returned, output_gradient(mse_of_output, CHANGE))
+    if context.hidden:
+        net = trained_net(NOTEBOOK)
+        rng = context.rng("loss")
+        states, actions = _inputs(rng, 64)
+        next_states = (states + 0.1 * rng.standard_normal((64, STATE_DIM))).astype(np.float32)
+        s, a, s2 = map(torch.as_tensor, (states, actions, next_states))
+        reference_mse = lambda module: ((module(torch.cat([s, a], dim=-1)) - (s2 - s)) ** 2).mean()  # noqa: E731
+        module = reference_module(net)
+        returned = _loss(runner, context, states, actions, next_states, net)
+        got = scalar_loss(returned)
+        with torch.no_grad():
+            want = float(reference_mse(module))
+        if not math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-7):
+            raise CheckFailed(f"On the grader's inputs and fixed weights, the loss is {got:.6f}, expected {want:.6f}. {STATE_FIRST}")
+        check_gradients(returned, network_gradients(module, reference_mse))
+    return "loss: OK"
+
+
+# ---------------------------------------------------------------------------------------------
+# the planner
+
+
+PLANNER_SHAPES = (
+    "Check the shapes step by step: actions (N, T, A) from Normal(mean, std).sample((n_samples,)); the states of all "
+    "N sequences (N, S); elites = actions[indices], (n_elite, T, A); refit mean and std over dim=0 (the sequences), "
+    "which gives (T, A) again."
+)
+
+
+def _plan(runner, context, target: float, *, seed: int = 0, model: ToyModel | None = None, names=("model", "reward"), **settings):
+    model = model or ToyModel()
+    try:
+        value = call(
+            runner,
+            context,
+            function="cem_plan",
+            args=[Callback(names[0]), Tensor(TOY_START)],
+            kwargs={"reward_fn": Callback(names[1]), **{k: Value(v) for k, v in {**TOY_SETTINGS, **settings}.items()}},
+            seed=seed,
+            callbacks={names[0]: model, names[1]: reward_towards(target)},
+        )
+    except StudentError as error:
+        raise shape_error(error, f"cem_plan failed on the toy problem. {PLANNER_SHAPES}") from None
+    return first_action(value)
+
+
+@checks.add("test-cem-output", reference_seconds=0.2)
+def cem_output(runner, context):
+    """cem_plan returns one action of shape (1,), finite, inside [-3, 3].
+
+    (The notebook's own check also asks that the planner run the model without autograd. That is
+    not graded: no output of the planner shows it, so only the student's process could say so, and
+    its word counts for nothing here.)
+    """
+
+    def nothing_moves(states, actions, grad=False):
+        return np.zeros_like(np.asarray(states, dtype=np.float32))
+
+    value = call(runner, context, function="cem_plan", args=[Callback("model"), Tensor(np.array([0.1, 0.02, 0.0, 0.0]))], seed=0, grad=True, callbacks={"model": nothing_moves})
+    if value.shape != (ACTION_DIM,):
+        raise CheckFailed(
+            f"Wrong shapes: cem_plan must return the first action of the mean, mean[0], shape (1,); got "
+            f"{'shape ' + str(value.shape) if value.shape is not None else 'a ' + value.type_name}. "
+            "The whole mean has shape (T, 1); .item() gives a bare number of shape ()."
+        )
+    action = first_action(value)
+    if not ACTION_LOW <= action <= ACTION_HIGH:
+        raise CheckFailed(f"the action must be a number in [-3, 3], got {action}")
+    return f"cem_plan returned {action:+.3f}, shape (1,)"
+
+
+def _seeds(context, name: str, visible: int) -> list[int]:
+    """The visible test's seed, then (hidden) two seeds drawn for this student."""
+    return [visible] + ([context.seed(name) % 10_000, context.seed(name + "/2") % 10_000] if context.hidden else [])
+
+
+@checks.add("test-cem-elites", reference_seconds=0.2, after=("test-cem-output",))
+def cem_elites(runner, context):
+    """the elites are the sequences with the HIGHEST returns (a far target: the best plan pushes at +3)."""
+    for seed in _seeds(context, "elites", 0):
+        value = _plan(runner, context, 100.0, seed=seed)
+        # Over 300 seeds the reference planner returned 2.77 to 2.99 here, and one that keeps the lowest
+        # returns -2.99 to -2.70; the sign tells them apart.
+        if not value > 0.0:
+            raise CheckFailed(
+                f"The target is far in the + direction, so the best first action is close to +3, but cem_plan returned {value:+.2f}. "
+                "Mistake: elites chosen by lowest return? Keep the n_elite sequences with the HIGHEST returns: "
+                "returns.topk(n_elite).indices (topk takes the largest), or torch.argsort(returns, descending=True)[:n_elite]. "
+                "Also check that reward_fn(states) is what you add up."
+            )
+    return f"the planner moves towards high returns (first action {value:+.2f})"
+
+
+@checks.add("test-cem-first-action", reference_seconds=0.2, after=("test-cem-output",))
+def cem_first_action(runner, context):
+    """cem_plan returns the FIRST action of the final mean (target 2 from 0: the best plan is +2, then 0, 0, 0, 0)."""
+    for seed in _seeds(context, "first-action", 0):
+        value = _plan(runner, context, 2.0, seed=seed)
+        # Over 300 seeds the reference planner's error here averaged 0.07 and never exceeded 0.28: a tolerance of 0.5
+        # (about 6 of its standard deviations) fails a correct planner less than once in 10^8 runs.
+        if not abs(value - 2.0) < 0.5:
+            raise CheckFailed(
+                f"From position 0, the best plan jumps to the target 2 at once and then stays: actions (2, 0, 0, 0, 0). "
+                f"cem_plan returned {value:+.2f}. If that is near 0: mistake, returning the last action instead of the first. "
+                "Return mean[0], the action for now; the agent plans again at the next step."
+            )
+    return f"first action {value:+.2f} (best: +2)"
+
+
+@checks.add("test-cem-std-floor", reference_seconds=0.4, after=("test-cem-output", "test-cem-elites"))
+def cem_std_floor(runner, context):
+    """the sampling std is floored at std_floor (0.5), so after 10 iterations the samples still spread out."""
+    for seed in _seeds(context, "std-floor", 0):
+        model = ToyModel()
+        _plan(runner, context, 2.0, seed=seed, model=model, n_iters=10)
+        first_step = np.concatenate(model.first_step_actions) if model.first_step_actions else np.zeros(0)
+        n_samples = TOY_SETTINGS["n_samples"]
+        if len(first_step) != 10 * n_samples:
+            raise CheckFailed(
+                f"Expected predict_delta to see {n_samples} actions at the first step of each of 10 iterations, "
+                f"got {len(first_step)} in all. Roll out all n_samples sequences from the current state in every iteration."
+            )
+        spread = float(first_step[-n_samples:].std(ddof=1))
+        # With the floor, the last iteration's std is about 0.49 (300 seeds: 0.45 to 0.54); without it, below 0.03.
+        if not spread > 0.35:
+            raise CheckFailed(
+                f"In the last of 10 iterations, the first actions you sampled have a std of only {spread:.3f}. "
+                "Mistake: std not floored. After refitting, clamp the std from below: "
+                "elites.std(dim=0).clamp(min=std_floor). (If the 'highest returns' check fails too, fix that one first.)"
+            )
+    return f"sampling std in the last iteration: {spread:.2f}"
+
+
+@checks.add("test-cem-clamp", reference_seconds=0.2, after=("test-cem-output",))
+def cem_clamp(runner, context):
+    """sampled actions are clamped to the action limits [-3, 3] before they go through the model."""
+    for seed in _seeds(context, "clamp", 0):
+        model = ToyModel()
+        _plan(runner, context, 100.0, seed=seed, model=model)
+        seen = np.concatenate(model.all_actions)
+        if seen.min() < ACTION_LOW or seen.max() > ACTION_HIGH:
+            raise CheckFailed(
+                f"The model was asked about actions from {seen.min():+.2f} to {seen.max():+.2f}. Clamp the samples "
+                "to [-3, 3] (Normal(mean, std).sample((n_samples,)).clamp(-3, 3)): the pendulum cannot apply more."
+            )
+    return "all sampled actions lie in [-3, 3]"
+
+
+@checks.add("test-cem-reference", reference_seconds=6.0, after=("test-cem-output", "test-cem-elites", "test-cem-first-action", "test-cem-std-floor", "test-cem-clamp"))
+def cem_reference(runner, context):
+    """the planner repeats under torch.manual_seed; hidden: on the pendulum its actions match the reference planner's in distribution."""
+    # The second call names its callbacks differently: the same question, but not the same message.
+    first = _plan(runner, context, 1.0, seed=3)
+    # The second asks again in a new runner (the cells run again first): no answer remembered by the
+    # first process can repeat itself, only a planner that draws from torch's seeded generator.
+    runner.restart()
+    second = _plan(runner, context, 1.0, seed=3, names=("model-again", "reward-again"))
+    if first != second:
+        raise CheckFailed(
+            f"Two calls after the same torch.manual_seed(3) returned {first} and {second}. Draw every random number "
+            "with torch (Normal(...).sample(), torch.randn), not NumPy or Python's random, so that seeded runs repeat."
+        )
+    if context.hidden:
+        from mbrl_reference.planners import cem_plan as reference_cem_plan
+
+        plan_against_reference(
+            runner,
+            context,
+            planner="cem_plan",
+            reference_planner=reference_cem_plan,
+            net_spec=trained_net(NOTEBOOK),
+            states=pendulum_states(context, "cem-reference", fixture(NOTEBOOK)["plan_states"].numpy()),
+            seeds=[context.seed(f"cem-reference/{i}") % 100_000 for i in range(30)],
+            hint="Check the elite selection (highest returns), that you return mean[0], and the refit of mean and std.",
+        )
+    return "the planner is reproducible"
+
+
+@checks.add("test-cem-return", reference_seconds=6.0, after=("test-det-predict-shape", "test-det-predict-delta", "test-cem-output", "test-cem-elites", "test-cem-first-action", "test-cem-std-floor", "test-cem-clamp", "test-cem-reference"))
+def cem_return(runner, context):
+    """your cem_plan with your DeterministicModel class plans an action; hidden: fixed well-trained weights, one 1000-step episode, return >= 950."""
+    value = call(runner, context, function="cem_plan", args=[{"method_of": model_spec(MODEL, seed=0), "method": "predict_delta"}, Tensor(np.array([0.0, 0.05, 0.0, 0.0]))], seed=0)
+    if value.shape != (ACTION_DIM,):
+        raise CheckFailed(f"the agent must produce one action of shape (1,), got {value.shape if value.shape is not None else value.type_name}")
+    if context.hidden:
+        steps, total = checker_episode(
+            runner, context, planner="cem_plan", model=model_spec(MODEL, seed=0, net=trained_net(NOTEBOOK), eval=True), seed=EPISODE_SEEDS[context.seed("cem-return") % len(EPISODE_SEEDS)]
+        )
+        if total < 950:
+            raise CheckFailed(
+                f"With fixed, well-trained weights in your DeterministicModel, your planner kept the pole up for {steps} "
+                f"of 1000 steps (return {total:.0f}); the reference planner reaches 1000 with the same weights, "
+                "so training is not the cause. Check cem_plan (highest returns, std floor, clamp, mean[0]) and predict_delta."
+            )
+    return "the agent plans an action"

@@ -1,0 +1,332 @@
+"""nbgrader's autograde stage, as this course runs it (see autograder/nbgrader_glue/config.py).
+
+- `RestoreCells` (sanitize step): nbgrader's OverwriteCells, made robust to tampering. It rebuilds
+  every graded cell's nbgrader metadata from the gradebook before nbgrader's checks run, puts
+  deleted test cells back, and writes a note into the notebook above each cell it had to repair,
+  so the student's feedback says what happened.
+- `CheckedExecute` (execute step, in place of nbgrader's Execute): the student's cells run in a
+  sandboxed runner and every graded cell's outcome is the checker's verdict
+  (`autograder.checker.notebook`).
+- `ShowRubrics` (last steps): a locked cell with the model answer and rubric after each written
+  answer, for formgrader; the feedback stage takes them out again.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from nbformat.notebooknode import NotebookNode, from_dict
+from nbformat.v4 import new_markdown_cell
+from nbgrader import utils
+from nbgrader.api import Gradebook
+from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
+from traitlets import Bool, Dict, Integer, List, Unicode
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+NOTE_MARKER = "grader_note"  # cell metadata key of the notes RestoreCells inserts
+MARK_SCHEME_DELIMITERS = ("=== BEGIN MARK SCHEME ===", "=== END MARK SCHEME ===")  # graders' rubrics in the source
+
+
+def strip_ansi(text: str) -> str:
+    return ANSI_ESCAPE.sub("", text)
+
+
+def error_output(ename: str, evalue: str) -> NotebookNode:
+    """An error output as the kernel would write it: it zeroes a grade cell, and shows in feedback."""
+    return from_dict({"output_type": "error", "ename": ename, "evalue": evalue, "traceback": [f"\x1b[0;31m{ename}\x1b[0m: {evalue}"]})
+
+
+# ---------------------------------------------------------------------------------------------
+# sanitize: restore graded cells and their metadata
+
+
+class RestoreCells(OverwriteCells):
+    """nbgrader's OverwriteCells, which also repairs tampered nbgrader metadata and reports repairs.
+
+    nbgrader's own OverwriteCells already restores the source of edited locked cells (by checksum)
+    and, with `add_missing_cells`, re-inserts deleted test cells. But a submission whose graded
+    cells' metadata were edited (points changed, a test cell unmarked as locked or turned into a
+    solution cell, an unknown or duplicated grade_id, a wrong schema) either slips past that check
+    or makes nbgrader abort the whole notebook. Here every cell that carries a known grade_id gets
+    its metadata rebuilt from the gradebook first; unknown and duplicated ids lose theirs.
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: dict):
+        notebook_id = resources["nbgrader"]["notebook"]
+        assignment_id = resources["nbgrader"]["assignment"]
+        with Gradebook(resources["nbgrader"]["db_url"]) as gb:
+            source_nb = gb.find_notebook(notebook_id, assignment_id)
+            grade_points = {cell.name: float(cell.max_score) for cell in source_nb.grade_cells}
+            task_points = {cell.name: float(cell.max_score) for cell in source_nb.task_cells}
+            solution_ids = {cell.name for cell in source_nb.solution_cells}
+            canonical = {}
+            for cell in source_nb.source_cells:
+                meta = {
+                    "grade": cell.name in grade_points,
+                    "grade_id": cell.name,
+                    "locked": bool(cell.locked),
+                    "schema_version": 3,
+                    "solution": cell.name in solution_ids,
+                    "task": cell.name in task_points,
+                    "checksum": cell.checksum,
+                    "cell_type": cell.cell_type,
+                }
+                if cell.name in grade_points or cell.name in task_points:
+                    meta["points"] = grade_points.get(cell.name, task_points.get(cell.name))
+                canonical[cell.name] = meta
+
+        self.notes: dict[str, list[str]] = defaultdict(list)
+        seen = set()
+        for cell in nb.cells:
+            metadata = cell.setdefault("metadata", NotebookNode())
+            if "nbgrader" not in metadata:
+                continue
+            nbgrader_meta = metadata["nbgrader"]
+            grade_id = nbgrader_meta.get("grade_id") if isinstance(nbgrader_meta, dict) else None
+            if not isinstance(grade_id, str) or grade_id not in canonical or grade_id in seen:
+                del metadata["nbgrader"]
+                if isinstance(grade_id, str) and grade_id in seen:
+                    self.log.warning("Cell %s appears more than once; only the first copy is graded", grade_id)
+                continue
+            seen.add(grade_id)
+            wanted = canonical[grade_id]
+            changed = [
+                key
+                for key in ("grade", "solution", "locked", "task", "points")
+                if key in wanted and _differs(nbgrader_meta.get(key, False if key != "points" else None), wanted[key])
+            ]
+            if changed:
+                self.log.warning("Cell %s: nbgrader metadata %s changed; restored from the gradebook", grade_id, ", ".join(changed))
+                self.notes[grade_id].append("its grading metadata had been changed (" + ", ".join(changed) + "); the original was restored")
+            metadata["nbgrader"] = from_dict(dict(wanted))
+
+        self.changed_attributes: dict[str, set[str]] = defaultdict(set)
+        submitted_sources = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in nb.cells if "nbgrader" in cell.metadata}
+        nb, resources = super().preprocess(nb, resources)
+
+        for cell in nb.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if grade_id is None:
+                continue
+            if grade_id not in seen:
+                self.notes[grade_id].append("it was missing from the submitted notebook; the original was put back and run")
+            # A test cell's checksum differs from its release version's whenever it has hidden
+            # tests; only a difference from the release text is an edit.
+            if "checksum" in self.changed_attributes[grade_id] and _normalised(submitted_sources.get(grade_id, "")) != _normalised(
+                release_text(cell.source)
+            ):
+                self.notes[grade_id].append("it had been edited in the submitted notebook; the original was restored and run")
+            if "cell_type" in self.changed_attributes[grade_id]:
+                self.notes[grade_id].append("its cell type had been changed; it was changed back")
+        nb.cells = self._with_notes(nb.cells)
+        return nb, resources
+
+    def report_change(self, name, attr, old, new):
+        super().report_change(name, attr, old, new)
+        self.changed_attributes[name].add(attr)
+
+    def _with_notes(self, cells):
+        out = []
+        for cell in cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if grade_id in self.notes:
+                kind = "Test cell" if utils.is_grade(cell) and utils.is_locked(cell) else "Cell"
+                text = f"**Grader's note.** {kind} `{grade_id}`: " + "; ".join(self.notes[grade_id]) + "."
+                out.append(new_markdown_cell(text, metadata={NOTE_MARKER: True}, id=note_id(text)))
+            out.append(cell)
+        return out
+
+
+def release_text(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "END HIDDEN TESTS") -> str:
+    """A cell's text without its begin ... end regions, delimiter lines included: by default a
+    locked cell as nbgrader releases it, its hidden tests removed."""
+    lines, hidden = [], False
+    for line in source.split("\n"):
+        if begin in line:
+            hidden = True
+        elif end in line:
+            hidden = False
+        elif not hidden:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _normalised(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip().split("\n"))
+
+
+def _differs(got, wanted) -> bool:
+    if isinstance(wanted, bool):
+        return bool(got) != wanted
+    try:
+        return float(got) != float(wanted)
+    except (TypeError, ValueError):
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# execute: the student's code in the sandbox, the graded cells' outcomes from the checker
+
+
+class SandboxError(RuntimeError):
+    """Grading was asked to use the sandbox, and the sandbox cannot start here."""
+
+
+class CheckedExecute(NbGraderPreprocessor):
+    """nbgrader's execute step, replaced: `autograder.checker.notebook.run_and_check`.
+
+    The notebook's cells run in the student's runner (bubblewrap sandbox); every graded code cell
+    gets the checker's verdict as its only output, so nbgrader's SaveAutoGrades records points
+    that the student's process had no say in. With `sandbox` off the notebook is still graded by
+    the checker, but the runner can read what the grader's user can; a note at the top of the
+    notebook (and so of its feedback) says so.
+    """
+
+    cell_timeout = Integer(300, help="Seconds one cell of the student's notebook may run").tag(config=True)
+    notebook_timeout = Integer(1200, help="Seconds all cells and checks of one notebook may take together").tag(config=True)
+    memory_limit_mb = Integer(4096, help="Address space of the student's runner in MiB (0: no limit)").tag(config=True)
+    max_restarts = Integer(3, help="Runner failures per notebook after which the remaining cells are not run").tag(config=True)
+    sandbox = Bool(True, help="Run student code in the bubblewrap sandbox (refuse to grade where it cannot start)").tag(config=True)
+    secret_file = Unicode("", help="File holding the course secret from which each student's hidden inputs are drawn").tag(config=True)
+    check_modules = Dict(help="Extra notebook -> checks module entries (see autograder.checker.checks.registry)").tag(config=True)
+    status_file = Unicode("", help="File where the current cell or check is written, for a progress display").tag(config=True)
+    hidden = Bool(True, help="Run the checks' hidden parts (False for a student's `python -m autograder check`)").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        from autograder.checker.notebook import run_and_check
+        from autograder.sandbox.bubblewrap import RunnerLimits, sandbox_status
+
+        if self.sandbox:
+            ok, reason = sandbox_status()
+            if not ok:
+                raise SandboxError(f"the sandbox for student code cannot start: {reason}. {NO_SANDBOX_ADVICE}")
+        notebook = resources["nbgrader"]["notebook"]
+        student = resources["nbgrader"].get("student") or "student"
+        status = self.status_file
+
+        def progress(text: str) -> None:
+            if status:
+                with open(status, "w") as handle:
+                    handle.write(f"{notebook}: {text}\n")
+
+        result = run_and_check(
+            nb,
+            notebook=notebook,
+            student=student,
+            secret=course_secret(self.secret_file),
+            limits=RunnerLimits(memory_mb=self.memory_limit_mb, cpu_seconds=max(60, 2 * self.notebook_timeout)),
+            sandbox=self.sandbox,
+            hidden=self.hidden,
+            cell_timeout=self.cell_timeout,
+            notebook_timeout=self.notebook_timeout,
+            max_restarts=self.max_restarts,
+            check_modules=dict(self.check_modules),
+            progress=progress,
+        )
+        for failure in result.cell_failures:
+            self.log.warning("%s, %s: %s", student, notebook, failure)
+        if not self.sandbox:
+            nb.cells.insert(0, new_markdown_cell(NOT_SANDBOXED_NOTE, metadata={NOTE_MARKER: True}, id=note_id(NOT_SANDBOXED_NOTE)))
+        return nb, resources
+
+
+NO_SANDBOX_ADVICE = (
+    "Grade on a Linux machine with unprivileged user namespaces, or pass --no-sandbox to `python -m autograder grade` "
+    "(student code then runs unconfined, and every report says so)."
+)
+NOT_SANDBOXED_NOTE = (
+    "**Grader's note.** This notebook was graded *without the sandbox* (`--no-sandbox`): the points were still "
+    "decided by the course's checker, but the student's code could read the grader's files."
+)
+
+
+def note_id(text: str) -> str:
+    """A grader's note's cell id, from its text: the same submission graded twice gives the same
+    notebook and feedback, byte for byte (nbformat's own ids are random)."""
+    import hashlib
+
+    return "note-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def course_secret(path: str) -> str:
+    """The course's grading secret, created (readable by the owner only) on first use. Each
+    student's hidden inputs derive from it and the student's id: unknown to the runner in
+    advance, the same at every regrade."""
+    import os
+    import secrets
+
+    if not path:
+        return ""
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    value = secrets.token_hex(32)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another grading process made it first
+        with open(path) as handle:
+            return handle.read().strip()
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# formgrader: the model answer and rubric beside each written answer, for the grader only
+RUBRIC_MARKER = "grader_rubric"  # cell metadata key of the cells ShowRubrics inserts
+
+
+class ShowRubrics(NbGraderPreprocessor):
+    """After each answer graded by hand, a locked markdown cell with the source notebook's model
+    answer and rubric (the answer cell's solution region in `solutions/`), so that a grader in
+    formgrader sees them beside the student's answer. Autograded copies only: the release never
+    had the region, and generate_feedback drops these cells (DropGraderOnlyCells)."""
+
+    source_directory = Unicode("", help="the course's source folder; no rubrics when empty or missing").tag(config=True)
+    begin_solution_delimiter = Unicode("BEGIN SOLUTION").tag(config=True)
+    end_solution_delimiter = Unicode("END SOLUTION").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        rubrics = self.source_rubrics(resources["nbgrader"]["assignment"], resources["nbgrader"]["notebook"])
+        if not rubrics:
+            return nb, resources
+        cells = []
+        for cell in nb.cells:
+            cells.append(cell)
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if utils.is_grade(cell) and utils.is_solution(cell) and cell.cell_type == "markdown" and grade_id in rubrics:
+                rubric = new_markdown_cell(
+                    "---\n\n**For the grader only, never shown to the student: the model answer and rubric.**\n\n" + rubrics[grade_id] + "\n\n---",
+                    metadata={"editable": False, "deletable": False, RUBRIC_MARKER: grade_id},
+                )
+                rubric.id = note_id(f"rubric {grade_id}")
+                cells.append(rubric)
+        nb.cells = cells
+        return nb, resources
+
+    def source_rubrics(self, assignment: str, notebook: str) -> dict[str, str]:
+        """grade_id -> solution region of each written answer in the source notebook."""
+        import os
+
+        import nbformat
+
+        path = os.path.join(self.source_directory, assignment, f"{notebook}.ipynb")
+        if not self.source_directory or not os.path.isfile(path):
+            return {}
+        rubrics = {}
+        for cell in nbformat.read(path, as_version=4).cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if cell.cell_type == "markdown" and utils.is_grade(cell) and utils.is_solution(cell) and self.begin_solution_delimiter in cell.source:
+                inside, lines = False, []
+                for line in cell.source.split("\n"):
+                    if self.begin_solution_delimiter in line:
+                        inside = True
+                    elif self.end_solution_delimiter in line:
+                        inside = False
+                    elif inside and not any(marker in line for marker in MARK_SCHEME_DELIMITERS):
+                        lines.append(line)
+                rubrics[grade_id] = "\n".join(lines).strip()
+        return rubrics

@@ -1,0 +1,170 @@
+"""nbgrader's generate_feedback step, as this course adds to it (see autograder/nbgrader_glue/config.py).
+
+- `DropGraderOnlyCells`: takes out the rubric cells that `ShowRubrics` put in for formgrader.
+- `HideHiddenTests`: replaces each hidden-test region of a test cell with a one-line comment and drops the
+  traceback lines that quote the test cell, keeping the error's type and message (the hint). The student
+  sees which check failed and why, never its source.
+- `OfflineFeedback`: formulas as MathML and wrapped hints, so that a page reads the same with no network.
+"""
+from __future__ import annotations
+
+
+import re
+from collections import defaultdict
+
+from nbformat.notebooknode import NotebookNode, from_dict
+from nbformat.v4 import new_markdown_cell
+from nbgrader import utils
+from nbgrader.api import Gradebook
+from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
+from traitlets import Bool, Dict, Integer, List, Unicode
+
+
+from autograder.nbgrader_glue.autograde import MARK_SCHEME_DELIMITERS, NOTE_MARKER, RUBRIC_MARKER, release_text, strip_ansi
+
+
+class FeedbackPreprocessor(NbGraderPreprocessor):
+    """A preprocessor of generate_feedback, which hands every one of them the exporter's
+    display_data_priority: declared with nbgrader's own default, as its GetGrades declares it, so
+    that the logs do not warn about an unknown setting."""
+
+    display_data_priority = List(["text/html", "application/pdf", "text/latex", "image/svg+xml", "image/png", "image/jpeg", "text/plain"]).tag(config=True)
+
+
+class DropGraderOnlyCells(FeedbackPreprocessor):
+    """generate_feedback: remove the rubric cells ShowRubrics put into the autograded copy."""
+
+    def preprocess(self, nb, resources):
+        nb.cells = [cell for cell in nb.cells if RUBRIC_MARKER not in cell.metadata]
+        return nb, resources
+
+
+# feedback: never show hidden tests
+
+
+class HideHiddenTests(FeedbackPreprocessor):
+    """Hide the hidden tests of test cells from the feedback, keep which check failed and why.
+
+    Each `### BEGIN HIDDEN TESTS` ... `### END HIDDEN TESTS` region becomes one comment line: the
+    region's first comment if it starts with one (the check's description), else "hidden tests".
+    Mark schemes (graders' rubrics) are removed from markdown cells too.
+    In the error outputs of such a cell, the traceback frames of the cell itself (which IPython
+    prints with the surrounding source lines) are replaced by a line that names the cell, so the
+    error's type and message, the hint, remain.
+    """
+
+    begin_test_delimiter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
+    end_test_delimiter = Unicode("END HIDDEN TESTS").tag(config=True)
+    def preprocess_cell(self, cell, resources, cell_index):
+        if cell.cell_type == "markdown" and MARK_SCHEME_DELIMITERS[0] in cell.source:
+            # a task cell put back by nbgrader comes from the gradebook with its rubric
+            cell.source = release_text(cell.source, *MARK_SCHEME_DELIMITERS)
+            return cell, resources
+        if cell.cell_type != "code" or not utils.is_grade(cell) or utils.is_solution(cell):
+            return cell, resources
+        if self.begin_test_delimiter not in cell.source:
+            return cell, resources
+        cell.source = self.hide_source(cell.source)
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                output.traceback = self.hide_traceback(output.get("traceback", []), cell.get("execution_count"), output)
+        return cell, resources
+
+    def hide_source(self, source: str) -> str:
+        lines, region = [], None
+        for line in source.split("\n"):
+            if self.begin_test_delimiter in line:
+                region = []
+            elif self.end_test_delimiter in line and region is not None:
+                lines.append(_region_summary(line, region))
+                region = None
+            elif region is not None:
+                region.append(line)
+            else:
+                lines.append(line)
+        if region is not None:  # no end delimiter: hide to the end of the cell
+            lines.append(_region_summary("", region))
+        return "\n".join(lines)
+
+    @staticmethod
+    def hide_traceback(traceback: list[str], execution_count, output) -> list[str]:
+        own_cell = re.compile(r"^\s*(Cell In ?\[(\d+)\]|Input In ?\[(\d+)\]|File <ipython-input-(\d+)-)")
+        kept = []
+        for frame in traceback:
+            match = own_cell.match(strip_ansi(frame))
+            if match is None:
+                kept.append(frame)
+                continue
+            number = next(int(group) for group in match.groups()[1:] if group is not None)
+            if execution_count is None or number == execution_count:
+                if not kept or kept[-1] != "(hidden test: source not shown)":
+                    kept.append("(hidden test: source not shown)")
+            else:
+                kept.append(frame)
+        last = f"\x1b[0;31m{output.get('ename', 'Error')}\x1b[0m: {output.get('evalue', '')}"
+        if not kept or strip_ansi(kept[-1]).strip() != strip_ansi(last).strip():
+            kept.append(last)
+        return kept
+
+
+def _region_summary(end_line: str, region: list[str]) -> str:
+    indent = re.match(r"\s*", end_line).group(0) if end_line else ""
+    first = next((line.strip() for line in region if line.strip()), "")
+    if first.startswith("#"):
+        return f"{indent}# hidden test: {first.lstrip('#').strip()}"
+    return f"{indent}# hidden tests (not shown)"
+
+
+# ---------------------------------------------------------------------------------------------
+# feedback a student can read offline, on any screen
+FEEDBACK_CSS = """
+/* The checker's hints are single long lines: wrap them instead of scrolling sideways. */
+div.output_area pre, div.output_subarea pre, div.output_text pre {
+    white-space: pre-wrap;
+    overflow-wrap: anywhere;
+}
+div.output_subarea { max-width: 100%; }
+/* The test cells' own messages sit in their source: wrap it too, rather than cut it at the edge. */
+div.input_area pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+math[display="block"] { margin: 0.5em 0; }
+"""
+# $$...$$ (display) or $...$ (inline), not preceded by a backslash; code is left alone (see below).
+MATH = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<![\\$])\$(?!\s)((?:[^$\n]|\n(?!\s*\n))+?)(?<![\s\\])\$(?!\d)", re.S)
+CODE = re.compile(r"(```.*?```|~~~.*?~~~|`[^`\n]*`)", re.S)
+
+
+def math_as_mathml(markdown: str) -> str:
+    """The markdown with each `$...$` and `$$...$$` formula replaced by MathML, which browsers draw
+    themselves: a feedback page then shows its formulas with no MathJax and no network. Formulas
+    inside code spans or fences stay as written; one latex2mathml cannot read stays as TeX."""
+    from latex2mathml.converter import convert
+
+    def replace(match: re.Match) -> str:
+        display, inline = match.group(1), match.group(2)
+        try:
+            mathml = convert(display if display is not None else inline, display="block" if display is not None else "inline")
+        except Exception:  # noqa: BLE001 - an unreadable formula is shown as its TeX
+            return match.group(0)
+        return mathml.replace("\n", "")
+
+    parts = CODE.split(markdown)  # odd indices are code
+    return "".join(part if index % 2 else MATH.sub(replace, part) for index, part in enumerate(parts))
+
+
+class OfflineFeedback(FeedbackPreprocessor):
+    """generate_feedback: a page that reads the same offline as online. Formulas in markdown cells
+    become MathML (the page loads no MathJax: see autograder/feedback_template), and long output
+    lines, the checker's hints among them, wrap."""
+
+    def preprocess(self, nb, resources):
+        for cell in nb.cells:
+            if cell.cell_type == "markdown" and "$" in cell.source:
+                cell.source = math_as_mathml(cell.source)
+            for output in cell.get("outputs", []):
+                # nbconvert warns, once per page, of each plot without a text alternative: nothing an
+                # instructor can act on. Say what the image is, for screen readers too.
+                for mime in ("image/png", "image/jpeg"):
+                    if mime in output.get("data", {}):
+                        output.setdefault("metadata", {}).setdefault(mime, {}).setdefault("alt", "Figure drawn by the code of the cell above")
+        resources.setdefault("inlining", {}).setdefault("css", []).append(FEEDBACK_CSS)
+        return nb, resources
