@@ -18,14 +18,14 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from autograder import cli
 from autograder.nbgrader_glue import config
-from autograder.term.collect import collect_submissions, read_notebook
 from autograder.nbgrader_glue.course import ROOT, Course, with_package_on_path
 from autograder.examples import build_examples
 from autograder.examples.build import Substitution, reference_submission, solution_text
 from autograder.examples.catalogue import ALTERNATIVES, MISTAKES
 from autograder.nbgrader_glue.autograde import CheckedExecute, RestoreCells, SandboxError, release_text
 from autograder.nbgrader_glue.feedback import HideHiddenTests
-from autograder.sandbox.bubblewrap import THREAD_VARIABLES, RunnerLimits, RunnerProcess, runner_environment, sandbox_status
+from autograder.protocol.limits import Limits
+from autograder.sandbox.bubblewrap import THREAD_VARIABLES, RunnerProcess, runner_environment, sandbox_status
 from autograder_fixtures.toy_course import ASSIGNMENT, source_notebook
 
 
@@ -58,9 +58,33 @@ def test_grade_arguments_reach_the_course_and_the_grading_function(tmp_path):
     args = cli.build_parser().parse_args(["grade", str(tmp_path), "--jobs", "3", "--cell-timeout", "7", "--memory-mb", "512", "--course-dir", str(tmp_path)])
     assert args.jobs == 3 and args.submissions == tmp_path and args.csv is None
     course = cli.course_from(args)
-    assert course.root == tmp_path.resolve() and course.limits.cell_timeout == 7 and course.limits.memory_limit_mb == 512
-    assert course.limits.notebook_timeout == config.NOTEBOOK_TIMEOUT and course.limits.sandbox
+    assert course.root == tmp_path.resolve() and course.limits == Limits(cell_timeout=7, memory_mb=512)
     assert not cli.course_from(cli.build_parser().parse_args(["grade", str(tmp_path), "--no-sandbox"])).limits.sandbox
+
+
+def test_one_limits_value_travels_whole_from_the_flags_to_the_checker_and_the_sandbox(tmp_path):
+    args = cli.build_parser().parse_args(["grade", str(tmp_path), "--scratch-mb", "64", "--cpus", "0.5", "--notebook-output-mb", "3", "--max-restarts", "1"])
+    limits = cli.course_from(args).limits
+    assert limits == Limits(scratch_mb=64, cpus=0.5, notebook_output_mb=3.0, max_restarts=1)
+    # as data to a worker (Dask, JSON) and back, whole
+    assert Limits.from_dict(json.loads(json.dumps(limits.to_dict()))) == limits
+    with pytest.raises(ValueError, match="unknown limits memory_limit_mb"):
+        Limits.from_dict({"memory_limit_mb": 512})
+    # into nbgrader's configuration and out of CheckedExecute's traits, whole
+    course = Course(root=tmp_path, limits=limits)
+    assert CheckedExecute(config=course.nbgrader_config()).limits() == limits
+    # every default is written once, in Limits: the flags, the traits and the course read it
+    defaults = cli.course_from(cli.build_parser().parse_args(["grade", str(tmp_path)])).limits
+    assert defaults == Limits() == CheckedExecute().limits() == Course().limits
+    names = [limit for limit in Limits.to_dict(Limits()) if limit != "sandbox"]
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["grade"].format_help()
+    assert all("--" + name.replace("_", "-") in help_text for name in names)
+    # the sandbox's command line takes its scratch size from the same value
+    if sandbox_status()[0]:
+        from autograder.sandbox.bubblewrap import bwrap_command
+
+        command = bwrap_command(limits)
+        assert command[command.index("/tmp") - 2 : command.index("/tmp")] == ["--size", str(64 * 2**20)]
 
 
 def test_defaults():
@@ -81,7 +105,7 @@ def test_plain_nbgrader_reads_the_course_configuration():
     assert CheckedExecute in cfg.Autograde.autograde_preprocessors and RestoreCells in cfg.Autograde.sanitize_preprocessors
     assert not any(p.__name__ == "Execute" for p in cfg.Autograde.autograde_preprocessors)  # nbgrader's own never runs test cells
     assert HideHiddenTests in cfg.GenerateFeedback.preprocessors
-    assert cfg.CheckedExecute.cell_timeout == config.CELL_TIMEOUT and cfg.CheckedExecute.notebook_timeout == config.NOTEBOOK_TIMEOUT
+    assert cfg.CheckedExecute.cell_timeout == Limits().cell_timeout and cfg.CheckedExecute.notebook_timeout == Limits().notebook_timeout
     assert cfg.CheckedExecute.sandbox is True and cfg.CheckedExecute.hidden is True and cfg.CheckedExecute.check_modules == {}
     assert cfg.CheckedExecute.secret_file == str(ROOT / "grading" / config.SECRET_NAME) and cfg.IgnorePattern.enabled
 
@@ -112,7 +136,7 @@ def test_a_cell_past_the_memory_limit_gets_a_memory_error_and_the_runner_cannot_
     from autograder.checker.core import Runner
 
     monkeypatch.setenv("GRADERS_OWN_SECRET", "not for students")
-    with Runner(RunnerLimits(memory_mb=MEMORY_MB), sandbox=sandbox) as runner:
+    with Runner(Limits(memory_mb=MEMORY_MB, sandbox=sandbox)) as runner:
         big = runner.run_cell("import numpy\nx = numpy.ones(10**9)  # 8 GB", timeout=60)
         assert big.error is not None and "MemoryError" in big.error[0], big
         lift = runner.run_cell("import resource\nresource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY,) * 2)", timeout=60)
@@ -130,7 +154,7 @@ def test_a_cell_past_the_memory_limit_gets_a_memory_error_and_the_runner_cannot_
 
 
 def test_a_memory_limit_of_zero_is_no_limit():
-    runner = RunnerProcess(RunnerLimits(memory_mb=0), sandbox=False)
+    runner = RunnerProcess(Limits(memory_mb=0, sandbox=False))
     try:
         limits = open(f"/proc/{runner.process.pid}/limits").read()
     finally:
@@ -155,81 +179,6 @@ def test_without_a_sandbox_grading_refuses_and_says_why_and_what_to_do(tmp_path,
     nb = nbformat.v4.new_notebook()
     with pytest.raises(SandboxError, match="no user namespaces"):
         CheckedExecute(sandbox=True).preprocess(nb, {"nbgrader": {"notebook": ASSIGNMENT, "student": "ada"}})
-
-
-# -- finding students --------------------------------------------------------------------------------
-@pytest.fixture
-def toy_source(tmp_path):
-    course = Course(root=tmp_path / "course")
-    path = course.source_notebook(ASSIGNMENT, ASSIGNMENT)
-    path.parent.mkdir(parents=True)
-    nbformat.write(source_notebook(), str(path))
-    return course
-
-
-def _notebook_text() -> str:
-    return nbformat.writes(source_notebook())
-
-
-def test_students_are_found_in_every_layout(toy_source, tmp_path):
-    subs = tmp_path / "subs"
-    (subs / "ada").mkdir(parents=True)
-    (subs / "ada" / "toy.ipynb").write_text(_notebook_text())
-    (subs / "bob" / "toy").mkdir(parents=True)  # nbgrader's submitted/<student>/<assignment>/
-    (subs / "bob" / "toy" / "toy.ipynb").write_text(_notebook_text())
-    (subs / "bob" / "toy" / "timestamp.txt").write_text("2030-01-01 10:00:00 UTC")
-    (subs / "bob" / "toy" / ".ipynb_checkpoints").mkdir()
-    (subs / "bob" / "toy" / ".ipynb_checkpoints" / "toy-checkpoint.ipynb").write_text("{")
-    with zipfile.ZipFile(subs / "cyd.zip", "w") as zf:  # an LMS archive
-        zf.writestr("Cyd Jones_123_assignsubmission_file_/renamed (2).ipynb", _notebook_text())
-        zf.writestr("__MACOSX/._renamed (2).ipynb", "junk")
-    (subs / "dee_4567_toy.ipynb").write_text(_notebook_text())  # a loose file
-    (subs / "eve").mkdir()
-    (subs / "eve" / "toy.ipynb").write_text('{"cells": [')  # cut short
-    (subs / "eve" / "notes.ipynb").write_text(json.dumps(nbformat.v4.new_notebook(), indent=1))  # not a course notebook
-    students = {s.student: s for s in collect_submissions(subs, course=toy_source, workdir=tmp_path / "work")}
-    assert sorted(students) == ["ada", "bob", "cyd", "dee", "eve"]
-    for name in ("ada", "bob", "cyd", "dee"):
-        assert list(students[name].notebooks) == [(ASSIGNMENT, ASSIGNMENT)] and students[name].notebooks[(ASSIGNMENT, ASSIGNMENT)].error is None, name
-    assert students["bob"].timestamps == {ASSIGNMENT: "2030-01-01 10:00:00 UTC"}
-    assert "not valid JSON" in students["eve"].notebooks[(ASSIGNMENT, ASSIGNMENT)].error
-    assert any("notes.ipynb" in p for p in students["eve"].problems)
-
-
-def test_a_student_pattern_picks_the_id_out_of_lms_names(toy_source, tmp_path):
-    subs = tmp_path / "subs"
-    subs.mkdir()
-    (subs / "jones_4567_890_toy.ipynb").write_text(_notebook_text())
-    with zipfile.ZipFile(subs / "Smith, Ann_9876_assignsubmission_file_.zip", "w") as zf:
-        zf.writestr("toy.ipynb", _notebook_text())
-    students = collect_submissions(subs, course=toy_source, student_pattern=r"_(?P<student>\d{4})_", workdir=tmp_path / "work")
-    assert [s.student for s in students] == ["4567", "9876"]
-
-
-def test_archives_that_escape_their_folder_are_refused(toy_source, tmp_path):
-    subs = tmp_path / "subs"
-    subs.mkdir()
-    with zipfile.ZipFile(subs / "mallory.zip", "w") as zf:
-        zf.writestr("../../outside.ipynb", _notebook_text())
-    [mallory] = collect_submissions(subs, course=toy_source, workdir=tmp_path / "work")
-    assert not mallory.notebooks and "outside the archive" in mallory.problems[0]
-    assert not (tmp_path / "outside.ipynb").exists()
-
-
-def test_of_two_copies_the_readable_one_with_the_right_name_is_graded(toy_source, tmp_path):
-    subs = tmp_path / "subs"
-    (subs / "fay").mkdir(parents=True)
-    (subs / "fay" / "toy.ipynb").write_text(_notebook_text())
-    (subs / "fay" / "toy-Copy1.ipynb").write_text(_notebook_text())
-    [fay] = collect_submissions(subs, course=toy_source, workdir=tmp_path / "work")
-    assert fay.notebooks[(ASSIGNMENT, ASSIGNMENT)].path.name == "toy.ipynb" and "second copy" in fay.problems[0]
-
-
-def test_schema_invalid_notebooks_are_reported(tmp_path):
-    path = tmp_path / "x.ipynb"
-    path.write_text(json.dumps({"cells": "nope", "nbformat": 4, "nbformat_minor": 5, "metadata": {}}))
-    _, error = read_notebook(path)
-    assert "not a valid Jupyter notebook" in error
 
 
 # -- hidden tests in feedback ------------------------------------------------------------------------

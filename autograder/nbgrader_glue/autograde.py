@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import fields
 
 from nbformat.notebooknode import NotebookNode, from_dict
-from nbformat.v4 import new_markdown_cell
+from nbformat.v4 import new_code_cell, new_markdown_cell
 from nbgrader import utils
 from nbgrader.api import Gradebook
-from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
-from traitlets import Bool, Dict, Integer, List, Unicode
+from nbgrader.preprocessors import ClearOutput, NbGraderPreprocessor, OverwriteCells
+from traitlets import Bool, Dict, Float, Integer, List, Unicode
+
+from autograder.protocol.limits import Limits
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 NOTE_MARKER = "grader_note"  # cell metadata key of the notes RestoreCells inserts
+DUPLICATE_MARKER = "grader_duplicate"  # set by RestoreCells on a second copy of a course cell, which it drops
 MARK_SCHEME_DELIMITERS = ("=== BEGIN MARK SCHEME ===", "=== END MARK SCHEME ===")  # graders' rubrics in the source
 
 
@@ -74,6 +78,8 @@ class RestoreCells(OverwriteCells):
                 if cell.name in grade_points or cell.name in task_points:
                     meta["points"] = grade_points.get(cell.name, task_points.get(cell.name))
                 canonical[cell.name] = meta
+            # the course's cells in the source's order, as the release has them (solutions cleared)
+            course_cells = [(cell.name, cell.cell_type, cell.source) for cell in source_nb.source_cells]
 
         self.notes: dict[str, list[str]] = defaultdict(list)
         seen = set()
@@ -87,6 +93,8 @@ class RestoreCells(OverwriteCells):
                 del metadata["nbgrader"]
                 if isinstance(grade_id, str) and grade_id in seen:
                     self.log.warning("Cell %s appears more than once; only the first copy is graded", grade_id)
+                    if canonical[grade_id]["locked"]:  # a second copy of a course cell is the course's, not the student's: dropped
+                        metadata[DUPLICATE_MARKER] = grade_id
                 continue
             seen.add(grade_id)
             wanted = canonical[grade_id]
@@ -100,6 +108,7 @@ class RestoreCells(OverwriteCells):
                 self.notes[grade_id].append("its grading metadata had been changed (" + ", ".join(changed) + "); the original was restored")
             metadata["nbgrader"] = from_dict(dict(wanted))
 
+        nb.cells = self._course_cells_in_place(nb.cells, course_cells, canonical)
         self.changed_attributes: dict[str, set[str]] = defaultdict(set)
         submitted_sources = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in nb.cells if "nbgrader" in cell.metadata}
         nb, resources = super().preprocess(nb, resources)
@@ -121,6 +130,52 @@ class RestoreCells(OverwriteCells):
         nb.cells = self._with_notes(nb.cells)
         return nb, resources
 
+    def _course_cells_in_place(self, cells: list, course_cells: list[tuple[str, str, str]], canonical: dict) -> list:
+        """Every course cell once, in the source notebook's order: a deleted one comes back from the
+        gradebook (as released), a moved one goes back to its place, a second copy of a read-only or
+        test cell is dropped. The student's own cells stay after the course cell they followed.
+
+        nbgrader's own `add_missing_cells` puts back only graded cells, after the previous graded
+        cell, and stops the whole notebook (KeyError) when the cell before a deleted one is a
+        read-only cell: a student who deleted a cell by accident got no grade at all."""
+        submitted: dict[str, NotebookNode] = {}
+        followers: dict[str | None, list] = defaultdict(list)  # the student's own cells after each course cell
+        last = None
+        for cell in cells:
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if grade_id in canonical:
+                last = grade_id
+                submitted[grade_id] = cell
+            elif DUPLICATE_MARKER in cell.get("metadata", {}):
+                self.notes[cell.metadata[DUPLICATE_MARKER]].append("it appeared more than once; the second copy was removed")
+            else:
+                followers[last].append(cell)
+        order = [name for name, _, _ in course_cells]
+        present = [grade_id for grade_id in order if grade_id in submitted]
+        handed_in = [grade_id for grade_id in submitted]  # dicts keep the submitted order
+        moved = {grade_id for grade_id in present if _neighbours(present, grade_id) != _neighbours(handed_in, grade_id)} if present != handed_in else set()
+        out = list(followers[None])
+        for name, cell_type, source in course_cells:
+            if name in submitted:
+                out.append(submitted[name])
+                if name in moved:
+                    self.notes[name].append("it had been moved; it was put back in its place")
+            else:
+                self.log.warning("Cell %s is missing; restored from the source notebook", name)
+                make = new_code_cell if cell_type == "code" else new_markdown_cell
+                restored = make(source, metadata={"nbgrader": dict(canonical[name])}, id=note_id(f"restored {name}"))
+                if not canonical[name]["solution"]:
+                    restored.metadata.update(editable=False, deletable=False)
+                out.append(restored)
+            out += followers.get(name, [])
+        return out
+
+    def add_missing_grade_cells(self, nb, resources):
+        return nb, resources  # done, for every course cell, by _course_cells_in_place
+
+    def add_missing_task_cells(self, nb, resources):
+        return nb, resources
+
     def report_change(self, name, attr, old, new):
         super().report_change(name, attr, old, new)
         self.changed_attributes[name].add(attr)
@@ -135,6 +190,11 @@ class RestoreCells(OverwriteCells):
                 out.append(new_markdown_cell(text, metadata={NOTE_MARKER: True}, id=note_id(text)))
             out.append(cell)
         return out
+
+
+def _neighbours(order: list[str], grade_id: str) -> tuple[str | None, str | None]:
+    index = order.index(grade_id)
+    return (order[index - 1] if index else None, order[index + 1] if index + 1 < len(order) else None)
 
 
 def release_text(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "END HIDDEN TESTS") -> str:
@@ -182,19 +242,23 @@ class CheckedExecute(NbGraderPreprocessor):
     notebook (and so of its feedback) says so.
     """
 
-    cell_timeout = Integer(300, help="Seconds one cell of the student's notebook may run").tag(config=True)
-    notebook_timeout = Integer(1200, help="Seconds all cells and checks of one notebook may take together").tag(config=True)
-    memory_limit_mb = Integer(4096, help="Address space of the student's runner in MiB (0: no limit)").tag(config=True)
-    max_restarts = Integer(3, help="Runner failures per notebook after which the remaining cells are not run").tag(config=True)
-    sandbox = Bool(True, help="Run student code in the bubblewrap sandbox (refuse to grade where it cannot start)").tag(config=True)
+    # One trait per limit, named, typed and defaulted as in Limits (its one home); `limits()` reads them back.
+    for _limit in fields(Limits):
+        locals()[_limit.name] = {"int": Integer, "float": Float, "bool": Bool}[_limit.type](getattr(Limits(), _limit.name), help=Limits.describe(_limit.name)).tag(config=True)
+    del _limit
     secret_file = Unicode("", help="File holding the course secret from which each student's hidden inputs are drawn").tag(config=True)
     check_modules = Dict(help="Extra notebook -> checks module entries (see autograder.checker.checks.registry)").tag(config=True)
     status_file = Unicode("", help="File where the current cell or check is written, for a progress display").tag(config=True)
     hidden = Bool(True, help="Run the checks' hidden parts (False for a student's `python -m autograder check`)").tag(config=True)
+    source_directory = Unicode("", help="the course's source folder, whose notebooks mark the cells not run while grading").tag(config=True)
+
+    def limits(self) -> Limits:
+        """This notebook's limits, from the traits (which nbgrader's configuration sets)."""
+        return Limits(**{limit.name: getattr(self, limit.name) for limit in fields(Limits)})
 
     def preprocess(self, nb, resources):
         from autograder.checker.notebook import run_and_check
-        from autograder.sandbox.bubblewrap import RunnerLimits, sandbox_status
+        from autograder.sandbox.bubblewrap import sandbox_status
 
         if self.sandbox:
             ok, reason = sandbox_status()
@@ -214,19 +278,53 @@ class CheckedExecute(NbGraderPreprocessor):
             notebook=notebook,
             student=student,
             secret=course_secret(self.secret_file),
-            limits=RunnerLimits(memory_mb=self.memory_limit_mb, cpu_seconds=max(60, 2 * self.notebook_timeout)),
-            sandbox=self.sandbox,
+            limits=self.limits(),
             hidden=self.hidden,
-            cell_timeout=self.cell_timeout,
-            notebook_timeout=self.notebook_timeout,
-            max_restarts=self.max_restarts,
             check_modules=dict(self.check_modules),
+            not_run=course_not_run_cells(self.source_directory, resources),
             progress=progress,
         )
         for failure in result.cell_failures:
             self.log.warning("%s, %s: %s", student, notebook, failure)
+        from autograder.sandbox.bubblewrap import cgroup_fallbacks
+
+        fallbacks = cgroup_fallbacks(self.limits())
+        if fallbacks:  # this machine cannot hold the sandbox's processes together to a total: say what stands in
+            self.log.warning("%s, %s: no cgroup for the per-student totals; %s", student, notebook, "; ".join(fallbacks))
         if not self.sandbox:
             nb.cells.insert(0, new_markdown_cell(NOT_SANDBOXED_NOTE, metadata={NOTE_MARKER: True}, id=note_id(NOT_SANDBOXED_NOTE)))
+        return nb, resources
+
+
+def course_not_run_cells(source_directory: str, resources: dict) -> dict[str, str]:
+    """cell id -> why it is not run while grading, from the course's source notebook (never from the
+    submission, whose tags a student can edit); {} without a source notebook: every cell runs."""
+    import os
+
+    import nbformat
+
+    from autograder.checker.notebook import not_run_cells
+
+    path = os.path.join(source_directory, resources["nbgrader"]["assignment"], f"{resources['nbgrader']['notebook']}.ipynb")
+    if not source_directory or not os.path.isfile(path):
+        return {}
+    return not_run_cells(nbformat.read(path, as_version=4))
+
+
+class ClearOutputExceptOwnRuns(ClearOutput):
+    """nbgrader's ClearOutput, except for the course cells not run while grading: their outputs
+    from the student's own run stay, for CheckedExecute to show as the student's (text and images
+    only, marked so; `autograder.checker.notebook.own_run_outputs`)."""
+
+    source_directory = Unicode("", help="the course's source folder (see CheckedExecute.source_directory)").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        from autograder.checker.notebook import skipped
+
+        not_run = course_not_run_cells(self.source_directory, resources)
+        for index, cell in enumerate(nb.cells):
+            if skipped(cell, not_run) is None:
+                nb.cells[index], resources = self.preprocess_cell(cell, resources, index)
         return nb, resources
 
 

@@ -16,6 +16,7 @@ grading can give it zero and say why.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -25,11 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from nbgrader.utils import parse_utc
 
 from autograder.nbgrader_glue.course import Course, identify_notebook
 
 SKIPPED_PARTS = {"__MACOSX", ".ipynb_checkpoints", "__pycache__"}
-MAX_UNZIPPED_BYTES = 200 * 2**20
+# What one student may hand in, whatever the layout (folder, zip, loose file), checked before any
+# file is parsed: a course notebook with its outputs (plots, an animation) is well under 20 MiB and
+# 100 cells; a notebook of 200,000 cells took 43 s and 430 MB to read.
+MAX_STUDENT_BYTES = 200 * 2**20
+MAX_NOTEBOOK_BYTES = 40 * 2**20
+MAX_CELLS = 2000
 
 
 @dataclass
@@ -54,20 +61,37 @@ class StudentSubmission:
 
 
 def safe_student_id(name: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9._@+-]+", "_", name).strip("._")
-    return cleaned or "student"
+    """A student id for the file system and the gradebook. A name that is not already one keeps a
+    short hash of itself, so that names which clean to the same text ("ann lee" and "ann_lee", two
+    names in Chinese characters) stay two students."""
+    cleaned = re.sub(r"[^A-Za-z0-9._@+-]+", "_", name).strip("._")[:64]
+    if cleaned == name:
+        return cleaned
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{cleaned or 'student'}-{digest}"
 
 
 def read_notebook(path: Path) -> tuple[dict | None, str | None]:
-    """(the notebook as JSON, None) if the file is a valid notebook, else (JSON or None, reason)."""
+    """(the notebook as JSON, None) if the file is a valid notebook, else (JSON or None, reason).
+    Its size is checked before it is read, its number of cells before it is validated."""
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        return None, f"the file could not be read ({error})"
+    if size > MAX_NOTEBOOK_BYTES:
+        return None, f"the file is {size / 2**20:.1f} MiB, over the {MAX_NOTEBOOK_BYTES // 2**20} MiB a notebook may be; clear its outputs (Edit > Clear Outputs of All Cells) and hand it in again"
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         return None, f"the file could not be read ({error})"
     try:
         parsed = json.loads(text)
-    except json.JSONDecodeError as error:
-        return None, f"the file is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); was it saved completely?"
+    except (json.JSONDecodeError, RecursionError) as error:
+        where = f" ({error.msg} at line {error.lineno}, column {error.colno})" if isinstance(error, json.JSONDecodeError) else " (nested too deeply)"
+        return None, f"the file is not valid JSON{where}; was it saved completely?"
+    cells = parsed.get("cells") if isinstance(parsed, dict) else None
+    if isinstance(cells, list) and len(cells) > MAX_CELLS:
+        return None, f"the notebook has {len(cells)} cells, over the {MAX_CELLS} a notebook may have; hand in the course's notebook with your answers"
     try:
         nb = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
@@ -91,16 +115,19 @@ def collect_submissions(submissions: Path, *, course: Course, student_pattern: s
     known = course.grade_ids()
     students: dict[str, StudentSubmission] = {}
 
-    def student_id(name: str, loose: bool = False) -> str:
+    def submitter(name: str, loose: bool = False) -> str:
+        """The submitter's name as the file or folder gives it."""
         if pattern is not None:
             match = pattern.search(name)
             if match and match.groupdict().get("student"):
-                return safe_student_id(match.group("student"))
-        if loose:
-            name = name.split("_", 1)[0]
-        return safe_student_id(name)
+                return match.group("student")
+        return name.split("_", 1)[0] if loose else name
 
-    def add(student: str, path: Path) -> None:
+    def student_id(name: str, loose: bool = False) -> str:
+        return safe_student_id(submitter(name, loose))
+
+    def add(student: str, path: Path, record: Path | None = None) -> None:
+        """`record`: nbgrader's own timestamp.txt of this submission, if the layout has one."""
         entry = students.setdefault(student, StudentSubmission(student))
         parsed, error = read_notebook(path)
         key = identify_notebook(path, parsed, known)
@@ -115,9 +142,24 @@ def collect_submissions(submissions: Path, *, course: Course, student_pattern: s
             entry.notebooks[key] = kept
         else:
             entry.notebooks[key] = candidate
-        timestamp = path.parent / "timestamp.txt"
-        if timestamp.is_file():
-            entry.timestamps[key[0]] = timestamp.read_text().strip()
+        if record is not None and record.is_file():
+            text = record.read_text(errors="replace").strip()[:100]
+            try:
+                parse_utc(text)
+            except Exception:  # nbgrader's parser raises several kinds
+                entry.problems.append(f"{record.parent.name}/timestamp.txt: {text!r} is not a date; graded as handed in on time")
+            else:
+                entry.timestamps[key[0]] = text
+
+    owners: dict[str, str] = {}  # student id -> the submitter name it came from
+
+    def claim(student: str, name: str, item: Path) -> bool:
+        """Two different submitter names never become one student: the second is refused, by name."""
+        owner = owners.setdefault(student, name)
+        if owner != name:
+            students[student].problems.append(f"{item.name}: refused: its name {name!r} gives the student id {student!r}, which {owner!r} already has; rename one of them")
+            return False
+        return True
 
     for item in sorted(submissions.iterdir()):
         if item.name.startswith(".") or item.name in SKIPPED_PARTS:
@@ -125,11 +167,21 @@ def collect_submissions(submissions: Path, *, course: Course, student_pattern: s
         if item.is_dir():
             student = student_id(item.name)
             students.setdefault(student, StudentSubmission(student))
-            for path in _notebooks_under(item):
-                add(student, path)
+            if not claim(student, submitter(item.name), item):
+                continue
+            paths = _notebooks_under(item)
+            if _too_big(paths, students[student], item):
+                continue
+            for path in paths:
+                # nbgrader's own record of the hand-in time, submitted/<student>/<assignment>/timestamp.txt,
+                # is trusted only where nbgrader writes it, never from inside a student's archive
+                record = path.parent / "timestamp.txt" if path.parent.parent == item else None
+                add(student, path, record)
         elif item.suffix.lower() == ".zip":
             student = student_id(item.stem)
             students.setdefault(student, StudentSubmission(student))
+            if not claim(student, submitter(item.stem), item):
+                continue
             target = workdir / "unzipped" / student
             try:
                 _extract(item, target)
@@ -139,8 +191,20 @@ def collect_submissions(submissions: Path, *, course: Course, student_pattern: s
             for path in _notebooks_under(target):
                 add(student, path)
         elif item.suffix.lower() == ".ipynb":
-            add(student_id(item.stem, loose=True), item)
+            student = student_id(item.stem, loose=True)
+            students.setdefault(student, StudentSubmission(student))
+            if claim(student, submitter(item.stem, loose=True), item) and not _too_big([item], students[student], item):
+                add(student, item)
     return [students[s] for s in sorted(students)]
+
+
+def _too_big(paths: list[Path], entry: StudentSubmission, item: Path) -> bool:
+    """The same total cap for a folder or loose file as for an archive, checked before parsing."""
+    total = sum(path.stat().st_size for path in paths)
+    if total > MAX_STUDENT_BYTES:
+        entry.problems.append(f"{item.name}: refused: {total / 2**20:.0f} MiB of notebooks, over the {MAX_STUDENT_BYTES // 2**20} MiB a student may hand in")
+        return True
+    return False
 
 
 def _notebooks_under(folder: Path) -> list[Path]:
@@ -166,7 +230,7 @@ def _extract(archive: Path, target: Path) -> None:
     target.mkdir(parents=True)
     with zipfile.ZipFile(archive) as zf:
         total = sum(info.file_size for info in zf.infolist())
-        if total > MAX_UNZIPPED_BYTES:
+        if total > MAX_STUDENT_BYTES:
             raise ValueError(f"it would unpack to {total / 2**20:.0f} MiB")
         root = target.resolve()
         for info in zf.infolist():

@@ -60,6 +60,25 @@ def number_text(value: float) -> str:
     return f"{value:g}"
 
 
+def submission_points(score: float, late_penalty: float | None) -> float:
+    """The points of a submitted notebook or assignment, computed here and nowhere else: nbgrader's
+    score (manual scores where a grader gave one, else the automatic ones, plus extra credit) less
+    its late penalty, never below 0, as `nbgrader export` computes them."""
+    return max(0.0, float(score) - float(late_penalty or 0))
+
+
+# A spreadsheet runs a cell that begins with one of these as a formula (CSV injection): a student id,
+# a roster name or a status could be "=HYPERLINK(...)". Such a cell gets a leading apostrophe,
+# which Excel, LibreOffice and Google Sheets show as text and drop from the value.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """`text` as a CSV cell a spreadsheet shows and never evaluates."""
+    text = str(text)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 @dataclass
 class GradeRow:
     """One student's line of grades.csv."""
@@ -94,9 +113,9 @@ class GradeRow:
         return "; ".join(f"{assignment}: {CSV_STATUS.get(status, status)}" for assignment, status in self.statuses.items() if status != "graded")
 
     def csv_row(self) -> list[str]:
-        cells = [self.student] + ["" if value is None else number_text(value) for value in self.points.values()]
+        cells = [spreadsheet_text(self.student)] + ["" if value is None else number_text(value) for value in self.points.values()]
         total = self.total
-        return cells + ["" if total is None else number_text(total), number_text(self.max_total), "pending" if self.hand_grading_pending else "done", self.status]
+        return cells + ["" if total is None else number_text(total), number_text(self.max_total), "pending" if self.hand_grading_pending else "done", spreadsheet_text(self.status)]
 
 
 # -- what grading runs found, beside the gradebook ---------------------------------------------------
@@ -147,18 +166,22 @@ def record_statuses(grading_directory: Path | str, db_url, run: dict[str, dict[s
 # -- the one table: gradebook + recorded statuses ----------------------------------------------------
 def grade_rows(gradebook, statuses: dict[str, dict[str, str]], *, students: list[str] = (), assignments: list[str] = ()) -> list[GradeRow]:
     """Every student of the gradebook (and of `statuses`, for one whose grading failed before it
-    reached the gradebook) with their points on every assignment, from an open nbgrader Gradebook.
+    reached the gradebook) with their points (`submission_points`) on every assignment that anyone
+    handed in, from an open nbgrader Gradebook.
 
-    Points are nbgrader's: the submission's score (manual scores where a grader gave one, else the
-    automatic ones, plus extra credit) less its late penalty, never below 0, as `nbgrader export`
-    computes them. An assignment not handed in scores 0; one whose last grading failed has no points.
-    `students` and `assignments` restrict the table to these (nbgrader export's --student and
-    --assignment)."""
-    known = sorted(gradebook.assignments, key=lambda a: a.name)
-    if assignments:
-        known = [a for a in known if a.name in set(assignments)]
-    max_points = {a.name: float(a.max_score) for a in known}
+    The gradebook knows every assignment of the source folder, released or not; an assignment
+    nobody has handed in yet is left out (as in the LMS files), so that a course that releases one
+    week at a time counts only what it released: a later week's column appears with its first
+    submission. An assignment not handed in by this student scores 0; one whose last grading
+    failed has no points. `students` and `assignments` restrict the table to these (nbgrader
+    export's --student and --assignment); assignments named there are kept even with no submission."""
     submitted = {student.id: {s.assignment.name: s for s in student.submissions} for student in gradebook.students}
+    handed_in = {name for by_assignment in submitted.values() for name in by_assignment}
+    handed_in |= {name for by_assignment in statuses.values() for name in by_assignment}
+    known = sorted((a for a in gradebook.assignments if a.name in handed_in), key=lambda a: a.name)
+    if assignments:
+        known = sorted((a for a in gradebook.assignments if a.name in set(assignments)), key=lambda a: a.name)
+    max_points = {a.name: float(a.max_score) for a in known}
     rows = []
     for student in sorted(set(submitted) | set(statuses)):
         if students and student not in set(students):
@@ -175,7 +198,7 @@ def grade_rows(gradebook, statuses: dict[str, dict[str, str]], *, students: list
             elif submission is None:
                 row.points[assignment] = 0.0
             else:
-                row.points[assignment] = max(0.0, float(submission.score) - float(submission.late_submission_penalty or 0))
+                row.points[assignment] = submission_points(submission.score, submission.late_submission_penalty)
                 row.hand_grading_pending |= bool(submission.needs_manual_grade)
         rows.append(row)
     return rows
@@ -332,7 +355,7 @@ def write_canvas_csv(path: Path | str, grades: LmsGrades) -> Path:
         writer.writerow([*CANVAS_COLUMNS, *grades.assignments])
         writer.writerow(["Points Possible", "", "", "", "", *(number_text(grades.max_points[a]) for a in grades.assignments)])
         for student, points in grades.rows:
-            writer.writerow([student.name, student.lms_id, "", student.email, "", *(_cell(points[a]) for a in grades.assignments)])
+            writer.writerow([*map(spreadsheet_text, (student.name, student.lms_id, "", student.email, "")), *(_cell(points[a]) for a in grades.assignments)])
     return Path(path)
 
 
@@ -344,7 +367,7 @@ def write_moodle_csv(path: Path | str, grades: LmsGrades) -> Path:
         writer = csv.writer(handle)
         writer.writerow([*MOODLE_COLUMNS, *grades.assignments])
         for student, points in grades.rows:
-            writer.writerow([student.name, student.lms_id, student.email, *(_cell(points[a]) for a in grades.assignments)])
+            writer.writerow([*map(spreadsheet_text, (student.name, student.lms_id, student.email)), *(_cell(points[a]) for a in grades.assignments)])
     return Path(path)
 
 

@@ -432,13 +432,14 @@ def merge_gradebook(course: Course, student: str, recorded: dict, attempts: int 
 
 
 def gradebook_scores(course: Course, also: list[str] = ()) -> dict[str, list[NotebookScore]]:
-    """Every student's score on every notebook of the course, from the gradebook; students in
-    `also` that the gradebook does not know get a row per notebook marked "missing"."""
+    """Every student's score on every notebook that anyone handed in (as grades.csv counts them:
+    an assignment not yet released is no column), from the gradebook; students in `also` that the
+    gradebook does not know get a row per notebook marked "missing"."""
     from nbgrader.api import Gradebook, MissingEntry
 
     scores: dict[str, list[NotebookScore]] = {}
     with Gradebook(course.db_url, config.COURSE_ID) as gb:
-        assignments = sorted(gb.assignments, key=lambda a: a.name)
+        assignments = sorted((a for a in gb.assignments if a.submissions), key=lambda a: a.name)
         students = sorted({s.id for s in gb.students} | set(also))
         for student_id in students:
             rows = []
@@ -455,7 +456,7 @@ def gradebook_scores(course: Course, also: list[str] = ()) -> dict[str, list[Not
                         NotebookScore(
                             assignment.name,
                             notebook.name,
-                            float(submitted.score - (submitted.late_submission_penalty or 0)),
+                            export.submission_points(submitted.score, submitted.late_submission_penalty),
                             float(submitted.max_score),
                             float(auto),
                             float(auto_max),
@@ -493,15 +494,23 @@ def format_table(run: GradingRun, expected: dict[str, float] | None = None, mism
         row.append(f"{export.number_text(report.auto_total)}/{export.number_text(auto_max)}")
         if expected is not None:
             want = expected.get(report.student)
-            wrong = report.student in mismatched if mismatched is not None else want is not None and abs(want - report.auto_total) > 1e-9
-            row += ["?" if want is None else export.number_text(want), "" if want is None else ("MISMATCH" if wrong else "ok")]
+            differs = want is not None and abs(want - report.auto_total) > 1e-9
+            wrong = report.student in mismatched if mismatched is not None else differs
+            verdict = "MISMATCH" if wrong else ("fewer, allowed" if differs else "ok")  # "ok" only when the points match
+            row += ["?" if want is None else export.number_text(want), "" if want is None else verdict]
         rows.append(row)
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(r, widths)).rstrip() for r in [header] + rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     notes = [f"{r.student}: {p}" for r in run.students for p in r.problems]
     written = sum(s.max_points - s.auto_max_points for s in (run.students[0].scores if run.students else []))
-    footer = [f"'-': not handed in. Written answers ({export.number_text(written)} points per student) await manual grading."] if written else []
+    waiting = sum(any(s.needs_manual_grade for s in r.scores) for r in run.students)
+    footer = []
+    if written:
+        footer.append(
+            f"'-': not handed in. Written answers: {export.number_text(written)} points per student, graded by hand in formgrader; "
+            + (f"{waiting} of {len(run.students)} students have answers still to grade." if waiting else "all graded.")
+        )
     if any(s.status == "graded without sandbox" for r in run.students for s in r.scores):
         footer.append("NOT SANDBOXED: this run used --no-sandbox; the checker decided the points, but student code could read the grader's files.")
     return "\n".join(lines + [""] + footer + notes)
