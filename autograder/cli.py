@@ -155,20 +155,30 @@ def _sandbox(parser: argparse.ArgumentParser) -> None:
 
 
 def _limits(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cell-timeout", type=int, default=config.CELL_TIMEOUT, metavar="S", help=f"seconds one cell may run (default: {config.CELL_TIMEOUT})")
-    parser.add_argument("--notebook-timeout", type=int, default=config.NOTEBOOK_TIMEOUT, metavar="S", help=f"seconds a whole notebook may run (default: {config.NOTEBOOK_TIMEOUT})")
-    parser.add_argument("--memory-mb", type=int, default=config.MEMORY_LIMIT_MB, metavar="MB", help=f"memory a grading kernel may use, 0 for no limit (default: {config.MEMORY_LIMIT_MB})")
+    """One flag per limit of `Limits` (its name with dashes), its default and help from there."""
+    from dataclasses import fields
+
+    from autograder.protocol.limits import Limits
+
+    for limit in fields(Limits):
+        if limit.type == "bool":
+            continue  # --no-sandbox, see _sandbox
+        default = getattr(Limits(), limit.name)
+        metavar = "S" if limit.name.endswith("timeout") else "MB" if limit.name.endswith("_mb") else "N"
+        parser.add_argument(
+            "--" + limit.name.replace("_", "-"), type={"int": int, "float": float}[limit.type], default=default, metavar=metavar,
+            help=f"{Limits.describe(limit.name).split(';')[0].split(':')[0]} (default: {default})",
+        )
 
 
 def course_from(args: argparse.Namespace):
-    from autograder.nbgrader_glue.course import ROOT, Course, GradingLimits
+    from dataclasses import fields
 
-    limits = GradingLimits(
-        cell_timeout=getattr(args, "cell_timeout", config.CELL_TIMEOUT),
-        notebook_timeout=getattr(args, "notebook_timeout", config.NOTEBOOK_TIMEOUT),
-        memory_limit_mb=getattr(args, "memory_mb", config.MEMORY_LIMIT_MB),
-        sandbox=not getattr(args, "no_sandbox", False),
-    )
+    from autograder.nbgrader_glue.course import ROOT, Course
+    from autograder.protocol.limits import Limits
+
+    given = {limit.name: getattr(args, limit.name) for limit in fields(Limits) if hasattr(args, limit.name)}
+    limits = Limits(**given, sandbox=not getattr(args, "no_sandbox", False))
     check_modules = []
     for pair in getattr(args, "check_module", []):
         notebook, sep, module = pair.partition("=")
@@ -184,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "release":
         from autograder.nbgrader_glue.course import release
 
+        which = ", ".join(args.assignment or course.assignments)
+        print(f"releasing {which} with nbgrader generate_assignment (about 10 s each)...", flush=True)
         for path in release(course=course, assignments=args.assignment):
             print(f"released {path.relative_to(course.root)}")
         return 0
@@ -192,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         from autograder.term.check import check
 
+        print(f"checking {args.notebook}: its cells run in the sandbox, then the visible checks (a minute or so)...", flush=True)
         return check(args.notebook, course=course).exit_code
     if args.command == "grade":
         from autograder.term.grading import format_table, grade
@@ -220,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         pages = feedback(course=course, students=args.student, everyone=args.all)
         for page in pages:
             print(f"{page.student} {page.assignment}: " + ("written" if page.written else f"FAILED: {page.error}"))
-        print(f"{sum(p.written for p in pages)} feedback pages written in {course.feedback}" if pages else "No feedback to write: nobody has been graded by hand yet.")
+        written = sum(p.written for p in pages)
+        print(f"{written} feedback page{'s' * (written != 1)} written in {course.feedback}" if pages else "No feedback to write: nobody has been graded by hand yet.")
         return 0 if all(p.written for p in pages) else 1
     if args.command == "export":
         from autograder.term.export import ExportError, export

@@ -80,7 +80,14 @@ def test_the_zip_holds_the_notebooks_helpers_data_and_requirements_and_nothing_o
     assert data and data <= set(names)  # every dataset and manifest, a second dataset included
     with zipfile.ZipFile(bundle.path) as archive:
         top = TOP_FOLDER
-        assert archive.read(f"{top}/requirements.txt") == (ROOT / "requirements-student.txt").read_bytes()
+        requirements = archive.read(f"{top}/requirements.txt").decode().splitlines()
+        pins = [line for line in (ROOT / "requirements-student.txt").read_text().splitlines() if line.strip() and not line.startswith("#")]
+        # the course's pins, the bundle's JupyterLab settings, and one comment for the student, no instructor's notes
+        assert requirements[1:] == pins + ["./jupyter_settings"] and requirements[0].startswith("# What the notebooks need")
+        settings = json.loads(archive.read(f"{top}/jupyter_settings/page_config.json"))
+        hidden = json.loads(archive.read(f"{top}/jupyter_settings/mbrl_course_student.json"))["ContentsManager"]["hide_globs"]
+    assert settings["disabledExtensions"]["@jupyterlab/apputils-extension:announcements"] and "*.egg-info" in hidden
+    with zipfile.ZipFile(bundle.path) as archive:
         pyproject = archive.read(f"{top}/pyproject.toml").decode()
         manifest = json.loads(archive.read(f"{top}/{MANIFEST_NAME}"))
     assert 'include = ["mbrl_helpers*"]' in pyproject and "mbrl_reference" not in pyproject and "autograder" not in pyproject

@@ -228,6 +228,18 @@ def _differs(got, wanted) -> bool:
 # execute: the student's code in the sandbox, the graded cells' outcomes from the checker
 
 
+STATUS_SEPARATOR = "\t"
+
+
+def write_status(path: str, notebook: str, step: str) -> None:
+    """For the progress display of `grade` (autograder.term.progress): `notebook` is at `step`
+    ("cell 3/40", "check test-x") since now."""
+    import time
+
+    with open(path, "w") as handle:
+        handle.write(f"{notebook}: {step}{STATUS_SEPARATOR}{time.time():.1f}\n")
+
+
 class SandboxError(RuntimeError):
     """Grading was asked to use the sandbox, and the sandbox cannot start here."""
 
@@ -270,8 +282,7 @@ class CheckedExecute(NbGraderPreprocessor):
 
         def progress(text: str) -> None:
             if status:
-                with open(status, "w") as handle:
-                    handle.write(f"{notebook}: {text}\n")
+                write_status(status, notebook, text)
 
         result = run_and_check(
             nb,

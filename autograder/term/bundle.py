@@ -79,6 +79,49 @@ Assignments: {assignments}
 """
 
 
+# The student's JupyterLab settings, a package of their own (an editable install does not install
+# data files), listed in the bundle's requirements.txt: no "Jupyter news?" prompt (it needs the
+# internet) and no nbgrader exchange panels (the course does not use the exchange), and the
+# install's own files (mbrl_course_student.egg-info/, .venv/) hidden from the file browser.
+STUDENT_JUPYTER = "jupyter_settings"
+STUDENT_JUPYTER_FILES = {
+    "pyproject.toml": """\
+[build-system]
+requires = ["setuptools>=64"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "mbrl-course-student-jupyter-settings"
+version = "0.1.0"
+requires-python = ">=3.10"
+
+[tool.setuptools]
+packages = []
+
+[tool.setuptools.data-files]
+"etc/jupyter/labconfig" = ["page_config.json"]
+"etc/jupyter/jupyter_server_config.d" = ["mbrl_course_student.json"]
+""",
+    "page_config.json": json.dumps(
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True, "@jupyter/nbgrader:assignment-list": True, "@jupyter/nbgrader:course-list": True}},
+        indent=1,
+    )
+    + "\n",
+    "mbrl_course_student.json": json.dumps(
+        {"ContentsManager": {"hide_globs": ["__pycache__", "*.pyc", "*.pyo", ".DS_Store", "*.so", "*.dylib", "*~", "*.egg-info", ".venv"]}}, indent=1
+    )
+    + "\n",
+}
+
+
+def student_requirements(text: str) -> str:
+    """The course's requirements-student.txt as a student reads it: its pins, without the notes
+    written for instructors, and the bundle's JupyterLab settings."""
+    pins = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    header = ["# What the notebooks need. Install: python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"]
+    return "\n".join(header + pins + [f"./{STUDENT_JUPYTER}"]) + "\n"
+
+
 class BundleError(RuntimeError):
     """The bundle cannot be built: a missing assignment or file, or an answer in a bundled file."""
 
@@ -150,7 +193,8 @@ def generated_files(course: Course, assignments: list[str], copied: list[str]) -
     if not requirements.is_file():
         raise BundleError(f"{requirements} is missing: the student bundle's requirements.txt is copied from it")
     generated = {
-        "requirements.txt": requirements.read_bytes(),
+        "requirements.txt": student_requirements(requirements.read_text()).encode(),
+        **{f"{STUDENT_JUPYTER}/{name}": text.encode() for name, text in STUDENT_JUPYTER_FILES.items()},
         "pyproject.toml": STUDENT_PYPROJECT.encode(),
         "README.md": STUDENT_README.format(assignments=", ".join(assignments)).encode(),
     }

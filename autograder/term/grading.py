@@ -37,6 +37,7 @@ from pathlib import Path
 
 from autograder.nbgrader_glue import config
 from autograder.term import engine, export
+from autograder.term.progress import Progress
 from autograder.term.collect import StudentSubmission, collect_submissions
 from autograder.nbgrader_glue.course import Course, ensure_gradebook
 from autograder.nbgrader_glue.config import quiet_gradebook_warnings
@@ -130,16 +131,15 @@ def grade(
         (course.grading / "logs").mkdir(parents=True, exist_ok=True)
         status_dir = scratch / "status"
         status_dir.mkdir()
-        bar = _progress_bar(len(students), progress)
-        watch = ProgressWatch(bar, status_dir)
+        shown = Progress({s.student: len(s.notebooks) for s in students}, status_dir, jobs=jobs, enabled=progress)
         try:
             with contextlib.ExitStack() as stack:
                 if client is None:
                     client = stack.enter_context(engine.open_engine(scheduler=scheduler, jobs=jobs))
-                reports = grade_on(client, students, course=course, template=template, secret=secret, status_dir=status_dir, done=lambda: bar.update(1))
+                shown.jobs = max(1, sum(client.nthreads().values()))
+                reports = grade_on(client, students, course=course, template=template, secret=secret, status_dir=status_dir, done=lambda r: shown.finished(r.student, len(r.statuses), r.seconds))
         finally:
-            watch.stop()
-            bar.close()
+            shown.stop()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     csv_path = Path(csv_path) if csv_path is not None else course.grading / export.GRADES_NAME
@@ -232,7 +232,7 @@ def student_task(submission: StudentSubmission, *, course: Course, secret: str, 
     }
 
 
-def grade_on(client, students: list[StudentSubmission], *, course: Course, template: bytes, secret: str, status_dir: Path, done=lambda: None) -> list[StudentReport]:
+def grade_on(client, students: list[StudentSubmission], *, course: Course, template: bytes, secret: str, status_dir: Path, done=lambda report: None) -> list[StudentReport]:
     """Send the students to the engine, and merge each outcome into the course as it comes back.
 
     Students with the most notebooks go first, so that no long grading is left to run alone at the
@@ -250,7 +250,7 @@ def grade_on(client, students: list[StudentSubmission], *, course: Course, templ
         report = new_report(submission)
         report.problems.append("no notebook of this course was found")
         reports.append(report)
-        done()
+        done(report)
     waiting = iter([s for s in queue if s.notebooks])
     in_flight, running = {}, as_completed()
 
@@ -285,7 +285,7 @@ def grade_on(client, students: list[StudentSubmission], *, course: Course, templ
                 report = failed_report(submission, course, f"its grades could not be saved: {type(error).__name__}: {error}")
             report.merge_seconds = time.perf_counter() - merge_started
         reports.append(report)
-        done()
+        done(report)
     return reports
 
 
@@ -515,40 +515,3 @@ def format_table(run: GradingRun, expected: dict[str, float] | None = None, mism
         footer.append("NOT SANDBOXED: this run used --no-sandbox; the checker decided the points, but student code could read the grader's files.")
     return "\n".join(lines + [""] + footer + notes)
 
-
-class ProgressWatch:
-    """Keeps the progress bar's text on who is being graded, where, and for how long:
-    "ada 01_deterministic_cem: check test-cem-return 42 s". A student's grading process writes
-    where it is to a file of the status folder named after the student (on this machine's workers;
-    a remote worker's students show in the count only)."""
-
-    def __init__(self, bar, status_dir: Path, every: float = 1.0):
-        self.bar, self.status_dir, self.first_seen = bar, Path(status_dir), {}
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(every,), daemon=True)
-        if not getattr(bar, "disable", True):
-            self.thread.start()
-
-    def text(self) -> str:
-        parts, now = [], time.monotonic()
-        for path in sorted(self.status_dir.iterdir()) if self.status_dir.is_dir() else []:
-            try:
-                where = path.read_text().strip()
-            except OSError:  # the student was done meanwhile
-                continue
-            since = self.first_seen.setdefault(path.name, now)
-            parts.append(f"{path.name} {where or 'starting'} {now - since:.0f} s")
-        return "; ".join(parts)
-
-    def _run(self, every: float) -> None:
-        while not self.done.wait(every):
-            self.bar.set_postfix_str(self.text(), refresh=True)
-
-    def stop(self) -> None:
-        self.done.set()
-
-
-def _progress_bar(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="grading", unit="student", disable=not enabled)
