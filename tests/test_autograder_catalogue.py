@@ -233,6 +233,30 @@ def test_a_cheat_scores_no_more_than_its_twin(graded, cheat):
         assert score.auto_points == twin_points
 
 
+@pytest.mark.parametrize("cheat", [c for c in CHEATS if c.family == "replay from feedback"], ids=cheat_student)
+def test_no_graded_cell_shows_what_student_code_raised_or_returned_on_the_grader_inputs(graded, cheat):
+    """The replay cheats raise errors whose message and class name carry every number they were
+    given, and return objects whose class name carries them: no graded cell's output shows any of
+    it (a resubmission could replay it), only the error's type and where it was raised."""
+    cells = autograded_cells(graded.course, cheat_student(cheat), cheat.notebook)
+    shown = "\n".join(_text(output) for cell in cells.values() for output in cell.get("outputs", []))
+    assert cells and "REPLAY" not in shown, shown[:2000]  # the cheats mark what they carry REPLAY-LEAK, REPLAY_LEAK_
+
+
+@pytest.mark.parametrize("cheat", [c for c in CHEATS if c.family == "decoder attacks"], ids=cheat_student)
+def test_a_forged_message_fails_only_the_check_that_received_it(graded, cheat):
+    """Oversize, deep or malformed answers written to the channel: the notebook is graded, the
+    checks that got them fail saying the answer was invalid, every other check is the twin's."""
+    student = cheat_student(cheat)
+    assert graded.run.student(student).score(cheat.notebook).status == "graded"
+    twin = next(m for m in MISTAKES if (m.notebook, m.name) == (cheat.notebook, cheat.twin))
+    forged = {"test-det-loss", "test-det-predict-shape"}
+    assert lost_cells(graded.course, student, cheat.notebook) == set(twin.checks) | forged
+    cells = autograded_cells(graded.course, student, cheat.notebook)
+    for grade_id in forged:
+        assert "sent an invalid answer" in "\n".join(_outputs(cells[grade_id])), grade_id
+
+
 def test_no_cheat_got_through_the_sandbox(graded):
     """What the cheats tried and the grader must stop (reading answers, writing the course) printed
     CHEAT-BLOCKED in their notebooks, never CHEAT-WORKED (at the start of a line: a cheat that
@@ -358,6 +382,26 @@ def test_the_table_lists_every_student(graded):
         assert report.student in graded.table
     assert "MISMATCH" not in graded.table
     assert f"{len(CHEATS)} cheats graded between the victims: none scored more than its twin." in graded.table
+
+
+def test_the_intake_keeps_alike_names_apart_and_never_records_a_forged_time(graded):
+    """Intake cases: a blank notebook handed in as "01-intake-name alike" beside a victim
+    "01-intake-name_alike" (the same id once cleaned, before), and a zip carrying its own
+    timestamp.txt."""
+    from autograder.examples import FORGED_TIME, INTAKE_NAME
+    from autograder.term.collect import safe_student_id
+
+    alike = safe_student_id("01-intake-name alike")
+    assert alike != INTAKE_NAME
+    assert graded.csv[(INTAKE_NAME, NB1)]["points"] == graded.csv[("reference", NB1)]["points"]  # the victim keeps every point
+    assert float(graded.csv[(alike, NB1)]["points"]) == 0.0  # its blank twin is graded apart, for nothing
+    from nbgrader.api import Gradebook
+
+    from autograder.nbgrader_glue.config import COURSE_ID
+
+    with Gradebook(graded.course.db_url, COURSE_ID) as gb:
+        forged = gb.find_submission(NB1, "01-intake-forged-time")
+        assert forged.timestamp is None or not str(forged.timestamp).startswith(FORGED_TIME[:10])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,10 @@
 - `zz-victim-after`: the reference's notebook 1 again, graded last (students are graded in the
   order of their names, after those with more notebooks), so that a cheat that poisoned what comes
   after it shows there.
+- the intake cases (`INTAKE`), which attack the collection of submissions rather than the checks:
+  a zip that carries its own `timestamp.txt` (a forged hand-in time), and two submitter names that
+  clean to the same id, a blank notebook beside a victim with the reference answers (before, one of
+  the two was dropped as "a second copy").
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ VICTIM_AFTER = "zz-victim-after"
 @dataclass
 class Example:
     student: str
+    """the id the grader gives the student (see autograder.term.collect.safe_student_id)"""
     kind: str
     """reference, blank, mistake, alternative, cheat or victim"""
     notebooks: dict[tuple[str, str], NotebookNode] = field(repr=False)
@@ -43,12 +48,40 @@ class Example:
     hint: tuple[str, str, str] | None = None
     """(notebook, cell, text the cell's feedback must contain)"""
     source: Mistake | Alternative | Cheat | None = None
+    handed_in_as: str = ""
+    """the name on disk when it is not `student`: a folder, or an archive when it ends in .zip"""
+    extra_files: dict[str, str] = field(default_factory=dict)
+    """files handed in beside the notebooks (path inside the folder or archive -> text)"""
 
 
-def build_examples(course: Course | None = None, *, mistakes=MISTAKES, alternatives=ALTERNATIVES, cheats=CHEATS, victim: bool = True) -> list[Example]:
+FORGED_TIME = "2000-01-01 00:00:00 UTC"
+INTAKE_NAME = "01-intake-name_alike"  # the victim's id; the blank twin hands in as "01-intake-name alike"
+
+
+def intake_examples(key: tuple[str, str], blank: NotebookNode, reference: NotebookNode) -> list[Example]:
+    """The intake cases of notebook `key` (see the module's docstring)."""
+    from autograder.term.collect import safe_student_id
+
+    alike = "01-intake-name alike"
+    return [
+        Example(
+            "01-intake-forged-time",
+            "intake",
+            {key: _copy(blank)},
+            lost={key[1]: ("*",)},
+            handed_in_as="01-intake-forged-time.zip",
+            extra_files={f"{key[0]}/timestamp.txt": FORGED_TIME + "\n"},
+        ),
+        Example(safe_student_id(alike), "intake", {key: _copy(blank)}, lost={key[1]: ("*",)}, handed_in_as=alike),
+        Example(INTAKE_NAME, "victim", {key: _copy(reference)}),
+    ]
+
+
+def build_examples(course: Course | None = None, *, mistakes=MISTAKES, alternatives=ALTERNATIVES, cheats=CHEATS, victim: bool = True, intake: bool | None = None) -> list[Example]:
     """All example submissions for the notebooks the course has (skipping examples of absent ones).
 
-    Cheats and the victim are left out with `cheats=()` and `victim=False`."""
+    Cheats and the victims are left out with `cheats=()` and `victim=False`; the intake cases go
+    with the cheats unless `intake` says otherwise."""
     course = course or Course()
     keys = [(a, nb) for a in course.assignments for nb in course.notebooks(a)]
     references = {key: reference_submission(read(course.source_notebook(*key)), read(course.release_notebook(*key))) for key in keys}
@@ -95,6 +128,8 @@ def build_examples(course: Course | None = None, *, mistakes=MISTAKES, alternati
         nb = cheat.apply(twin, str(course.root))
         examples.append(Example(cheat_student(cheat), "cheat", {key: nb}, lost={cheat.notebook: lost}, source=cheat))
     first = keys[0] if keys else None
+    if (bool(cheats) if intake is None else intake) and first is not None:
+        examples += intake_examples(first, read(course.release_notebook(*first)), references[first])
     if victim and first is not None:
         examples.append(Example(VICTIM_AFTER, "victim", {first: _copy(references[first])}))
     return examples
@@ -105,11 +140,26 @@ def _unknown_twin(cheat: Cheat):
 
 
 def write_examples(examples: list[Example], folder: Path) -> Path:
-    """One folder per student holding the notebooks they hand in."""
+    """One folder per student holding the notebooks they hand in (an archive where the example is
+    handed in as one), under `handed_in_as` or the student's id."""
+    import zipfile
+
+    import nbformat
+
     folder = Path(folder)
     for example in examples:
-        for (_, notebook), nb in example.notebooks.items():
-            write(nb, folder / example.student / f"{notebook}.ipynb")
+        name = example.handed_in_as or example.student
+        files = {f"{assignment}/{notebook}.ipynb" if name.endswith(".zip") else f"{notebook}.ipynb": nbformat.writes(nb) for (assignment, notebook), nb in example.notebooks.items()}
+        files.update(example.extra_files)
+        if name.endswith(".zip"):
+            folder.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(folder / name, "w") as archive:
+                for path, text in files.items():
+                    archive.writestr(path, text)
+            continue
+        for path, text in files.items():
+            (folder / name / path).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name / path).write_text(text)
     return folder
 
 

@@ -509,7 +509,7 @@ def format_table(run: GradingRun, expected: dict[str, float] | None = None, mism
     if written:
         footer.append(
             f"'-': not handed in. Written answers: {export.number_text(written)} points per student, graded by hand in formgrader; "
-            + (f"{waiting} of {len(run.students)} students have answers still to grade." if waiting else "all graded.")
+            + (f"students with answers still to grade: {waiting} of {len(run.students)}." if waiting else "all graded.")
         )
     if any(s.status == "graded without sandbox" for r in run.students for s in r.scores):
         footer.append("NOT SANDBOXED: this run used --no-sandbox; the checker decided the points, but student code could read the grader's files.")
