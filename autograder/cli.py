@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from autograder.nbgrader_glue import config
-
 EXAMPLES = {
     "release": "python -m autograder release\n  python -m autograder release --assignment 01_deterministic_cem",
     "bundle": "python -m autograder bundle\n  python -m autograder bundle --assignment 01_deterministic_cem --output build/week1.zip",
@@ -207,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"checking {args.notebook}: its cells run in the sandbox, then the visible checks (a minute or so)...", flush=True)
         return check(args.notebook, course=course).exit_code
     if args.command == "grade":
-        from autograder.term.grading import format_table, grade
         from autograder.nbgrader_glue.autograde import SandboxError
+        from autograder.term.grading import format_table, grade
 
         try:
             run = grade(

@@ -84,7 +84,7 @@ def test_one_limits_value_travels_whole_from_the_flags_to_the_checker_and_the_sa
         from autograder.sandbox.bubblewrap import bwrap_command
 
         command = bwrap_command(limits)
-        assert command[command.index("/tmp") - 2 : command.index("/tmp")] == ["--size", str(64 * 2**20)]
+        assert command[command.index("/tmp") - 3 : command.index("/tmp")] == ["--size", str(64 * 2**20), "--tmpfs"]
 
 
 def test_defaults():
@@ -269,3 +269,37 @@ def test_feedback_drops_rubrics_of_task_cells_put_back_by_nbgrader():
     cell = nbformat.v4.new_markdown_cell("Explain.\n=== BEGIN MARK SCHEME ===\n2 points for the sign\n=== END MARK SCHEME ===")
     cell, _ = HideHiddenTests().preprocess_cell(cell, {}, 0)
     assert cell.source == "Explain."
+
+
+# -- the local Dask cluster ------------------------------------------------------------------------------
+def _listening_addresses() -> list[str]:
+    """Addresses this process's TCP sockets listen on (IPv4 and IPv6), from /proc/net."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    found = []
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                address = bytes.fromhex(fields[1].split(":")[0])
+                if len(address) == 4:
+                    found.append(".".join(str(b) for b in address[::-1]))
+                else:
+                    found.append(":".join(address[i : i + 4][::-1].hex() for i in range(0, 16, 4)))
+    return found
+
+
+def test_the_local_dask_cluster_listens_on_this_machine_only():
+    from autograder.term.engine import open_engine
+
+    with open_engine(jobs=2) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        listening = _listening_addresses()
+    assert listening, "the workers' and the scheduler's HTTP servers should be listening"
+    assert set(listening) == {"127.0.0.1"}, listening

@@ -108,6 +108,10 @@ def export(db_url: str, folder: Path) -> list[dict]:
 
 # -- the catalogue's examples: identical on the cluster into PostgreSQL and locally into SQLite -----------
 def test_examples_grade_identically_on_a_cluster_into_postgresql_and_locally_into_sqlite(tmp_path, postgres):
+    # Five of the catalogue's students are graded twice here, on purpose: the comparison needs a
+    # local run and a cluster run with one secret in this test (taking the local side from
+    # tests/test_autograder_catalogue.py's session would make this module grade the whole catalogue
+    # when it runs alone). It costs about 5 notebooks' grading, under a minute of the suite.
     secret = tmp_path / "checker-secret"  # one secret for both runs: the same hidden inputs
     secret.write_text("cluster-test-secret")
     local_run, local_mismatches = demo(course=Course(secret_file=secret), workdir=tmp_path / "local", students=SUBSET, jobs=2, progress=False)

@@ -265,7 +265,8 @@ def test_plain_nbgrader_commands_work_on_the_same_course(toy, tmp_path):
     root = toy.course.root
     (root / "nbgrader_config.py").write_text(
         "from autograder.nbgrader_glue.config import course_config\n"
-        f"get_config().merge(course_config({str(root)!r}, cell_timeout={CELL_TIMEOUT}, notebook_timeout={NOTEBOOK_TIMEOUT}, "
+        "from autograder.protocol.limits import Limits\n"
+        f"get_config().merge(course_config({str(root)!r}, limits=Limits(cell_timeout={CELL_TIMEOUT}, notebook_timeout={NOTEBOOK_TIMEOUT}), "
         f"check_modules={dict(CHECK_MODULES)!r}))\n"
     )
     bin_dir = Path(sys.executable).parent

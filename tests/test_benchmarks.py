@@ -15,11 +15,12 @@ def test_returns_benchmark_prints_the_documented_fields(capsys):
         assert 0 <= report[kind]["min_return"] <= 5  # v5 pays 0 for the step on which the pole falls
 
 
-def test_planning_speed_benchmark_prints_the_ratio(capsys):
+def test_planning_speed_benchmark_prints_the_ratio_of_cpu_times_on_one_thread(capsys):
     assert planning_speed.main(["--decisions", "50", "--warmup", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert abs(report["ensemble_over_single"] - report["ensemble_median_ms"] / report["single_median_ms"]) < 0.01
-    assert report["decisions"] == 50 and report["n_members"] == 5
+    assert abs(report["ensemble_over_single_cpu"] - report["ensemble_median_cpu_ms"] / report["single_median_cpu_ms"]) < 0.01
+    assert abs(report["ensemble_over_single_wall"] - report["ensemble_median_wall_ms"] / report["single_median_wall_ms"]) < 0.01
+    assert report["decisions"] == 50 and report["n_members"] == 5 and report["torch_threads"] == 1 and len(report["load_average"]) == 3
 
 
 def test_grading_benchmark_times_each_number_of_workers_of_a_process_cluster(tmp_path):
@@ -33,6 +34,9 @@ def test_grading_benchmark_times_each_number_of_workers_of_a_process_cluster(tmp
     for run in report["runs"]:
         assert run["points"] == run["max_points"] == [AUTO_MAX, AUTO_MAX]
         assert len(run["student_seconds"]) == 2 and run["seconds"] > 0
+        # nbgrader and the runners, in worker processes that have ended, did work: it is counted
+        assert run["cpu_seconds"] > 1 and run["cpu_seconds_per_submission"] == pytest.approx(run["cpu_seconds"] / 2, abs=0.1)
+        assert len(run["load_average_before"]) == len(run["load_average_after"]) == 3
         assert run["submissions_per_minute"] == pytest.approx(2 / run["seconds"] * 60, rel=0.01)  # seconds are rounded to 0.1
     hours = report["projection_1000_students_hours"]
     assert hours["1"] / hours["8"] == pytest.approx(8, rel=0.01)  # hours are rounded to 0.001
@@ -63,3 +67,17 @@ def test_closing_the_loop_benchmark_prints_each_iteration(capsys):
         # the second agent trained on the start data plus the first episode
         assert run["trained_on"][0] == 20 and 20 < run["trained_on"][1] <= 23
     assert set(report["median_loop_seconds"]) == {"deterministic", "ensemble"}
+
+
+def test_looping_benchmark_grades_a_student_who_loops_in_every_function_within_one_budget_per_function(tmp_path):
+    # on the toy course, whose checks have a budget of a few CPU seconds (tests/autograder_fixtures/toy_checks.py)
+    from autograder_fixtures.toy_checks import BUDGET
+    from autograder_fixtures.toy_course import make_course
+    from benchmarks import looping
+
+    report = looping.looping_times(course=make_course(tmp_path / "course"), notebook="toy", scenarios={"loop-everywhere": looping.at_top_of_functions(looping.LOOP)})
+    run = report["scenarios"]["loop-everywhere"]
+    assert run["points"] == 0 and run["max_points"] > 0
+    # square loops (one budget), cube loops (one budget); test_quiet calls both again and waits for neither
+    # (3: the wall-clock backstop, for a machine so busy that the loops get under a third of a core)
+    assert run["student_seconds"] < 2 * 3 * BUDGET + 60 and run["cpu_seconds"] > 1

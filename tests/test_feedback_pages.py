@@ -10,7 +10,8 @@ from nbconvert.filters.markdown import markdown2html
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from autograder.nbgrader_glue.config import wrap_validator_lines
-from autograder.nbgrader_glue.feedback import FEEDBACK_CSS, OfflineFeedback, math_as_mathml
+from autograder.nbgrader_glue.feedback import FEEDBACK_CSS, OfflineFeedback, check_description, math_as_mathml
+from autograder.nbgrader_glue.sanitise import FEEDBACK_CSP, InertOutputs, clean, formgrader_csp
 
 
 @pytest.mark.parametrize(
@@ -44,11 +45,12 @@ def test_a_formula_latex2mathml_cannot_read_stays_as_tex():
     assert math_as_mathml("broken $\\frac{1}{$ here") == "broken $\\frac{1}{$ here"
 
 
-def test_offline_feedback_converts_markdown_cells_and_adds_the_wrapping_style():
+def test_offline_feedback_adds_the_wrapping_and_fitting_style():
     nb = new_notebook(cells=[new_markdown_cell("angle $\\theta$")])
     nb, resources = OfflineFeedback().preprocess(nb, {"inlining": {"css": ["existing"]}})
-    assert "<math" in nb.cells[0].source
     assert resources["inlining"]["css"] == ["existing", FEEDBACK_CSS] and "pre-wrap" in FEEDBACK_CSS
+    assert "max-width: 100%" in FEEDBACK_CSS  # plots and filmstrips fit the page
+    assert "overflow-wrap: anywhere" not in FEEDBACK_CSS  # which broke hints inside words ("which i s")
 
 
 def test_every_plot_gets_a_text_alternative_so_nbconvert_has_nothing_to_warn_about():
@@ -71,3 +73,75 @@ def test_nbgrader_validate_wraps_long_hints_instead_of_cutting_them():
     assert lines[-1].endswith("the_end") and "..." not in text
     assert " ".join(line.strip() for line in lines[1:]) == hint.strip()  # every word, in order
     assert lines[0] == "        raise AssertionError("  # the validator's indent, then the line's own
+
+
+# -- what a submission's HTML becomes (autograder/nbgrader_glue/sanitise.py; the real pages in a real
+# browser: tests/test_browser_pages.py)
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>",
+        "<svg onload=alert(1)></svg>",
+        '<a href="javascript:alert(1)">x</a>',
+        '<a href="&#106;avascript:alert(1)">x</a>',
+        '<a href="data:text/html,<script>alert(1)</script>">x</a>',
+        '<iframe srcdoc="<script>alert(1)</script>"></iframe>',
+        '<object data="x"></object><embed src="x">',
+        '<meta http-equiv="refresh" content="0;url=javascript:alert(1)">',
+        '<form action="/api/contents"><button>go</button></form>',
+        '<base href="javascript:/">',
+        '<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>',
+        '<img src="/api/terminals">',
+        '<div style="background:url(/api/contents)">x</div>',
+    ],
+)
+def test_the_sanitiser_leaves_nothing_that_runs_or_fetches(html):
+    cleaned = clean(html).lower()
+    for active in ("<script", "onerror", "onload", "javascript:", "data:text", "<iframe", "<object", "<embed", "<meta", "<form", "<base", "<style", "/api/", "style="):
+        assert active not in cleaned, (html, cleaned)
+
+
+def test_the_sanitiser_keeps_formulas_plots_tables_and_links():
+    html = (
+        '<math display="block"><mrow><msub><mi>s</mi><mn>1</mn></msub></mrow></math>'
+        '<img src="data:image/png;base64,iVBORw0KGgo=" alt="plot" width="400">'
+        '<table><thead><tr><th>a</th></tr></thead><tbody><tr><td>1</td></tr></tbody></table>'
+        '<a href="https://gymnasium.farama.org">docs</a>'
+    )
+    cleaned = clean(html)
+    assert '<math display="block"><mrow><msub><mi>s</mi><mn>1</mn></msub></mrow></math>' in cleaned
+    assert '<img src="data:image/png;base64,iVBORw0KGgo=" alt="plot" width="400">' in cleaned
+    assert "<th>a</th>" in cleaned and "<td>1</td>" in cleaned
+    assert 'href="https://gymnasium.farama.org"' in cleaned
+
+
+def test_javascript_outputs_are_shown_as_text_and_widgets_dropped():
+    js = new_output("display_data", data={"application/javascript": "alert(1)", "text/plain": "<Javascript>"})
+    widget = new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "x"}, "text/plain": "slider"})
+    nb = new_notebook(cells=[new_code_cell("x", outputs=[js, widget])])
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
+    nb, resources = InertOutputs().preprocess(nb, {})
+    first, second = nb.cells[0].outputs
+    assert list(first.data) == ["text/plain"] and first.data["text/plain"].endswith("not run]\nalert(1)")
+    assert list(second.data) == ["text/plain"] and "widgets" not in nb.metadata
+    assert resources["feedback_csp"] == FEEDBACK_CSP and "script-src" not in FEEDBACK_CSP and "default-src 'none'" in FEEDBACK_CSP
+
+
+def test_formgrader_policy_allows_its_own_head_scripts_only():
+    page = "<html><head><script>var a = 1;</script><script src='/formgrader/static/x.js'></script></head><body><script>alert(1)</script></body></html>"
+    policy = formgrader_csp(page, "http://h/formgrader/static/")
+    import base64
+    import hashlib
+
+    digest = lambda text: "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"  # noqa: E731
+    assert digest("var a = 1;") in policy and digest("alert(1)") not in policy
+    assert "script-src http://h/formgrader/static/ " in policy and "'unsafe-inline'" not in policy.split("style-src")[0] and "unsafe-eval" not in policy
+
+
+def test_each_check_is_listed_by_what_it_checks():
+    cell = new_code_cell("# Checks: cem_plan returns one action of shape (1,), finite\n# (and advises when it runs the model with autograd on).\ntorch.manual_seed(0)")
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": "test-cem-shape"}
+    assert check_description(cell) == "cem_plan returns one action of shape (1,), finite (and advises when it runs the model with autograd on)."
+    cell.source = "# hidden test: fixed states\nx = 1"
+    assert check_description(cell) == "Check test-cem-shape"

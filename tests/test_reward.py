@@ -2,11 +2,35 @@ import numpy as np
 import pytest
 import torch
 
-from mbrl_helpers.reward import COST_MATRIX, compute_rewards, derive_cost_matrix
+from mbrl_helpers.data import load_dataset
+from mbrl_helpers.lqr import (
+    LinearController,
+    cost_matrix_from_data,
+    cost_matrix_from_simulator,
+    fit_linear_dynamics,
+    lqr_gain,
+    near_upright,
+    solve_riccati,
+)
+from mbrl_helpers.reward import COST_MATRIX, compute_rewards
 
 
-def test_cost_matrix_constant_matches_a_fresh_riccati_solution():
-    np.testing.assert_allclose(derive_cost_matrix(), COST_MATRIX, rtol=1e-3)
+def test_cost_matrix_constant_is_the_derivation_from_the_shipped_data():
+    # data/transitions.npz -> near-upright transitions -> least-squares A, B -> Riccati. The constant
+    # holds every digit; only the linear algebra's rounding may differ from machine to machine.
+    np.testing.assert_allclose(cost_matrix_from_data(load_dataset()), COST_MATRIX, rtol=1e-9)
+
+
+def test_the_fit_uses_the_near_upright_transitions_in_which_the_pole_stays_up():
+    dataset = load_dataset()
+    keep = near_upright(dataset)
+    assert keep.sum() == 2102
+    assert np.all(np.abs(dataset["states"][keep, 1]) < 0.1) and not dataset["terminated"][keep].any()
+
+
+def test_the_data_cost_matrix_is_within_five_percent_of_the_simulators():
+    simulator = cost_matrix_from_simulator()
+    assert np.max(np.abs(COST_MATRIX - simulator) / np.abs(simulator)) < 0.05
 
 
 def test_cost_matrix_is_symmetric_positive_definite():
@@ -14,9 +38,39 @@ def test_cost_matrix_is_symmetric_positive_definite():
     assert np.all(np.linalg.eigvalsh(COST_MATRIX) > 0)
 
 
+def test_the_fit_recovers_a_known_linear_system():
+    rng = np.random.default_rng(0)
+    A = np.eye(4) + 0.1 * rng.standard_normal((4, 4))
+    B = rng.standard_normal((4, 1))
+    states, actions = rng.standard_normal((200, 4)), rng.standard_normal((200, 1))
+    fitted_A, fitted_B = fit_linear_dynamics(states, actions, states @ A.T + actions @ B.T)
+    np.testing.assert_allclose(fitted_A, A, atol=1e-10)
+    np.testing.assert_allclose(fitted_B, B, atol=1e-10)
+    with pytest.raises(ValueError, match=r"states \(N, S\)"):
+        fit_linear_dynamics(states, actions[:, 0], states)
+
+
+def test_riccati_solution_is_the_cost_to_go_of_its_own_controller():
+    # A scalar system s' = 2 s + a with Q = R = 1: P solves P = 1 + 4P - 4P^2 / (1 + P), P = 2 + sqrt(5).
+    A, B, Q, R = np.array([[2.0]]), np.array([[1.0]]), np.array([[1.0]]), np.array([[1.0]])
+    P = solve_riccati(A, B, Q, R)
+    np.testing.assert_allclose(P, [[2 + np.sqrt(5)]], rtol=1e-10)
+    K = lqr_gain(A, B, P, R)
+    closed_loop = A - B @ K
+    np.testing.assert_allclose(P, Q + K.T @ R @ K + closed_loop.T @ P @ closed_loop, rtol=1e-10)
+
+
+def test_linear_controller_clips_to_the_action_limits():
+    controller = LinearController(np.array([-1.0, -10.0, 0.0, 0.0]))
+    np.testing.assert_allclose(controller(np.array([0.1, 0.01, 0.0, 0.0])), [0.2])
+    assert controller(np.array([0.0, 1.0, 0.0, 0.0])).tolist() == [3.0]
+    assert controller.plan(np.array([0.0, -1.0, 0.0, 0.0])).shape == (1,)
+
+
 def test_reward_values_on_hand_made_states():
     states = torch.tensor([[0.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.1, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]], dtype=torch.float64)
-    expected = [0.0, -12.17, -0.5809, -(12.17 + 2 * 15.68 + 58.09)]
+    P = COST_MATRIX
+    expected = [0.0, -P[0, 0], -0.01 * P[1, 1], -(P[0, 0] + 2 * P[0, 1] + P[1, 1])]
     np.testing.assert_allclose(compute_rewards(states).numpy(), expected, rtol=1e-9)
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder.sandbox import bubblewrap as sandbox
 from autograder.checker.core import Runner, RunnerFailed
 from autograder.protocol.channel import ProtocolError, decode, encode
-from autograder.sandbox.bubblewrap import RunnerLimits, sandbox_status
+from autograder.protocol.limits import Limits
+from autograder.sandbox import bubblewrap as sandbox
+from autograder.sandbox.bubblewrap import SandboxCgroup, sandbox_status
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap is Linux only")
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bu
 
 @pytest.fixture(scope="module")
 def runner():
-    with Runner(RunnerLimits(memory_mb=3072), sandbox=True) as runner:
+    with Runner(Limits(memory_mb=3072)) as runner:
         yield runner
 
 
@@ -95,7 +96,7 @@ def test_the_number_of_processes_is_capped(runner):
         "    os.kill(pid, 9); os.waitpid(pid, 0)\n"
     ))
     assert "refused after" in printed, printed
-    assert int(printed.split("refused after")[1].split()[0]) <= sandbox.MAX_PROCESSES
+    assert int(printed.split("refused after")[1].split()[0]) <= Limits().max_processes
 
 
 def _processes_with(marker: str) -> list[int]:
@@ -112,7 +113,7 @@ def _processes_with(marker: str) -> list[int]:
 
 def test_processes_left_behind_die_with_the_runner():
     marker = f"301.{os.getpid()}"
-    with Runner(RunnerLimits(), sandbox=True) as runner:
+    with Runner(Limits()) as runner:
         run(runner, (
             "import os\n"
             "if os.fork() == 0:\n"
@@ -131,25 +132,284 @@ def test_processes_left_behind_die_with_the_runner():
 
 
 def test_a_runner_that_garbles_the_protocol_is_stopped():
-    with Runner(RunnerLimits(), sandbox=True) as runner:
-        with pytest.raises(RunnerFailed, match="invalid answer"):
+    with Runner(Limits()) as runner:
+        with pytest.raises(RunnerFailed, match="invalid answer") as failed:
             runner.run_cell("import os\nfor fd in range(3, 12):\n    try:\n        os.write(fd, b'not json\\n')\n    except OSError:\n        pass", timeout=30)
+        assert failed.value.kind == RunnerFailed.PROTOCOL and failed.value.clock is None
         assert "still here" in run(runner, "print('still here')")  # a new runner took over
 
 
+LEAKING_CELL = """def leak(values):
+    given = list(values)
+    raise ValueError(f"LEAK {given}")
+
+
+class LEAK_15_25(KeyError):
+    pass
+
+
+def leak_by_name(values):
+    raise LEAK_15_25(values)
+
+
+def returns_named(values):
+    return type("LEAK_15_25", (), {})()
+"""
+
+
+def test_an_error_is_reported_by_its_type_and_place_never_its_message():
+    """What student code raised on the grader's inputs: the type (Python's own only), the function
+    and line in the student's cell; never the message or the class's own name, which the code
+    chooses and which could carry those inputs to the next submission."""
+    from autograder.checker.core import StudentError, Value, student_error_hint
+
+    with Runner(Limits()) as runner:
+        run(runner, "x = 1")
+        run(runner, LEAKING_CELL)
+        raised = {}
+        for function in ("leak", "leak_by_name", "no_such_function"):
+            with pytest.raises(StudentError) as error:
+                runner.call(function, [Value([1.5, 2.5])], timeout=30)
+            raised[function] = error.value
+        returned = runner.call("returns_named", [Value([1.5, 2.5])], timeout=30)
+    assert raised["leak"].describe() == "ValueError in `leak`, line 3 of its cell"
+    assert raised["leak_by_name"].describe() == "an exception of its own class in `leak_by_name`, line 11 of its cell"
+    assert raised["no_such_function"].missing == "no_such_function"
+    assert "`no_such_function` is not defined" in student_error_hint(raised["no_such_function"])
+    assert returned.type_name == "object of a class of its own"
+    for error in raised.values():
+        shown = student_error_hint(error) + str(error)
+        assert "LEAK" not in shown and "1.5" not in shown, shown
+    assert "ValueError in `leak`, line 3 of its cell" in student_error_hint(raised["leak"])
+
+
+def test_a_forged_error_location_is_not_shown():
+    """The runner's claim of where the code raised is untrusted: only a line of a cell the checker
+    sent, in a function that cell defines, is shown."""
+    runner = Runner(Limits())  # never started: only its copy of the cells is used
+    runner.cells = ["x = 1", LEAKING_CELL]
+    claims = {
+        "innermost valid frame wins": ([{"cell": 1, "line": 2, "function": "leak"}, {"cell": 1, "line": 3, "function": "leak"}], " in `leak`, line 3 of its cell"),
+        "a line beyond the cell": ([{"cell": 1, "line": 999, "function": "leak"}], ""),
+        "a cell never sent": ([{"cell": 7, "line": 1, "function": "leak"}], ""),
+        "a function the cell does not define": ([{"cell": 0, "line": 1, "function": "leak"}], ""),
+        "text as a function name": ([{"cell": 1, "line": 1, "function": "leak(LEAK 1.5)"}], ""),
+        "a float line": ([{"cell": 1, "line": 3.0, "function": "leak"}], ""),
+        "a bool cell": ([{"cell": True, "line": 3, "function": "leak"}], ""),
+        "not a list": ({"cell": 1, "line": 3, "function": "leak"}, ""),
+    }
+    for what, (where, shown) in claims.items():
+        assert runner._location(where) == shown, what
+
+
 def test_a_cell_that_hangs_is_stopped_and_the_earlier_cells_are_run_again():
-    with Runner(RunnerLimits(), sandbox=True) as runner:
+    with Runner(Limits()) as runner:
         run(runner, "answer = 42")
-        with pytest.raises(RunnerFailed, match="did not finish within 2 s"):
+        with pytest.raises(RunnerFailed, match="did not finish within") as failed:  # 2 s of CPU, or 6 s of wall time on a busy machine
             runner.run_cell("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass", timeout=2)
+        assert failed.value.kind == RunnerFailed.TIMEOUT and failed.value.clock in ("cpu", "wall")
         assert run(runner, "print(answer)").strip() == "42"
+
+
+# -- one student's totals ---------------------------------------------------------------------------
+CAPPED = Limits(memory_mb=2048, scratch_mb=64, cpus=0.5, cell_output_mb=1.0, notebook_output_mb=1.5)
+
+
+@pytest.fixture(scope="module")
+def capped():
+    with Runner(CAPPED) as runner:
+        yield runner
+
+
+def _needs(controller: str) -> None:
+    cgroup = SandboxCgroup(CAPPED)
+    try:
+        if controller not in cgroup.groups:
+            pytest.skip(f"no {controller} cgroup here: {'; '.join(cgroup.fallbacks)}")
+    finally:
+        cgroup.remove()
+
+
+def test_all_processes_of_a_sandbox_together_are_held_to_the_memory_cap(capped):
+    _needs("memory")
+    # Three children of 900 MB each: each is under the 2048 MB address-space cap, together they are not.
+    source = (
+        "import os, time, numpy as np\n"
+        "children = []\n"
+        "for _ in range(3):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        block = np.ones(900 * 2**20 // 8)\n"
+        "        time.sleep(4)\n"
+        "        os._exit(0)\n"
+        "    children.append(pid)\n"
+        "print('statuses', [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children])\n"
+    )
+    try:
+        printed = run(capped, source, timeout=120)
+    except RunnerFailed as error:  # the kernel may pick the runner itself to end: the total held all the same
+        assert "died" in str(error), error
+        return
+    statuses = eval(printed.split("statuses")[1])
+    assert statuses != [0, 0, 0] and all(code in (0, 1, -9) for code in statuses), printed
+
+
+def test_without_cgroups_each_total_says_what_stands_in_for_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "CGROUP_ROOT", tmp_path)  # a machine where no cgroup can be made
+    cgroup = SandboxCgroup(Limits(memory_mb=1024))
+    assert cgroup.groups == {} and cgroup.path is None
+    assert cgroup.fallbacks == [
+        "memory: each process is held to 1024 MB of address space (RLIMIT_AS), not all together",
+        "cpu: no CPU quota; each process is held to its CPU time (RLIMIT_CPU), the sandbox may use every core",
+        "pids: at most 64 processes of this user (RLIMIT_NPROC; not applied to root)",
+    ]
+    cgroup.join()  # nothing to join: the runner starts with its rlimits only
+    cgroup.remove()
+
+
+def test_every_writable_place_counts_against_the_one_scratch_cap(capped):
+    probe = (
+        "import errno, os\n"
+        "def write(path, mb):\n"
+        "    try:\n"
+        "        with open(path, 'wb') as handle:\n"
+        "            for _ in range(mb):\n"
+        "                handle.write(b'x' * 2**20)\n"
+        "        return 'ok'\n"
+        "    except OSError as error:\n"
+        "        return errno.errorcode[error.errno]\n"
+        "print(write('/tmp/a', 40), write('/dev/shm/b', 40), write('/x', 1), write('/dev/x', 1), write('/opt/mbrl-runner/x', 1))\n"
+        "for path in ('/tmp/a', '/dev/shm/b'):\n"
+        "    os.path.exists(path) and os.remove(path)\n"
+        "rw = sorted({line.split()[4] for line in open('/proc/self/mountinfo') if 'rw' in line.split()[5].split(',')})\n"
+        "print(rw)\n"
+    )
+    for where in ("cells", "copy"):  # in the runner as the cells see it, and in a copy of its snapshot
+        if where == "copy":
+            capped.snapshot()
+        first, mounts = run(capped, probe).strip().splitlines()
+        assert first.split() == ["ok", "ENOSPC", "EROFS", "EROFS", "EROFS"], (where, first)
+        writable = [m for m in eval(mounts) if not m.startswith("/proc") and m not in {f"/dev/{d}" for d in sandbox.DEVICES}]
+        assert writable in (["/tmp"], ["/tmp", "/tmp/.fork-layer"]), (where, mounts)
+
+
+def test_one_sandbox_uses_at_most_its_share_of_the_cores(capped):
+    _needs("cpu")
+    source = (
+        "import os, time, resource\n"
+        "start = time.monotonic()\n"
+        "children = []\n"
+        "for _ in range(2):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        while time.monotonic() - start < 3: pass\n"
+        "        os._exit(0)\n"
+        "    children.append(pid)\n"
+        "for pid in children: os.waitpid(pid, 0)\n"
+        "used = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(used.ru_utime + used.ru_stime, time.monotonic() - start)\n"
+    )
+    cpu, wall = map(float, run(capped, source).split())
+    assert cpu <= CAPPED.cpus * wall * 1.3, (cpu, wall)  # two busy processes, half a core between them
+
+
+def test_a_notebooks_output_is_capped_and_the_cell_says_so(capped):
+    capped.output_bytes = 0
+    flood = capped.run_cell("for _ in range(3):\n    print('x' * 2**20)", timeout=60)
+    text = "".join(o.get("text", "") for o in flood.outputs)
+    assert 0.9 * 2**20 < len(text) < 1.1 * 2**20, len(text)
+    assert "[output cut: 2.0 MB over the cap: a cell may show 1 MB of output, a notebook 1.5 MB" in flood.outputs[-1]["text"]
+    second = capped.run_cell("print('y' * 2**20)", timeout=60)
+    assert "[output cut: 0.5 MB over the cap" in second.outputs[-1]["text"], second.outputs[-1]["text"]
+    assert capped.output_bytes <= 1.5 * 2**20
+    # the checker holds the cap whatever the runner sends
+    from autograder.checker.core import cap_outputs
+
+    kept, used, cut = cap_outputs([{"output_type": "display_data", "data": {"image/png": "A" * 3_000_000}}], 2**20)
+    assert kept == [] and used == 0 and cut > 3_000_000
+
+
+# -- one runner per notebook: copies of a snapshot --------------------------------------------------
+REMEMBER = """
+import mmap, os, socket, time
+import numpy as np
+shared = mmap.mmap(-1, 64)
+log = open('/tmp/log.txt', 'a')
+remembered = -1
+
+def remember(answer):
+    \"\"\"What this process remembers of an earlier call, by every means it has (-1: nothing); then it remembers `answer`.\"\"\"
+    global remembered
+    seen = [remembered, int.from_bytes(shared[:8], 'little') or -1,
+            int(open('/tmp/answer.txt').read()) if os.path.exists('/tmp/answer.txt') else -1,
+            os.path.getsize('/tmp/log.txt') or -1, -1, float(np.random.random())]
+    try:
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect('\\0remembers')
+            seen[4] = int(client.recv(64))
+    except OSError:
+        pass
+    remembered = answer
+    shared[:8] = answer.to_bytes(8, 'little')
+    open('/tmp/answer.txt', 'w').write(str(answer))
+    log.write('x'); log.flush()
+    if os.fork() == 0:  # a process that keeps the first answer for whoever asks
+        try:
+            server = socket.socket(socket.AF_UNIX)
+            server.bind('\\0remembers'); server.listen(1)
+            while True:
+                connection, _ = server.accept(); connection.send(str(answer).encode()); connection.close()
+        finally:
+            os._exit(0)
+    time.sleep(0.2)
+    return seen
+
+def spin():
+    while True:
+        pass
+"""
+
+
+def remember(runner: Runner, answer: int) -> list[float]:
+    return [item.raw["value"] for item in runner.call("remember", [{"value": answer}], timeout=30).items()]
+
+
+def test_a_fresh_copy_remembers_nothing_of_the_copy_before_and_costs_milliseconds(runner):
+    assert run(runner, REMEMBER) == ""
+    nothing = [-1.0] * 5
+    first = remember(runner, 1)
+    assert first[:5] == nothing, first
+    again = remember(runner, 2)
+    assert again[:5] == [1.0, 1.0, 1.0, 1.0, 1.0], again  # the same process remembers by every means
+    assert runner.isolated, "each copy should have namespaces of its own in the sandbox"
+    sandbox_pid, copies = runner.process.process.pid, runner.copies
+    started = time.perf_counter()
+    runner.restart()
+    runner.snapshot()
+    seconds = time.perf_counter() - started
+    after = remember(runner, 3)
+    assert after[:5] == nothing, after  # a global, shared memory, a file, an open file, a process: all forgotten
+    assert after[5] != first[5], "NumPy's global generator must be drawn afresh in each copy, as in a new process"
+    assert runner.process.process.pid == sandbox_pid and runner.copies == copies + 1  # no new sandbox, no replay
+    assert seconds < 2.0, f"a new copy took {seconds:.2f} s"
+
+
+def test_a_call_that_loops_costs_a_new_copy_not_a_replay(runner):
+    run(runner, "answer = 42\ndef get():\n    return answer")
+    runner.call("get", timeout=30)
+    sandbox_pid = runner.process.process.pid
+    with pytest.raises(RunnerFailed, match="did not finish"):
+        runner.call("spin", timeout=2)
+    started = time.perf_counter()
+    assert runner.call("get", timeout=30).raw["value"] == 42.0  # the cell run since the snapshot is replayed in the copy
+    assert time.perf_counter() - started < 2.0 and runner.process.process.pid == sandbox_pid
 
 
 @pytest.mark.parametrize(
     "line, why",
     [
         (b'{"op": "result", "value": {"__array__": ["object", [1], "AA=="]}}', "dtype"),
-        (b'{"op": "result", "value": {"__array__": ["float64", [2, 2], "AAAAAAAAAAA="]}}', "cannot hold"),
+        (b'{"op": "result", "value": {"__array__": ["float64", [2, 2], "AAAAAAAAAAA="]}}', "do not fit its shape"),
         (b'{"op": "result", "value": {"__array__": ["float32", [100000, 100000], ""]}}', "elements"),
         (b"\x80\x04\x95pickle", "not a JSON"),
         (b'["op", "result"]', "JSON object"),

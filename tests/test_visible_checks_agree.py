@@ -175,16 +175,19 @@ class SharedRunner:
     def __init__(self):
         from autograder.checker.core import Runner
 
-        self.runner = Runner(sandbox=True)
+        self.runner = Runner()
 
-    def __call__(self, limits, *, sandbox: bool, log=None):
-        assert sandbox, "the comparison runs student code in the sandbox"
+    def __call__(self, limits, *, log=None):
+        assert limits.sandbox, "the comparison runs student code in the sandbox"
         runner = self.runner
         runner.limits = limits
         if runner.process is not None and runner.process.alive():
             reset = runner.run_cell(RESET, timeout=120)
             assert reset.error is None, f"{RESET} failed in the runner: {reset.error}"
-        runner.cells = []  # a restart replays this example's cells only
+        # A restart replays this example's cells only: in a new runner, or in a new copy of the
+        # snapshot an earlier example left (its namespace reset first).
+        runner.cells = [RESET] if runner.forking else []
+        runner.output_bytes = 0
         return contextlib.nullcontext(runner)
 
     def close(self):
@@ -193,8 +196,9 @@ class SharedRunner:
 
 def checker_verdicts(nb: nbformat.NotebookNode, notebook: str) -> dict[str, tuple[bool, str]]:
     from autograder.checker.notebook import run_and_check
+    from autograder.protocol.limits import Limits
 
-    graded = run_and_check(nbformat.reads(nbformat.writes(nb), as_version=4), notebook=notebook, student="s", secret="s", hidden=False, sandbox=True)
+    graded = run_and_check(nbformat.reads(nbformat.writes(nb), as_version=4), notebook=notebook, student="s", secret="s", hidden=False, limits=Limits())
     return {cell_id: (verdict.passed, verdict.message) for cell_id, verdict in graded.verdicts.items()}
 
 
@@ -204,7 +208,7 @@ def sandbox():
 
     ok, reason = sandbox_status()
     if not ok:
-        pytest.skip(f"the sandbox cannot start here ({reason}); run_and_check(..., sandbox=True) needs it")
+        pytest.skip(f"the sandbox cannot start here ({reason}); run_and_check(..., limits=Limits()) needs it")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The trusted side of grading: talk to a student's runner, decide each graded cell's verdict.
 
-    with Runner(limits, sandbox=True) as runner:
+    with Runner(limits) as runner:                                 # autograder.protocol.limits.Limits
         runner.run_cell(source, timeout=300)                       # a cell of the notebook, its outputs
         got = runner.call("cem_plan", [Tensor(state)], timeout=30, callbacks={"model": toy})
         verdicts = run_checks(CHECKS, runner, context)             # autograder.checker.checks
@@ -9,11 +9,14 @@ This process never imports or runs student code: it sends requests, answers the 
 toy models and rewards itself, and reads back plain data (`Returned`), validated before use. A
 runner that hangs, dies, lies about its protocol or floods it is killed; the request fails with
 `RunnerFailed`, the check that made it fails with a message that says so, and the next check
-starts a fresh runner (the notebook's cells are run again first).
+is answered by a fresh copy of the runner as it was after the notebook's cells (see `Runner`).
 """
 from __future__ import annotations
 
+import builtins
 import hashlib
+import re
+import json
 import math
 import os
 import secrets
@@ -25,23 +28,64 @@ from typing import Callable
 import numpy as np
 
 from autograder.protocol.channel import Channel, ChannelClosed, ChannelTimeout, ProtocolError
-from autograder.sandbox.bubblewrap import RunnerLimits, RunnerProcess
+from autograder.protocol.limits import Limits
+from autograder.sandbox.bubblewrap import RunnerProcess
 
 
 class RunnerFailed(Exception):
-    """The runner did not answer in time, died, or broke the protocol; `reason` says which."""
+    """The runner did not answer in time, died, or broke the protocol: `kind` says which (one of
+    KINDS), `clock` which limit a timeout ran into ("cpu" or "wall"); the message is for people."""
+
+    TIMEOUT, DIED, PROTOCOL = "timeout", "died", "protocol"
+    KINDS = (TIMEOUT, DIED, PROTOCOL)
+
+    def __init__(self, reason: str, kind: str, clock: str | None = None):
+        if kind not in self.KINDS or (clock is not None) != (kind == self.TIMEOUT) or clock not in (None, "cpu", "wall"):
+            raise ValueError(f"RunnerFailed of kind {kind!r}, clock {clock!r}")
+        super().__init__(reason)
+        self.kind, self.clock = kind, clock
 
 
 class BudgetUsedUp(RunnerFailed):
-    """A check used up its budget between two requests: the runner is idle, it need not restart."""
+    """A check used up its CPU budget between two requests: the runner is idle, it need not restart."""
+
+    def __init__(self, reason: str, clock: str = "cpu"):
+        super().__init__(reason, RunnerFailed.TIMEOUT, clock)
+
+
+class StuckBefore(BudgetUsedUp):
+    """A check asked for a student function that ran out of time in an earlier check: not asked again."""
+
+    def __init__(self, name: str):
+        super().__init__(f"`{name}` did not finish in an earlier check (see there), so it was not called again: make it finish, and this check runs")
+
+
+# Exception types whose names feedback may show: Python's own. Student code can raise a class of its
+# own, whose name could carry anything (the hidden inputs it was called with, say).
+SHOWN_TYPE_NAMES = frozenset(name for name, value in vars(builtins).items() if isinstance(value, type)) | {"Tensor", "ndarray", "Normal", "Parameter", "EpisodeResult", "ReplayBuffer"}
+BUILTIN_EXCEPTIONS = frozenset(name for name, value in vars(builtins).items() if isinstance(value, type) and issubclass(value, BaseException))
+ERROR_MESSAGES_NOT_SHOWN = (
+    "The grader shows no message of an error your code raised on its inputs (the message is your code's "
+    "own text, and could replay the grader's inputs); run the notebook's check cell to see the error in full."
+)
 
 
 class StudentError(Exception):
-    """The student's code raised: `ename`, `evalue` as it reported them (untrusted text)."""
+    """The student's code raised. What feedback may show: `describe()`, the exception's type (when
+    it is one of Python's own) and `where` (a location the Runner validated against its own copy of
+    the cells), and `missing`, the name the checker asked for when the runner had nothing of that
+    name. `evalue`, the message, is text the student's code chose, and may carry the hidden inputs it
+    was called with: no hint shows it (str() of this error does not either)."""
 
-    def __init__(self, ename: str, evalue: str):
-        super().__init__(f"{ename}: {evalue}")
+    def __init__(self, ename: str, evalue: str, where: str = "", missing: str | None = None):
         self.ename, self.evalue = str(ename)[:200], str(evalue)[:4000]
+        self.where, self.missing = where, missing
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """'ValueError in `cem_plan`, line 12 of its cell', or as much of it as is known."""
+        kind = self.ename if self.ename in BUILTIN_EXCEPTIONS else "an exception of its own class"
+        return kind + self.where
 
 
 class CheckFailed(AssertionError):
@@ -67,11 +111,14 @@ class Returned:
         kind = self.kind
         if kind == "tensor":
             return "Tensor"
-        if kind in ("sequence", "mapping"):
-            return str(self.raw.get("type", kind))[:80]
         if kind in ("number", "bool", "none", "ndarray"):
             return {"number": "float", "bool": "bool", "none": "NoneType", "ndarray": "ndarray"}[kind]
-        return str(self.raw.get("type", "object"))[:80]
+        # The type's name as the runner reports it, shown only when it is a name of Python's own: the
+        # student's code can return an object of a class whose name carries anything.
+        name = self.raw.get("type")
+        if isinstance(name, str) and name in SHOWN_TYPE_NAMES:
+            return name
+        return kind if kind in ("sequence", "mapping") else "object of a class of its own"
 
     def is_tensor(self) -> bool:
         return self.kind == "tensor" and isinstance(self.raw.get("array"), np.ndarray)
@@ -103,6 +150,9 @@ class Returned:
         if self.kind != "sequence" or not isinstance(self.raw.get("items"), list):
             return None
         return [Returned(item) for item in self.raw["items"]]
+
+    args_after: list | None = None
+    """after a call with echo_args=True: the positional arguments as the call left them (Returned each)"""
 
     grads: list | None = None
     """after a call with backward=True: the gradient of each parameter of the model's network, as
@@ -173,14 +223,29 @@ class CellResult:
 
 
 class Runner:
-    """One student's runner: started on first use, restarted (cells replayed) after a failure."""
+    """One student's runner. Its cells run in one process; the first call after them turns that
+    process into a fork server (`autograder.sandbox.runner.forkserver`), and from then on a *copy*
+    of that moment answers: a failure, or `restart()`, costs a new copy (milliseconds), with nothing
+    replayed but the cells run after the snapshot. Only a failure while the cells themselves run
+    starts a new process, which runs the earlier cells again."""
 
-    def __init__(self, limits: RunnerLimits = RunnerLimits(), *, sandbox: bool = True, log=None):
-        self.limits, self.sandbox, self.log = limits, sandbox, log
+    def __init__(self, limits: Limits = Limits(), *, log=None):
+        self.limits, self.log = limits, log
         self.process: RunnerProcess | None = None
         self.channel: Channel | None = None
-        self.cells: list[str] = []  # cells that ran to the end, replayed in a new runner
+        self.cells: list[str] = []
+        """cells that ran to the end since the last snapshot: replayed in a new process (before the
+        snapshot) or in a new copy (after it)"""
+        self.snapshot_cells: list[str] = []  # the cells the snapshot holds
+        self.forking = False  # the runner is a fork server, `channel` talks to a copy
+        self.copies = 0  # copies made, for the record
+        self.isolated = False  # each copy has namespaces of its own (see forkserver)
+        self._copy_fds: tuple[int, int] | None = None
         self.replay_timeout = 600.0
+        self.output_bytes = 0  # of all cells' outputs so far (Limits.notebook_output_mb)
+        self.setup_cpu = 0.0  # CPU seconds of the runner's own life, not counted against any budget (cpu_seconds)
+        self.stuck: set[str] = set()  # student functions that ran out of time once (`_timed`)
+        self._planner: str | None = None  # the planner of the agent `act` asks
 
     # -- life -----------------------------------------------------------------------------------
     def __enter__(self):
@@ -196,36 +261,106 @@ class Runner:
             except Exception:
                 pass
             self.process.kill()
+        self._drop_copy()
         self.process = self.channel = None
+        self.forking = False
 
     def _ensure(self) -> None:
-        if self.process is not None and self.process.alive():
-            return
-        if self.process is not None:
-            self.process.kill()
-        self.process = RunnerProcess(self.limits, sandbox=self.sandbox, log=self.log)
-        self.channel = Channel(self.process.read_fd, self.process.write_fd)
-        self._request({"op": "run_cell", "source": ""}, self.replay_timeout, {})  # start-up (sandbox, torch, IPython) is no cell's or check's time
+        if self.process is not None and not self.process.alive():
+            self.close()  # the sandbox itself ended: start again, cells replayed
+        if self.process is None:
+            self.cells = self.snapshot_cells + self.cells
+            self.snapshot_cells = []
+            self.process = RunnerProcess(self.limits, log=self.log)
+            self.channel = Channel(self.process.read_fd, self.process.write_fd)
+            self.setup_cpu = 0.0
+            # start-up (sandbox, torch, IPython) and the earlier cells are no cell's or check's time
+            self._setup(lambda: self._request({"op": "run_cell", "source": ""}, self.replay_timeout, {}))
+            self._setup(self._replay)
+        elif self.forking and self.channel is None:
+            self._setup(self._new_copy)
+
+    def _replay(self) -> None:
         deadline = time.monotonic() + self.replay_timeout
         for source in self.cells:
             reply = self._request({"op": "run_cell", "source": source}, max(1.0, deadline - time.monotonic()), {})
             if reply.get("op") != "cell":
-                self._fail("running the earlier cells again in a new runner failed")
+                self._fail("running the earlier cells again in a new runner failed", RunnerFailed.PROTOCOL)
 
-    def _fail(self, reason: str):
-        if self.process is not None:
-            self.process.kill()
-        self.process = self.channel = None
-        raise RunnerFailed(reason)
+    def snapshot(self) -> None:
+        """Make the runner a fork server now (done by the first call after the cells): every later
+        question is answered by a copy of this moment."""
+        self._ensure()
+        if self.forking:
+            return
+        reply = {}
+
+        def become_server():
+            reply.update(self._request({"op": "fork_server"}, self.replay_timeout, {}))
+
+        self._setup(become_server)
+        if reply.get("op") != "result":
+            self._fail("the process running your code could not be copied", RunnerFailed.PROTOCOL)
+        self.isolated = reply.get("isolated") is True
+        self.process.drain_control()
+        self.forking, self.channel = True, None
+        self.snapshot_cells, self.cells = self.snapshot_cells + self.cells, []
+        self._setup(self._new_copy)
+
+    def _new_copy(self) -> None:
+        """A fresh copy of the snapshot (the copy before it ends), with the cells run since replayed."""
+        self._drop_copy()
+        try:
+            self._copy_fds = self.process.fork(secrets.token_hex(16), timeout=60)
+        except OSError as error:
+            self.close()  # the server is gone: the next request starts from the top
+            raise RunnerFailed(f"the process running your code could not be copied ({error})", RunnerFailed.DIED) from None
+        self.copies += 1
+        self.channel = Channel(*self._copy_fds)
+        self._replay()
+
+    def _drop_copy(self) -> None:
+        if self._copy_fds is not None:
+            for fd in self._copy_fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self._copy_fds = None
+        if self.forking:
+            self.channel = None
+
+    def _fail(self, reason: str, kind: str, clock: str | None = None):
+        self.restart()
+        raise RunnerFailed(reason, kind, clock)
 
     def restart(self) -> None:
+        """The next request goes to a process that remembers nothing of the ones before: a new copy
+        of the snapshot (made at once: the old copy ends now), or before the snapshot a new runner."""
+        if self.forking and self.process is not None and self.process.alive():
+            self._drop_copy()
+            self.process.end_copy()  # a copy that loops stops using the CPU now, not at the next fork
+            return
         if self.process is not None:
             self.process.kill()
+        self._drop_copy()
         self.process = self.channel = None
+        self.forking = False
 
     def cpu_seconds(self) -> float:
-        """CPU seconds used so far by the runner's processes (0 when none runs): the clock of budgets."""
-        return sandbox_cpu_seconds(self.process) if self.process is not None else 0.0
+        """CPU seconds used so far by the runner's processes (0 when none runs), less what its
+        start-up, snapshot and replays used (no check's time): the clock of budgets."""
+        return max(0.0, sandbox_cpu_seconds(self.process) - self.setup_cpu) if self.process is not None else 0.0
+
+    def _setup(self, step: Callable[[], None]) -> None:
+        """Run a step of the runner's own life (start-up, replay, snapshot, a new copy); its CPU time
+        is no check's."""
+        before = self.cpu_seconds()
+        try:
+            step()
+        finally:
+            if self.process is not None:
+                self.setup_cpu += max(0.0, self.cpu_seconds() - before)
 
     # -- requests -------------------------------------------------------------------------------
     def _request(self, message: dict, timeout: float, callbacks: dict[str, Callable]) -> dict:
@@ -245,9 +380,9 @@ class Runner:
                     reply = self.channel.receive(timeout=min(CPU_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
                 except ChannelTimeout:
                     if time.monotonic() >= deadline:
-                        self._fail(f"it did not finish within {WALL_BACKSTOP * timeout:.0f} s of wall time (it waits or sleeps), and was stopped")
+                        self._fail(f"it did not finish within {timeout:.0f} s of CPU time or {WALL_BACKSTOP * timeout:.0f} s of wall time (it waits or sleeps, or the machine is very busy), and was stopped", RunnerFailed.TIMEOUT, "wall")
                     if self.cpu_seconds() > cpu_limit:
-                        self._fail(f"it did not finish within {timeout:.0f} s of CPU time (an endless loop, or far too slow), and was stopped")
+                        self._fail(f"it did not finish within {timeout:.0f} s of CPU time (an endless loop, or far too slow), and was stopped", RunnerFailed.TIMEOUT, "cpu")
                     continue
                 if reply.get("id") != message["id"]:
                     raise ProtocolError("an answer that does not belong to the question asked")
@@ -264,14 +399,14 @@ class Runner:
                 self.channel.send({"op": "abort", "id": message["id"]})
         except ChannelClosed:
             code = None
-            if self.process is not None:
+            if self.process is not None and not self.forking:  # (a copy's exit status is its server's to know)
                 try:  # the pipe closes a moment before the process is gone: wait, so the message is always the same
                     code = self.process.process.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     pass
-            self._fail("the process running your code died" + (f" (exit status {code})" if code is not None else "") + ": it exited, crashed, or ran out of memory")
+            self._fail("the process running your code died" + (f" (exit status {code})" if code is not None else "") + ": it exited, crashed, or ran out of memory", RunnerFailed.DIED)
         except ProtocolError as error:
-            self._fail(f"the process running your code sent an invalid answer ({error})")
+            self._fail(f"the process running your code sent an invalid answer ({error})", RunnerFailed.PROTOCOL)
 
     @staticmethod
     def _answer(request: dict, callbacks: dict[str, Callable]) -> dict:
@@ -290,15 +425,29 @@ class Runner:
     def run_cell(self, source: str, timeout: float) -> CellResult:
         """Run one notebook cell; its outputs. A cell that hangs or kills the runner: RunnerFailed."""
         self._ensure()
-        reply = self._request({"op": "run_cell", "source": source}, timeout, {})
+        room = self.output_room()
+        reply = self._request({"op": "run_cell", "source": source, "output_limit": room}, timeout, {})
         if reply.get("op") != "cell" or not isinstance(reply.get("outputs"), list):
-            self._fail("the process running your code sent an invalid answer")
+            self._fail("the process running your code sent an invalid answer", RunnerFailed.PROTOCOL)
         error = reply.get("error")
         self.cells.append(source)
         ename = evalue = None
         if isinstance(error, dict):
             ename, evalue = str(error.get("ename", "Error")), str(error.get("evalue", ""))
-        return CellResult([o for o in reply["outputs"] if isinstance(o, dict)], (ename, evalue) if ename else None)
+        # The cap holds here whatever the runner did; the runner cuts too, so that a flood never
+        # travels, and says how much it cut (a number for the message only).
+        outputs, used, cut = cap_outputs([o for o in reply["outputs"] if isinstance(o, dict)], room)
+        said = reply.get("cut_bytes")
+        cut += said if isinstance(said, int) and not isinstance(said, bool) and 0 <= said < 2**50 else 0
+        self.output_bytes += used
+        if cut:
+            outputs.append({"output_type": "stream", "name": "stderr", "text": output_cut_line(cut, self.limits)})
+        return CellResult(outputs, (ename, evalue) if ename else None)
+
+    def output_room(self) -> int:
+        """Bytes of output the next cell may send back: its own cap, or what is left of the notebook's."""
+        cell, notebook = int(self.limits.cell_output_mb * 2**20), int(self.limits.notebook_output_mb * 2**20)
+        return max(0, min(cell, notebook - self.output_bytes))
 
     def call(
         self,
@@ -313,6 +462,7 @@ class Runner:
         backward: bool = False,
         timeout: float = 60.0,
         callbacks: dict[str, Callable] | None = None,
+        echo_args: bool = False,
     ) -> Returned:
         """Call a student function (or `method` of a `model_spec`) in the runner; what it returned.
 
@@ -320,28 +470,71 @@ class Runner:
         gradients of the model network's parameters come back in `Returned.grads`.
         Raises StudentError when the student's code raised, RunnerFailed when the runner failed.
         `callbacks` answer the runner's callback requests: name -> f(*arrays, grad=bool) -> array;
-        a CheckFailed raised there ends the check at once.
+        a CheckFailed raised there ends the check at once. With `echo_args`, `Returned.args_after`
+        describes the positional arguments as the call left them.
         """
-        self._ensure()
+        self.snapshot()
         message = {"op": "call", "function": function, "model": model, "method": method, "args": args or [], "kwargs": kwargs or {}, "seed": seed, "grad": grad, "backward": backward}
-        reply = self._request(message, timeout, callbacks or {})
-        returned = self._result(reply)
+        if echo_args:
+            message["echo_args"] = True
+        name = function if function is not None else f"{(model or {}).get('cls')}.{method or 'forward'}"
+        reply = self._timed(name, lambda: self._request(message, timeout, callbacks or {}))
+        returned = self._result(reply, function if function is not None else (model or {}).get("cls"))
         returned.grads = reply.get("grads")
+        after = reply.get("args_after")
+        returned.args_after = [Returned(item if isinstance(item, dict) else {}) for item in after] if isinstance(after, list) else None
         return returned
 
     def start_agent(self, planner: str, model: dict, *, seed: int, plan_kwargs: dict | None = None, timeout: float = 60.0) -> None:
-        self._ensure()
-        self._result(self._request({"op": "agent_start", "planner": planner, "model": model, "seed": seed, "plan_kwargs": plan_kwargs or {}}, timeout, {}))
+        self.snapshot()
+        self._planner = planner
+        self._result(self._timed(planner, lambda: self._request({"op": "agent_start", "planner": planner, "model": model, "seed": seed, "plan_kwargs": plan_kwargs or {}}, timeout, {})))
 
     def act(self, state: np.ndarray, timeout: float) -> Returned:
-        return self._result(self._request({"op": "act", "state": np.asarray(state, dtype=np.float64)}, timeout, {}))
+        return self._result(self._timed(self._planner, lambda: self._request({"op": "act", "state": np.asarray(state, dtype=np.float64)}, timeout, {})))
 
-    def _result(self, reply: dict) -> Returned:
+    def _timed(self, name: str | None, request: Callable[[], dict]) -> dict:
+        """`request()`, unless the student function `name` already ran out of time once: a function
+        that never returns costs one check's budget, not one per check that calls it."""
+        if name in self.stuck:
+            raise StuckBefore(name)
+        try:
+            return request()
+        except RunnerFailed as error:
+            if error.kind == RunnerFailed.TIMEOUT and name is not None:
+                self.stuck.add(name)
+            raise
+
+    def _result(self, reply: dict, asked: str | None = None) -> Returned:
+        """The value of a "result" reply; an "error" reply raises StudentError (`asked`: the name
+        the request looked up, reported as missing when the runner found nothing of that name)."""
         if reply.get("op") == "result":
             return Returned(reply.get("value") if isinstance(reply.get("value"), dict) else {})
         if reply.get("op") == "error":
-            raise StudentError(str(reply.get("ename", "Error")), str(reply.get("evalue", "")))
-        self._fail("the process running your code sent an invalid answer")
+            ename, where = str(reply.get("ename", "Error")), self._location(reply.get("where"))
+            missing = asked if ename == "NameError" and not where else None
+            raise StudentError(ename, str(reply.get("evalue", "")), where, missing)
+        self._fail("the process running your code sent an invalid answer", RunnerFailed.PROTOCOL)
+
+    def _location(self, where) -> str:
+        """Where the student's code raised, as the runner claims it ([{cell, line, function}],
+        innermost last), checked against the cells this runner was sent: " in `f`, line 12 of its
+        cell" for the innermost frame that is a line of a cell defining `f`; "" when none holds.
+        Nothing of the claim but a validated line number and a function the cell defines is shown."""
+        if not isinstance(where, list):
+            return ""
+        cells = self.snapshot_cells + self.cells  # in the order the runner's process got them
+        for frame in reversed(where[-16:]):
+            if not isinstance(frame, dict):
+                continue
+            cell, line, function = frame.get("cell"), frame.get("line"), frame.get("function")
+            if type(cell) is not int or type(line) is not int or not isinstance(function, str) or not function.isidentifier():
+                continue
+            if not 0 <= cell < len(cells) or not 1 <= line <= len(cells[cell].splitlines()):
+                continue
+            if re.search(rf"^[ \t]*(async[ \t]+)?def[ \t]+{re.escape(function)}[ \t]*\(", cells[cell], re.MULTILINE):
+                return f" in `{function}`, line {line} of its cell"
+        return ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,6 +562,8 @@ class Context:
     secret: str = ""
     hidden: bool = True
     """False for `python -m autograder check`: only the visible parts run"""
+    submission: str = ""
+    """a hash of the submitted code (`submission_hash`), part of every hidden seed"""
     budget: float = math.inf
     """CPU seconds of the runner this check may still use, from `start`"""
     cpu_clock: Callable[[], float] = field(default=lambda: 0.0, repr=False)
@@ -391,8 +586,11 @@ class Context:
         return self._cpu_used
 
     def seed(self, name: str) -> int:
-        """A seed for this student and check that the runner cannot know in advance."""
-        digest = hashlib.sha256(f"{self.secret}\0{self.student}\0{self.notebook}\0{name}".encode()).digest()
+        """A seed for this student, submission and check that the runner cannot know in advance.
+        With the submission's hash in it, the hidden inputs change whenever the code does (whatever
+        one submission's feedback told cannot be replayed by the next), and a regrade of the same
+        submission draws the same ones."""
+        digest = hashlib.sha256(f"{self.secret}\0{self.student}\0{self.notebook}\0{self.submission}\0{name}".encode()).digest()
         return int.from_bytes(digest[:4], "little")
 
     def rng(self, name: str) -> np.random.Generator:
@@ -405,8 +603,16 @@ class Context:
         cpu_left = self.budget - self.cpu_used()
         wall_left = (self.wall_deadline - time.monotonic()) / WALL_BACKSTOP
         if min(cpu_left, wall_left) <= 0:
-            raise BudgetUsedUp(f"it did not finish within {self.budget:.0f} s of CPU time (an endless loop, or far too slow), and was stopped")
+            raise BudgetUsedUp("its budget was used up", "cpu" if cpu_left <= 0 else "wall")
         return min(3600.0, max(floor, min(cpu_left, wall_left)))
+
+
+def submission_hash(sources: list[str]) -> str:
+    """The hash of a submission's code: its code cells' sources, in order."""
+    digest = hashlib.sha256()
+    for source in sources:
+        digest.update(hashlib.sha256(source.encode("utf-8", "surrogatepass")).digest())
+    return digest.hexdigest()
 
 
 @dataclass
@@ -437,6 +643,15 @@ def sandbox_cpu_seconds(process: RunnerProcess) -> float:
     tree still counts), else the runner and its descendants; each with its reaped children."""
     pids: set[int] = set()
     cap = getattr(process, "cap", None)
+    for group in dict.fromkeys(getattr(cap, "groups", {}).values()):
+        try:  # the kernel's own count, where the sandbox has a cpu(acct) group: cgroup v2, then v1
+            usage = (group / "cpu.stat").read_text().split("usage_usec ", 1)[1].split()[0] if (group / "cpu.stat").exists() else None
+            if usage is not None:
+                return int(usage) / 1e6
+            if (group / "cpuacct.usage").exists():
+                return int((group / "cpuacct.usage").read_text()) / 1e9
+        except (OSError, ValueError, IndexError):
+            pass
     if cap is not None and getattr(cap, "path", None) is not None:
         try:
             pids = {int(pid) for pid in (cap.path / "cgroup.procs").read_text().split()}
@@ -502,19 +717,59 @@ def run_check(check: Check, runner: Runner, context: Context) -> Verdict:
         if not isinstance(error, BudgetUsedUp):
             runner.restart()
         reason = str(error)
-        timed_out = reason.startswith("it did not finish")
-        if timed_out:
-            clock = "CPU time" if "CPU time" in reason else "wall time (it waits or sleeps)"
-            limit = check.budget if clock == "CPU time" else WALL_BACKSTOP * check.budget
-            reason = f"it did not finish within its budget of {limit:.0f} s of {clock} (an endless loop, or far too slow), and was stopped"
+        timed_out = error.kind == RunnerFailed.TIMEOUT
+        if timed_out and not isinstance(error, StuckBefore):
+            if error.clock == "cpu":
+                reason = f"it did not finish within its budget of {check.budget:.0f} s of CPU time (an endless loop, or far too slow), and was stopped"
+            else:
+                reason = f"it did not finish within its budget of {check.budget:.0f} s of CPU time or {WALL_BACKSTOP * check.budget:.0f} s of wall time (it waits or sleeps, or the machine is very busy), and was stopped"
         return Verdict(check.grade_id, False, f"This check could not finish: {reason}.", time.monotonic() - started, timed_out=timed_out)
     return Verdict(check.grade_id, True, message or "OK", time.monotonic() - started)
 
 
 def student_error_hint(error: StudentError) -> str:
+    """The hint for an error the student's code raised: its type and place, never its message."""
     if error.ename == "NotImplementedError":
         return "Not implemented yet: this check calls code that still raises NotImplementedError. Write the missing cell (delete the `raise NotImplementedError()` line)."
+    if error.missing:
+        return f"`{error.missing}` is not defined: the cell that defines it did not run (an error earlier in the notebook?) or was renamed."
     if error.ename == "NameError":
-        return f"{error.evalue}: the cell that defines it did not run (an error earlier in the notebook?) or was renamed."
-    evalue = error.evalue if len(error.evalue) <= 600 else error.evalue[:600] + " [...]"
-    return f"Your code raised {error.ename}: {evalue}"
+        return f"Your code raised NameError{error.where}: it uses a name that is not defined (a cell that defines it did not run, or a typo?). {ERROR_MESSAGES_NOT_SHOWN}"
+    return f"Your code raised {error.describe()}. {ERROR_MESSAGES_NOT_SHOWN}"
+
+
+def output_size(output: dict) -> int:
+    """Bytes an nbformat output takes in the notebook (its JSON)."""
+    try:
+        return len(json.dumps(output, default=str))
+    except (TypeError, ValueError, RecursionError):
+        return 2**40
+
+
+def cap_outputs(outputs: list[dict], room: int) -> tuple[list[dict], int, int]:
+    """The outputs that fit in `room` bytes, in order (a stream output is cut inside its text);
+    (kept, bytes kept, bytes cut)."""
+    kept, used, cut = [], 0, 0
+    for output in outputs:
+        size = output_size(output)
+        if used + size <= room:
+            kept.append(output)
+            used += size
+            continue
+        text = output.get("text")
+        if output.get("output_type") == "stream" and isinstance(text, str) and room - used > 200:
+            part = text[: room - used - 200]
+            kept.append({**output, "text": part})
+            used += output_size(kept[-1])
+            cut += size - output_size(kept[-1])
+        else:
+            cut += size
+    return kept, used, cut
+
+
+def output_cut_line(cut_bytes: int, limits: Limits) -> str:
+    amount = f"{cut_bytes / 2**20:.1f} MB" if cut_bytes >= 2**20 // 10 else f"{cut_bytes} bytes"
+    return (
+        f"\n[output cut: {amount} over the cap: a cell may show {limits.cell_output_mb:g} MB of output, "
+        f"a notebook {limits.notebook_output_mb:g} MB; print less, e.g. a summary instead of every step]\n"
+    )

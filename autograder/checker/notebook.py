@@ -31,9 +31,9 @@ from typing import Callable
 
 from nbformat.notebooknode import NotebookNode, from_dict
 
-from autograder.checker.core import WALL_BACKSTOP, Context, Runner, RunnerFailed, Verdict, run_check
+from autograder.checker.core import submission_hash, WALL_BACKSTOP, Context, Runner, RunnerFailed, Verdict, run_check
 from autograder.checker.checks import registry
-from autograder.sandbox.bubblewrap import RunnerLimits
+from autograder.protocol.limits import Limits
 
 NO_CHECK = "This graded cell has no trusted check in the course's checker, so it cannot earn points; tell your instructor."
 # A course cell tagged so in the source notebook earns no points and the checks need nothing it
@@ -42,12 +42,8 @@ NO_CHECK = "This graded cell has no trusted check in the course's checker, so it
 NOT_RUN_TAG = "not-run-while-grading"
 NOT_RUN_TEXT = "Not run while grading: {reason}. Your points come from the checks, which call your definitions with the course's fixed weights and data."
 OWN_RUN_TEXT = "Output below is from your own run, not from grading:"
-# What a cell that only teaches does, read from its source in the course's notebook.
-TEACHING_KINDS = (
-    ("training", ("train", "fit(")),
-    ("demo episodes", ("run_episode", "MPCAgent", "evaluate", "closing_the_loop(")),
-    ("plots", ("plot", "filmstrip", "fig", "plt.")),
-)
+TEACHES = "this cell only teaches (training, demo episodes, plots, data for them); the checks use fixed weights, not what it makes"
+NEEDS_OTHER_NOTEBOOKS = "this cell needs your other notebooks, which the grader does not load (each notebook is graded on its own)"
 # Outputs of the student's own run that the feedback may show: inert text and raster images only.
 OWN_RUN_MIMETYPES = ("text/plain", "image/png", "image/jpeg")
 OWN_RUN_MAX_CHARS = 20_000
@@ -83,10 +79,7 @@ def is_not_run_while_grading(cell) -> bool:
 
 def not_run_reason(source: str) -> str:
     """Why a tagged course cell is not run, from its text in the course's notebook."""
-    if "load_own_code" in source:
-        return "this cell needs your other notebooks, which the grader does not load (each notebook is graded on its own)"
-    kinds = [kind for kind, words in TEACHING_KINDS if any(word in source for word in words)]
-    return "this cell only teaches" + (f": {' and '.join(kinds)}" if kinds else "") + "; the checks use fixed weights"
+    return NEEDS_OTHER_NOTEBOOKS if "load_own_code" in source else TEACHES
 
 
 def not_run_cells(course_nb: NotebookNode) -> dict[str, str]:
@@ -135,12 +128,8 @@ def run_and_check(
     notebook: str,
     student: str,
     secret: str,
-    limits: RunnerLimits = RunnerLimits(),
-    sandbox: bool = True,
+    limits: Limits = Limits(),
     hidden: bool = True,
-    cell_timeout: float = 300,
-    notebook_timeout: float = 1200,
-    max_restarts: int = 3,
     check_modules: dict[str, str] | None = None,
     not_run: dict[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
@@ -148,8 +137,11 @@ def run_and_check(
 ) -> NotebookGrading:
     """Run `nb`'s cells in a runner, then decide its graded cells; `nb`'s outputs are replaced.
 
-    `not_run`: the course's `not_run_cells` of this notebook (None: every cell runs)."""
+    `not_run`: the course's `not_run_cells` of this notebook (None: every cell runs).
+    `limits`: times, memory, output caps and the sandbox of this notebook's runner."""
     import torch
+
+    cell_timeout, notebook_timeout, max_restarts = limits.cell_timeout, limits.notebook_timeout, limits.max_restarts
 
     # The checker's own torch work (reference plans, expected values) on one thread: with several
     # gradings on a few cores, OpenMP threads spin against each other and run many times slower.
@@ -161,7 +153,9 @@ def run_and_check(
     say = progress or (lambda text: None)
     restarts = 0
     not_run = not_run or {}
-    with Runner(limits, sandbox=sandbox, log=log) as runner:
+    # hidden inputs differ from one submitted code to the next, and repeat for the same code (Context.seed)
+    submission = submission_hash([cell.source for cell in nb.cells if cell.cell_type == "code"])
+    with Runner(limits, log=log) as runner:
         execution_count = 0
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
@@ -186,7 +180,7 @@ def run_and_check(
             except RunnerFailed as error:
                 restarts += 1
                 runner.restart()
-                name = "CellTimeoutError" if "did not finish" in str(error) else "DeadKernelError"
+                name = "CellTimeoutError" if error.kind == RunnerFailed.TIMEOUT else "DeadKernelError"
                 cell.outputs = [error_output(name, f"This cell could not finish: {error}. The grader started your code again from the top and went on after this cell.")]
                 result.cell_failures.append(f"cell {index + 1}: {error}")
                 continue
@@ -212,7 +206,7 @@ def run_and_check(
                 )
             else:
                 say(f"check {grade_id}")
-                context = Context(student=student, notebook=notebook, secret=secret, hidden=hidden)
+                context = Context(student=student, notebook=notebook, secret=secret, hidden=hidden, submission=submission)
                 budget = min(check.budget, max(1.0, (deadline - time.monotonic()) / WALL_BACKSTOP))
                 verdict = run_check(replace(check, budget=budget), runner, context)
                 failed_before = [earlier for earlier in check.after if earlier in result.verdicts and not result.verdicts[earlier].passed]

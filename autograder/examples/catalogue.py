@@ -133,7 +133,7 @@ MISTAKES = (
         NB1,
         "the refit averages each elite over the horizon (dim=1) instead of over the elites (dim=0)",
         S("(dim=0)", "(dim=1)", count=2),
-        ("test-cem-reference", "test-cem-first-action", "test-cem-return"),
+        ("test-cem-reference", "test-cem-first-action", "test-cem-std-floor", "test-cem-return"),
         "the refit of mean and std",
     ),
     Mistake(
@@ -146,6 +146,54 @@ MISTAKES = (
         ),
         ("test-cem-reference",),
         "Draw every random number with torch",
+    ),
+    # The refit toy (mbrl_helpers.cem_toys, in test-cem-std-floor) and the last-state toy (in test-cem-elites)
+    # catch these deterministically; benchmarks.check_rates measures how far each sits from the tolerances.
+    Mistake(
+        "rewards-of-s0-to-sT-1",
+        NB1,
+        "CEM adds the reward of each state before stepping it: the rewards of s_0..s_(T-1) instead of s_1..s_T",
+        S("            states = states + predict_delta(states, actions[:, t])\n            returns += reward_fn(states)", "            returns += reward_fn(states)\n            states = states + predict_delta(states, actions[:, t])"),
+        ("test-cem-elites", "test-cem-std-floor"),
+        "summing the rewards of s_0..s_(T-1) instead of s_1..s_T",
+    ),
+    Mistake(
+        "std-over-all-samples",
+        NB1,
+        "CEM refits the std over all samples instead of the elites",
+        S("std = elite_actions.std(dim=0)", "std = actions.std(dim=0)"),
+        ("test-cem-std-floor",),
+        "the std is not refitted to the elites",
+    ),
+    Mistake(
+        "std-never-refitted",
+        NB1,
+        "CEM refits the mean only: the std stays at its initial 1",
+        S("        std = elite_actions.std(dim=0).clamp(min=std_floor)\n", ""),
+        ("test-cem-std-floor",),
+        "the std is not refitted to the elites",
+    ),
+    Mistake(
+        "returns-not-reset",
+        NB1,
+        "CEM creates the returns once, before the iterations, so they add up over iterations",
+        S(
+            "    for _ in range(n_iters):\n        actions = Normal(mean, std).sample((n_samples,)).clamp(ACTION_LOW, ACTION_HIGH)  # (N, T, A)\n"
+            "        states = state.expand(n_samples, -1)  # (N, S)\n        returns = torch.zeros(n_samples, device=state.device)\n",
+            "    returns = torch.zeros(n_samples, device=state.device)\n    for _ in range(n_iters):\n"
+            "        actions = Normal(mean, std).sample((n_samples,)).clamp(ACTION_LOW, ACTION_HIGH)  # (N, T, A)\n"
+            "        states = state.expand(n_samples, -1)  # (N, S)\n",
+        ),
+        ("test-cem-std-floor",),
+        "returns not reset between CEM iterations",
+    ),
+    Mistake(
+        "std-over-horizon",
+        NB1,
+        "CEM computes the refitted std over the horizon axis (dim=1), shape (n_elite, A)",
+        S("std = elite_actions.std(dim=0)", "std = elite_actions.std(dim=1)"),
+        ("test-cem-output", "test-cem-elites", "test-cem-first-action", "test-cem-std-floor", "test-cem-clamp", "test-cem-reference", "test-cem-return"),
+        "the std (or mean) computed over the horizon axis",
     ),
     # ("planning-with-grad", the planner run with autograd on, is no longer a graded mistake: its
     # actions are exactly right, so only the student's own process could tell, and grading takes
@@ -202,6 +250,30 @@ MISTAKES = (
         ("test-sto-nll", "test-sto-nll-clamped"),
         "not log(sigma**2)",
     ),
+    Mistake(
+        "sample-ignores-sigma",
+        NB2,
+        "predict_delta samples mu + randn: the noise is not scaled by sigma",
+        S("return torch.distributions.Normal(mu, sigma).sample()", "return mu + torch.randn_like(mu)"),
+        ("test-sto-sampling",),
+        "the sample ignores sigma",
+    ),
+    Mistake(
+        "nll-sigma-as-variance",
+        NB2,
+        "the loss is GaussianNLLLoss with sigma passed where it expects the variance",
+        S("return ((target - mu) ** 2 / (2 * sigma**2) + torch.log(sigma)).mean()", "return nn.GaussianNLLLoss(full=False)(mu, target, sigma)"),
+        ("test-sto-nll", "test-sto-nll-clamped"),
+        "sigma passed where GaussianNLLLoss expects the variance",
+    ),
+    Mistake(
+        "nll-summed-over-components",
+        NB2,
+        "the NLL is summed over the 4 components of each row, then averaged over the rows",
+        S("+ torch.log(sigma)).mean()", "+ torch.log(sigma)).sum(dim=-1).mean()"),
+        ("test-sto-nll", "test-sto-nll-clamped"),
+        "sums the NLL over the 4 components",
+    ),
     # ---- 03: the ensemble ------------------------------------------------------------------------------
     Mistake(
         "shared-minibatch",
@@ -251,6 +323,22 @@ MISTAKES = (
         ("test-ens-cem-elites-first-floor",),
         "std not floored",
     ),
+    Mistake(
+        "ensemble-mean-over-samples",
+        NB3,
+        "the ensemble planner averages the returns over the samples (dim=1) instead of the members",
+        S("expected_returns = returns.mean(dim=0)", "expected_returns = returns.mean(dim=1)"),
+        ("test-ens-cem-output", "test-ens-cem-mean-return", "test-ens-cem-elites-first-floor", "test-ens-cem-reference", "test-ens-return"),
+        "returns averaged over the samples instead of the members",
+    ),
+    Mistake(
+        "ensemble-modulelist",
+        NB3,
+        "the ensemble keeps its members in a network of its own (self.members, as a ModuleList or a vmap version would) instead of the given self.net",
+        S("self.net", "self.members", count=2),
+        ("test-ens-predict-members", "test-ens-loss", "test-ens-return"),
+        "the checks load their weights into the given `self.net`",
+    ),
     # ---- 04: closing the loop ---------------------------------------------------------------------
     Mistake(
         "next-states-not-shifted",
@@ -275,6 +363,28 @@ MISTAKES = (
         S("        dataset = add_episode(dataset, episode)\n    return dataset, returns", "        grown = add_episode(dataset if not returns[:-1] else grown, episode)\n    return grown, returns"),
         ("test-loop-iterations", "test-loop-return"),
         "that is the start data again",
+    ),
+    Mistake(
+        "add-episode-in-place",
+        NB4,
+        "add_episode writes the grown arrays into the caller's dataset and returns it",
+        S(
+            '    return {\n        "states": np.concatenate([dataset["states"], episode.states[:-1]]),\n'
+            '        "actions": np.concatenate([dataset["actions"], episode.actions]),\n'
+            '        "next_states": np.concatenate([dataset["next_states"], episode.states[1:]]),\n    }',
+            '    for key, new in (("states", episode.states[:-1]), ("actions", episode.actions), ("next_states", episode.states[1:])):\n'
+            "        dataset[key] = np.concatenate([dataset[key], new])\n    return dataset",
+        ),
+        ("test-loop-add-episode",),
+        "add_episode changed the caller's dataset in place",
+    ),
+    Mistake(
+        "loop-returns-swapped",
+        NB4,
+        "closing_the_loop returns (returns, dataset) instead of (dataset, returns)",
+        S("    return dataset, returns", "    return returns, dataset"),
+        ("test-loop-iterations", "test-loop-return"),
+        "(returns, dataset) swapped",
     ),
 )
 

@@ -50,6 +50,9 @@ FAMILIES = {
     "leftover processes": "processes left behind that outlive the grading or signal other processes",
     "forged prints": "printed fake results and printed test or grader source",
     "reading the checker": "reading the checker's values from the call stack or from memory",
+    "planner swap": "another planner or controller (random shooting, an LQR controller, a table of actions) drives the return check's episode",
+    "replay from feedback": "errors and returned objects that would carry the grader's inputs into the feedback, for a resubmission to replay",
+    "decoder attacks": "forged messages (oversize arrays, deep nesting, huge numbers) written to the checker's channel from student code",
 }
 
 
@@ -1293,6 +1296,170 @@ READ_LOOP_REFERENCE = code(
 CHEATS = CHEATS + (
     Cheat("forged-loop", NB4, "forged objects", "closing_the_loop returns the offline data and returns of 1000 without training or running anything", "blank", (Append("loop", FORGED_LOOP),)),
     Cheat("loop-from-reference", NB4, "reading answers", "imports the reference loop, or reads and runs its file", "blank", (Insert((READ_LOOP_REFERENCE,), after="end"),)),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# planner swap: the pole kept up by a planner that is not the student's
+
+
+# The course's own LQR controller: A and B fitted on the offline data near upright, P the course's
+# cost matrix (mbrl_helpers.lqr), K = (R + B'PB)^-1 B'PA.
+LQR_OF_THE_COURSE = code(
+    '''
+    import numpy as np
+    import torch
+
+    from mbrl_helpers import load_dataset
+    from mbrl_helpers.lqr import fit_linear_dynamics, lqr_gain, near_upright
+    from mbrl_helpers.reward import COST_MATRIX
+
+    _data = load_dataset()
+    _near = near_upright(_data)
+    _A, _B = fit_linear_dynamics(_data["states"][_near], _data["actions"][_near], _data["next_states"][_near])
+    _GAIN = lqr_gain(_A, _B, np.asarray(COST_MATRIX, dtype=np.float64))
+
+
+    def lqr_action(state):
+        return torch.as_tensor(np.clip(-_GAIN @ state.detach().double().numpy(), -3.0, 3.0), dtype=torch.float32).reshape(1)
+    '''
+)
+
+
+def swap_planner(planner: str, action: str, setup: str = "") -> str:
+    """`planner` kept for the toy checks (2 state numbers); on the pendulum (4) `action` acts instead."""
+    return (setup + "\n\n\n" if setup else "") + code(
+        f'''
+        _own_{planner} = {planner}
+
+
+        def {planner}(predict_delta, state, *args, **kwargs):
+            if state.shape[-1] == 4:  # the pendulum: the return check's episode
+                return {action}
+            return _own_{planner}(predict_delta, state, *args, **kwargs)
+        '''
+    )
+
+
+SWAP_RANDOM_SHOOTING = swap_planner("cem_plan", "random_shooting_plan(predict_delta, state)", "from mbrl_helpers.planning import random_shooting_plan")
+SWAP_LQR = swap_planner("cem_plan", "lqr_action(state)", LQR_OF_THE_COURSE)
+# LQR with noise about as wide as CEM's spread of first actions, so that it looks sampled.
+SWAP_NOISY_LQR = swap_planner("cem_plan", "lqr_action(state) + 0.1 * torch.randn(1)", LQR_OF_THE_COURSE)
+# A lookup table: the LQR's actions at 3,000 states of the offline data, nearest state wins.
+SWAP_TABLE = swap_planner(
+    "cem_plan",
+    "_TABLE_ACTIONS[((_TABLE_STATES - state) ** 2).sum(dim=1).argmin()].clone()",
+    LQR_OF_THE_COURSE
+    + "\n\n"
+    + code(
+        '''
+        _TABLE_STATES = torch.as_tensor(_data["states"][:3000], dtype=torch.float32)
+        _TABLE_ACTIONS = torch.stack([lqr_action(s) for s in _TABLE_STATES])
+        '''
+    ),
+)
+SWAP_ENSEMBLE_LQR = swap_planner("ensemble_cem_plan", "lqr_action(state)", LQR_OF_THE_COURSE)
+# Notebook 2 plans with the course's random shooting, looked up by its name: rebind the name.
+SWAP_COURSE_PLANNER = LQR_OF_THE_COURSE + "\n\n\n" + code(
+    '''
+    def random_shooting_plan(predict_delta, state, *args, **kwargs):
+        return lqr_action(state)
+    '''
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# replay from feedback: the grader's inputs carried out in an error or a returned object's type
+
+# Every number the function was given, in the exception's message, and in its class's name.
+REPLAY_ADD_EPISODE = code(
+    '''
+    import numpy as np
+
+
+    def _numbers(*values):
+        return [round(float(x), 4) for value in values for x in np.ravel(np.asarray(value, dtype=np.float64))]
+
+
+    def add_episode(dataset, episode):
+        numbers = _numbers(*dataset.values(), episode.states, episode.actions)
+        leak = type("REPLAY_LEAK_" + "_".join(str(int(abs(x) * 1000)) for x in numbers[:40]), (ValueError,), {})
+        raise leak(f"REPLAY-LEAK {numbers}")
+
+
+    def closing_the_loop(dataset, train_agent, run_agent, n_iterations):
+        raise KeyError(f"REPLAY-LEAK n_iterations={n_iterations} {_numbers(*dataset.values())}")
+    '''
+)
+# The toy and pendulum states cem_plan is given, as the name of the type of what it returns.
+REPLAY_RETURNED_TYPE = code(
+    '''
+    def cem_plan(predict_delta, state, *args, **kwargs):
+        digits = "_".join(str(int(abs(float(x)) * 10000)) for x in state.reshape(-1))
+        return type("REPLAY_LEAK_" + digits, (), {})()
+    '''
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# decoder attacks: forged answers written to the checker's channel from inside a call
+
+FORGE_MESSAGE = code(
+    '''
+    import gc
+    import json
+    import os
+
+    OVERSIZE = '{"op":"result","value":{"kind":"tensor","array":{"__array__":["float64",[4611686018427387904,4],""]},"requires_grad":true},"id":ID}'
+    NAN_SHAPE = '{"op":"result","value":{"kind":"tensor","array":{"__array__":["float64",[NaN,4],""]}},"id":ID}'
+    DEEP = '{"op":"result","value":' + "[" * 600 + "]" * 600 + ',"id":ID}'
+    HUGE = '{"op":"result","value":{"kind":"tensor","array":{"__array__":["float64",[' + "9" * 5000 + '],""]}},"id":ID}'
+
+
+    def forge(line):
+        """Write `line` to the checker as the answer to the request being served now."""
+        session = next(o for o in gc.get_objects() if type(o).__name__ == "Session" and hasattr(o, "channel"))
+        os.write(session.channel.write_fd, line.replace("ID", json.dumps(session.request_id)).encode() + b"\\n")
+    '''
+)
+
+
+def forged_answers(in_loss: str, in_predict: str) -> str:
+    """DeterministicModel.loss forges `in_loss` (test-det-loss), and predict_delta on 7 rows
+    `in_predict` (only test-det-predict-shape asks about 7 rows), instead of answering."""
+    return FORGE_MESSAGE + "\n\n\n" + code(
+        f'''
+        _own_loss, _own_predict_delta = DeterministicModel.loss, DeterministicModel.predict_delta
+
+
+        def _forging_loss(self, *args, **kwargs):
+            forge({in_loss})
+            return _own_loss(self, *args, **kwargs)
+
+
+        def _forging_predict_delta(self, states, actions):
+            if states.shape[0] == 7:
+                forge({in_predict})
+            return _own_predict_delta(self, states, actions)
+
+
+        DeterministicModel.loss, DeterministicModel.predict_delta = _forging_loss, _forging_predict_delta
+        '''
+    )
+
+
+FORGED_ANSWERS = "a forged answer fails the check that received it (test-det-loss, test-det-predict-shape); every other check keeps the twin's points"
+CHEATS = CHEATS + (
+    Cheat("swap-random-shooting", NB1, "planner swap", "a broken CEM that hands the pendulum to the course's random shooting planner", "elites-lowest-return", (Append("cem-plan", SWAP_RANDOM_SHOOTING),)),
+    Cheat("swap-lqr", NB1, "planner swap", "a broken CEM that hands the pendulum to the LQR controller of the course's P", "elites-lowest-return", (Append("cem-plan", SWAP_LQR),)),
+    Cheat("swap-noisy-lqr", NB1, "planner swap", "the same LQR controller with noise as wide as CEM's spread", "last-action", (Append("cem-plan", SWAP_NOISY_LQR),)),
+    Cheat("swap-table", NB1, "planner swap", "a lookup table of actions at 3,000 states, nearest state wins", "elites-lowest-return", (Append("cem-plan", SWAP_TABLE),)),
+    Cheat("swap-ensemble-lqr", NB3, "planner swap", "an ensemble model that fails its checks, and the LQR controller for the pendulum", "shared-actions-not-expanded", (Append("ensemble-cem-plan", SWAP_ENSEMBLE_LQR),)),
+    Cheat("swap-course-planner", NB2, "planner swap", "a model that fails its checks, and random_shooting_plan rebound to an LQR controller", "halves-swapped", (Insert((SWAP_COURSE_PLANNER,), after="planner"),)),
+    Cheat("replay-error-arguments", NB4, "replay from feedback", "add_episode and closing_the_loop raise errors whose message and class name carry every number they were given", "blank", (Append("loop", REPLAY_ADD_EPISODE),)),
+    Cheat("replay-returned-type", NB1, "replay from feedback", "cem_plan returns an object whose class name carries the state it was given", "blank", (Append("cem-plan", REPLAY_RETURNED_TYPE),)),
+    Cheat("decoder-oversize", NB1, "decoder attacks", "answers with an array of declared shape [2**62, 4] (an int64 size check wraps to 0) and one of NaN rows", "numpy-sampling", (Append("deterministic-model", forged_answers("OVERSIZE", "NAN_SHAPE")),), may_score_less=FORGED_ANSWERS),
+    Cheat("decoder-deep", NB1, "decoder attacks", "answers nested 600 deep, and with an array dimension of 5,000 digits", "numpy-sampling", (Append("deterministic-model", forged_answers("DEEP", "HUGE")),), may_score_less=FORGED_ANSWERS),
 )
 
 

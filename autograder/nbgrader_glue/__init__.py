@@ -6,5 +6,9 @@
 - `autograde`: the autograde stage: cells restored from the gradebook, the checker's verdicts in
   place of nbgrader's kernel execution, the rubric beside each written answer for formgrader.
 - `feedback`: the generate_feedback stage: hidden tests and rubrics out, formulas offline.
-- `feedback_template/`, `jupyter_config/`: the feedback page's template, JupyterLab's settings.
+- `sanitise`: every page rendered from a submission (feedback, formgrader's grading page) is inert:
+  the sanitiser, the render-time filters, the Content-Security-Policies.
+- `formgrader_server`: the course's Jupyter server extension: formgrader's CSP, no exchange.
+- `feedback_template/`, `jupyter_config/`: the feedback and grading pages' templates, JupyterLab's
+  settings (which enable `formgrader_server`).
 """

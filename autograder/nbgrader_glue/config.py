@@ -19,6 +19,8 @@ import sys
 
 from traitlets.config import Config
 
+from autograder.protocol.limits import Limits
+
 COURSE_ID = "mbrl"
 
 SOURCE_DIRECTORY = "solutions"
@@ -27,20 +29,9 @@ GRADING_DIRECTORY = "grading"
 GRADEBOOK_NAME = "gradebook.db"
 SECRET_NAME = "checker-secret"  # the course's grading secret (see autograder.nbgrader_glue.autograde.course_secret)
 
-# One grading cell may run a real 1000-step episode with a CEM planner: about 30 s on one CPU
-# thread, so 300 s leaves a wide margin for a slower but correct solution on a busy machine.
-CELL_TIMEOUT = 300
-# All the cells of one notebook together; a notebook that uses it up gets zero for the cells
-# it could not run. A complete reference notebook needs well under a tenth of it.
-NOTEBOOK_TIMEOUT = 1200
-# Address space a student's runner may map (RLIMIT_AS, a hard limit set outside the sandbox): a
-# cell that allocates more gets a MemoryError in that cell instead of taking down the machine.
-MEMORY_LIMIT_MB = 4096
-# Restarts of a student's runner per notebook after a crash (os._exit, a segfault, a kill) or a
-# cell that ran out of time, before the remaining cells are given up.
-MAX_KERNEL_RESTARTS = 3
 
-# Template folder whose mathjax.html.j2 stands in front of nbconvert's (feedback pages load no MathJax).
+# The course's templates of the feedback page and formgrader's grading page (feedback/, formgrade/),
+# in front of nbgrader's and nbconvert's: sanitised outputs, a CSP, no MathJax.
 FEEDBACK_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "feedback_template")
 # stderr output that must not zero a grade cell (nbgrader gives zero to a test cell that writes to
 # stderr): Python and gymnasium warnings, and tqdm progress bars.
@@ -138,11 +129,7 @@ def course_config(
     source_directory: str = SOURCE_DIRECTORY,
     release_directory: str = RELEASE_DIRECTORY,
     grading_directory: str = GRADING_DIRECTORY,
-    cell_timeout: int = CELL_TIMEOUT,
-    notebook_timeout: int = NOTEBOOK_TIMEOUT,
-    memory_limit_mb: int = MEMORY_LIMIT_MB,
-    max_kernel_restarts: int = MAX_KERNEL_RESTARTS,
-    sandbox: bool = True,
+    limits: Limits = Limits(),
     secret_file: str | None = None,
     check_modules: dict[str, str] | None = None,
     hidden_checks: bool = True,
@@ -159,7 +146,6 @@ def course_config(
     from nbgrader.preprocessors import (
         AssignLatePenalties,
         CheckCellMetadata,
-        ClearOutput,
         GetGrades,
         IgnorePattern,
         LimitOutput,
@@ -167,7 +153,7 @@ def course_config(
         SaveAutoGrades,
     )
 
-    from autograder.nbgrader_glue.autograde import CheckedExecute, RestoreCells, ShowRubrics
+    from autograder.nbgrader_glue.autograde import CheckedExecute, ClearOutputExceptOwnRuns, RestoreCells, ShowRubrics
     from autograder.nbgrader_glue.feedback import DropGraderOnlyCells, HideHiddenTests, OfflineFeedback
 
     root = os.path.abspath(root)
@@ -191,7 +177,7 @@ def course_config(
     # OverwriteCells that also repairs edited metadata, puts back deleted test cells and says so in
     # the notebook) in place of OverwriteCells and ahead of the checks that would otherwise abort
     # the whole notebook on tampered metadata.
-    c.Autograde.sanitize_preprocessors = [ClearOutput, RestoreCells, OverwriteKernelspec, CheckCellMetadata]
+    c.Autograde.sanitize_preprocessors = [ClearOutputExceptOwnRuns, RestoreCells, OverwriteKernelspec, CheckCellMetadata]
     # Step 2 (execute and save grades): nbgrader's list, with CheckedExecute in place of Execute:
     # the student's cells run in the sandboxed runner and every graded cell's outcome is the
     # checker's verdict, which SaveAutoGrades then records (autograder.checker.notebook).
@@ -209,14 +195,13 @@ def course_config(
     # Formgrader shows each written answer with its model answer and rubric below it, read from the
     # source notebooks; not for a student's own check, which must not see them.
     c.ShowRubrics.source_directory = os.path.join(root, source_directory) if hidden_checks else ""
-    c.CheckedExecute.cell_timeout = cell_timeout
-    c.CheckedExecute.notebook_timeout = notebook_timeout
-    c.CheckedExecute.memory_limit_mb = memory_limit_mb
-    c.CheckedExecute.max_restarts = max_kernel_restarts
-    c.CheckedExecute.sandbox = sandbox
+    for name, value in limits.to_dict().items():  # CheckedExecute has one trait per limit, of the same name
+        setattr(c.CheckedExecute, name, value)
     c.CheckedExecute.secret_file = secret_file or os.path.join(root, grading_directory, SECRET_NAME)
     c.CheckedExecute.check_modules = dict(check_modules or {})
     c.CheckedExecute.hidden = hidden_checks
+    # The course cells not run while grading are those its source notebooks tag, never a submission.
+    c.CheckedExecute.source_directory = c.ClearOutputExceptOwnRuns.source_directory = os.path.join(root, source_directory)
     # Plain `nbgrader autograde` in a fresh clone: record the assignments first, as `grade` does.
     c.Autograde.pre_convert_hook = functools.partial(
         record_assignments_before_autograde, root=root, source_directory=source_directory, release_directory=release_directory, grading_directory=grading_directory, db_url=c.CourseDirectory.db_url
@@ -227,11 +212,32 @@ def course_config(
     # Feedback: nbgrader's HTML, without the graders' rubric cells, with the hidden tests' source (and
     # the traceback lines that would quote it) replaced by a one-line description; the failing
     # check's message stays.
-    # Formulas become MathML and hints wrap (OfflineFeedback), and the page loads nothing from the
-    # network: FEEDBACK_TEMPLATE's mathjax.html.j2 stands in front of nbconvert's, which loads MathJax
-    # from a CDN, and nbgrader's own feedback template is found after it.
+    # Hints wrap and images fit (OfflineFeedback), and the page loads nothing from the network.
     c.GenerateFeedback.preprocessors = [DropGraderOnlyCells, GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor, OfflineFeedback]
+
+    # Every page rendered from a submission (the feedback pages, formgrader's grading page: both
+    # nbconvert's HTMLExporter, configured here) is inert: see autograder/nbgrader_glue/sanitise.py.
+    # The page is FEEDBACK_TEMPLATE's feedback/course.html.j2 or formgrade/course.html.j2 (nbgrader
+    # sets the template's name, `feedback` or `formgrade`; the course its file), which extend nbgrader's
+    # index.html.j2 and pass each output through `clean_html`; markdown goes through `markdown2html`,
+    # which also writes formulas as MathML, so no page loads MathJax (the mathjax.html.j2 files stand
+    # in front of nbconvert's, which loads it from a CDN).
     c.HTMLExporter.extra_template_basedirs = [FEEDBACK_TEMPLATE, os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates")]
+    c.HTMLExporter.template_file = "course.html.j2"
+    c.HTMLExporter.sanitize_html = True  # nbconvert's own switch too: no JavaScript or widget output
+    c.HTMLExporter.filters = {
+        "clean_html": "autograder.nbgrader_glue.sanitise.clean",
+        "markdown2html": "autograder.nbgrader_glue.sanitise.SanitisedMarkdown",
+        "check_description": "autograder.nbgrader_glue.feedback.check_description",
+    }
+    c.HTMLExporter.preprocessors = ["autograder.nbgrader_glue.sanitise.InertOutputs"]
+    # Formgrader: no configuration panel (nbgrader's debug view, which logged "Formgrader config is not
+    # serializable" at every visit: the course's config holds functions), and no exchange (see
+    # autograder/nbgrader_glue/formgrader_server.py: no banner, no "[C] Unwritable directory").
+    c.FormgradeExtension.debug = False
+    c.ExchangeFactory.list = "autograder.nbgrader_glue.formgrader_server.NoExchangeList"
+    c.ExchangeFactory.release_assignment = "autograder.nbgrader_glue.formgrader_server.NoExchangeReleaseAssignment"
+    c.ExchangeFactory.collect = "autograder.nbgrader_glue.formgrader_server.NoExchangeCollect"
 
     # `nbgrader export`: the course's grading/grades.csv, one row per student, the same file as
     # `grade` and `python -m autograder export` write (autograder.term.export), not a CSV in the current folder.

@@ -10,24 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.nbgrader_glue import config
+from autograder.protocol.limits import Limits
 
 ROOT = Path(__file__).resolve().parents[2]  # this repository: the course's own directory
-
-
-@dataclass(frozen=True)
-class GradingLimits:
-    """How long and how much memory a student's notebook may use while it is graded."""
-
-    cell_timeout: int = config.CELL_TIMEOUT
-    """seconds one cell may run before it is interrupted and scores zero"""
-    notebook_timeout: int = config.NOTEBOOK_TIMEOUT
-    """seconds all cells of one notebook may take together"""
-    memory_limit_mb: int = config.MEMORY_LIMIT_MB
-    """address space of the grading kernel (RLIMIT_AS), in MiB; 0 for none"""
-    max_kernel_restarts: int = config.MAX_KERNEL_RESTARTS
-    """failures of the student's runner per notebook after which the remaining cells are given up"""
-    sandbox: bool = True
-    """run student code in the bubblewrap sandbox (False: --no-sandbox, said on every report)"""
 
 
 @dataclass(frozen=True)
@@ -42,7 +27,8 @@ class Course:
     """the SQLite gradebook; <root>/<grading_directory>/gradebook.db when None"""
     gradebook_url: str | None = None
     """a server gradebook instead (nbgrader's db_url), e.g. postgresql://grader@dbhost/course"""
-    limits: GradingLimits = field(default_factory=GradingLimits)
+    limits: Limits = field(default_factory=Limits)
+    """what each notebook's grading may use (times, memory, scratch, output) and the sandbox"""
     secret_file: Path | None = None
     """the course's grading secret; <root>/<grading_directory>/checker-secret when None"""
     check_modules: tuple[tuple[str, str], ...] = ()
@@ -100,11 +86,7 @@ class Course:
             source_directory=self.source_directory,
             release_directory=self.release_directory,
             grading_directory=self.grading_directory,
-            cell_timeout=self.limits.cell_timeout,
-            notebook_timeout=self.limits.notebook_timeout,
-            memory_limit_mb=self.limits.memory_limit_mb,
-            max_kernel_restarts=self.limits.max_kernel_restarts,
-            sandbox=self.limits.sandbox,
+            limits=self.limits,
             secret_file=str(self.secret_path),
             check_modules=dict(self.check_modules),
             hidden_checks=not self.visible_only,

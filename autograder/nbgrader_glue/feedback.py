@@ -4,7 +4,9 @@
 - `HideHiddenTests`: replaces each hidden-test region of a test cell with a one-line comment and drops the
   traceback lines that quote the test cell, keeping the error's type and message (the hint). The student
   sees which check failed and why, never its source.
-- `OfflineFeedback`: formulas as MathML and wrapped hints, so that a page reads the same with no network.
+- `OfflineFeedback`: wrapped hints and images that fit, so that a page reads the same on any screen.
+- `math_as_mathml`: formulas as MathML, so that a page needs no network (used as markdown is rendered).
+- `check_description`: the score list's label of a check.
 """
 from __future__ import annotations
 
@@ -118,14 +120,19 @@ def _region_summary(end_line: str, region: list[str]) -> str:
 # ---------------------------------------------------------------------------------------------
 # feedback a student can read offline, on any screen
 FEEDBACK_CSS = """
-/* The checker's hints are single long lines: wrap them instead of scrolling sideways. */
+/* The checker's hints are single long lines: wrap them at spaces instead of scrolling sideways.
+   break-word (not anywhere) breaks inside a word only when the word alone is wider than the line:
+   "anywhere" also shrinks the box's narrowest width, and the hints came out as "which i s". */
 div.output_area pre, div.output_subarea pre, div.output_text pre {
     white-space: pre-wrap;
-    overflow-wrap: anywhere;
+    overflow-wrap: break-word;
+    word-break: normal;
 }
-div.output_subarea { max-width: 100%; }
+div.output_subarea { max-width: 100%; min-width: 0; }
 /* The test cells' own messages sit in their source: wrap it too, rather than cut it at the edge. */
-div.input_area pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+div.input_area pre { white-space: pre-wrap; overflow-wrap: break-word; }
+/* Plots and filmstrips fit the page. */
+div.output_subarea img, div.rendered_html img { max-width: 100%; height: auto; }
 math[display="block"] { margin: 0.5em 0; }
 """
 # $$...$$ (display) or $...$ (inline), not preceded by a backslash; code is left alone (see below).
@@ -151,15 +158,27 @@ def math_as_mathml(markdown: str) -> str:
     return "".join(part if index % 2 else MATH.sub(replace, part) for index, part in enumerate(parts))
 
 
+def check_description(cell) -> str:
+    """What a test cell checks, for the feedback page's score list: its opening "# Checks: ..."
+    comment (with the comment lines that continue it), else the cell's grade id."""
+    lines = cell.get("source", "").split("\n")
+    if not lines or not lines[0].startswith("# Checks:"):
+        return f"Check {cell.metadata.nbgrader.get('grade_id', '')}".strip()
+    words = [lines[0][len("# Checks:"):].strip()]
+    for line in lines[1:]:
+        if not line.startswith("# ") or line.startswith("# hidden test"):
+            break
+        words.append(line[2:].strip())
+    return " ".join(words)
+
+
 class OfflineFeedback(FeedbackPreprocessor):
-    """generate_feedback: a page that reads the same offline as online. Formulas in markdown cells
-    become MathML (the page loads no MathJax: see autograder/feedback_template), and long output
-    lines, the checker's hints among them, wrap."""
+    """generate_feedback: a page that reads the same offline as online and on any screen: long
+    output lines, the checker's hints among them, wrap, and images fit the page. (Formulas become
+    MathML as markdown is rendered: autograder.nbgrader_glue.sanitise.SanitisedMarkdown.)"""
 
     def preprocess(self, nb, resources):
         for cell in nb.cells:
-            if cell.cell_type == "markdown" and "$" in cell.source:
-                cell.source = math_as_mathml(cell.source)
             for output in cell.get("outputs", []):
                 # nbconvert warns, once per page, of each plot without a text alternative: nothing an
                 # instructor can act on. Say what the image is, for screen readers too.

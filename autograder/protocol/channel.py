@@ -6,7 +6,8 @@ is what the checker applies to everything the runner sends: it refuses lines lon
 dtype than `DTYPES`, of a shape that does not match their bytes, or larger than `MAX_ARRAY_SIZE`
 elements (counted with Python integers, which cannot overflow). Whatever the line holds, `decode`
 returns a message or raises ProtocolError, nothing else: a bad message fails the request that
-received it, never the grading around it. Only the standard library and NumPy are used, so both
+received it, never the grading around it. A ProtocolError's text names the rule broken, never a
+value the other side chose (it reaches the student's feedback, and student code can write here). Only the standard library and NumPy are used, so both
 sides import this file as it is.
 """
 from __future__ import annotations
@@ -75,22 +76,22 @@ def _decode_array(spec) -> np.ndarray:
         raise ProtocolError("malformed array")
     dtype, shape, data = spec
     if dtype not in DTYPES:
-        raise ProtocolError(f"array of dtype {dtype[:40]!r}; allowed: {', '.join(DTYPES)}")
+        raise ProtocolError(f"array of a dtype not allowed (allowed: {', '.join(DTYPES)})")
     # Each dimension a plain int in [0, MAX_ARRAY_SIZE] (not a bool, float, NaN or a 4,000-digit
     # number), then their product in Python integers: np.prod in int64 wraps [2**62, 4] round to 0.
     if len(shape) > MAX_DIMENSIONS or not all(type(n) is int and 0 <= n <= MAX_ARRAY_SIZE for n in shape):
         raise ProtocolError(f"array of invalid shape (at most {MAX_DIMENSIONS} dimensions, each an integer from 0 to {MAX_ARRAY_SIZE})")
     size = math.prod(shape)
     if size > MAX_ARRAY_SIZE:
-        raise ProtocolError(f"array of {size} elements (at most {MAX_ARRAY_SIZE})")
+        raise ProtocolError(f"array of more than {MAX_ARRAY_SIZE} elements")
     if len(data) > 4 * ((size * np.dtype(dtype).itemsize + 2) // 3):
-        raise ProtocolError(f"array of shape {tuple(shape)} and dtype {dtype} with more data than it can hold")
+        raise ProtocolError("array with more data than its shape holds")
     try:
         raw = base64.b64decode(data, validate=True)
     except ValueError:
         raise ProtocolError("array data is not base64") from None
     if len(raw) != size * np.dtype(dtype).itemsize:
-        raise ProtocolError(f"array of shape {tuple(shape)} and dtype {dtype} cannot hold {len(raw)} bytes")
+        raise ProtocolError("array whose data do not fit its shape")
     return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
 
 
@@ -101,11 +102,11 @@ def encode(message: dict) -> bytes:
 def decode(line: bytes) -> dict:
     """One message from its line; ProtocolError (and nothing else) for anything that is not one."""
     if len(line) > MAX_LINE_BYTES:
-        raise ProtocolError(f"message of {len(line)} bytes (at most {MAX_LINE_BYTES})")
+        raise ProtocolError(f"message longer than {MAX_LINE_BYTES} bytes")
     try:
         message = json.loads(line)
-    except (ValueError, RecursionError) as error:  # (ValueError covers integers of more than 4,300 digits)
-        raise ProtocolError(f"not a JSON message: {str(error)[:200]}") from None
+    except (ValueError, RecursionError):  # (ValueError covers integers of more than 4,300 digits)
+        raise ProtocolError("not a JSON message") from None
     if not isinstance(message, dict) or not isinstance(message.get("op"), str):
         raise ProtocolError("a message must be a JSON object with an 'op'")
     try:

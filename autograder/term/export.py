@@ -377,6 +377,22 @@ class Export:
     notes: list[str]
 
 
+def record_roster_names(course, roster: list[RosterStudent]) -> None:
+    """The roster's names and emails into the gradebook's students, so that formgrader shows
+    "Lovelace, Ada" instead of "None, None". The last word of a name is the last name."""
+    from nbgrader.api import Gradebook
+
+    from autograder.nbgrader_glue import config
+
+    config.quiet_gradebook_warnings()
+    with Gradebook(course.db_url, config.COURSE_ID) as gb:
+        known = {student.id for student in gb.students}  # a roster student with no submission stays out of the gradebook
+        for student in roster:
+            if student.student_id in known and student.name:
+                first, _, last = student.name.rpartition(" ")
+                gb.update_or_create_student(student.student_id, first_name=first or None, last_name=last, email=student.email or None, lms_user_id=student.lms_id or None)
+
+
 def export(*, course=None, roster: Path | None = None) -> Export:
     """Write grading/grades.csv from the course's gradebook; with a roster, also
     grading/canvas-grades.csv and grading/moodle-grades.csv. The roster is read first: a roster
@@ -385,6 +401,8 @@ def export(*, course=None, roster: Path | None = None) -> Export:
 
     course = course or Course()
     students = read_roster(roster) if roster is not None else None
+    if students is not None:
+        record_roster_names(course, students)
     rows = course_grade_rows(course)
     files = [write_grades_csv(course.grading / GRADES_NAME, rows)]
     notes = []

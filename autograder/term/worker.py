@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TextIO
 
 from autograder.nbgrader_glue import config
-from autograder.nbgrader_glue.course import Course, GradingLimits
+from autograder.nbgrader_glue.course import Course
+from autograder.protocol.limits import Limits
 
 LOG_TAIL = 4000
 
@@ -33,7 +34,7 @@ def run_job(job: dict) -> dict:
         release_directory="release",
         grading_directory="grading",
         db_path=workspace / "gradebook.db",
-        limits=GradingLimits(**job["limits"]),
+        limits=Limits.from_dict(job["limits"]),
         secret_file=Path(job["secret_file"]) if job.get("secret_file") else None,
         check_modules=tuple(tuple(pair) for pair in job.get("check_modules", ())),
         status_file=Path(job["status"]) if job.get("status") else None,

@@ -18,7 +18,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from autograder.nbgrader_glue.course import ROOT, Course, GradingLimits, release
+from autograder.nbgrader_glue.course import ROOT, Course, release
+from autograder.protocol.limits import Limits
 from autograder.examples.build import Substitution, read, reference_submission
 
 ASSIGNMENT = "toy"
@@ -81,7 +82,7 @@ def source_notebook():
 
 def toy_course(root: Path, **limits) -> Course:
     """The toy course's directory at `root`, with its checks, as the grader sees it."""
-    return Course(root=root, limits=GradingLimits(**limits), check_modules=CHECK_MODULES)
+    return Course(root=root, limits=Limits(**limits), check_modules=CHECK_MODULES)
 
 
 def make_course(root: Path, **limits) -> Course:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -117,10 +119,18 @@ def call(runner: Runner, context: Context, **kwargs):
 
 
 def shape_error(error: StudentError, message: str) -> CheckFailed | StudentError:
-    """A student error that is about shapes becomes the hint `message` (with the error appended)."""
+    """A student error that is about shapes becomes the hint `message`, with the error's type and
+    place (never its message: see StudentError)."""
     if error.ename in STATE_SHAPE_ERRORS:
-        return CheckFailed(f"{message} ({error.ename}: {error.evalue})")
+        return CheckFailed(f"{message} (Your code raised {error.describe()}.)")
     return error
+
+
+def shown(text: str, visible: bool) -> str:
+    """`text`, numbers from what the student's code returned, in a hint when the code ran on the
+    visible inputs; on the grader's own inputs nothing: the code can return anything there, those
+    inputs included, and a hint that printed it would hand them to the next submission."""
+    return text if visible else "something else (on the grader's own inputs; not shown)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,6 +150,7 @@ class ToyModel:
         self.gains = None if gains is None else np.asarray(gains, dtype=np.float32).reshape(-1, 1, 1)
         self.all_actions: list[np.ndarray] = []
         self.first_step_actions: list[np.ndarray] = []
+        self.calls: list[np.ndarray] = []  # each call's actions (N,), of member 0 for an ensemble: the refit toy's input
         self.grad_enabled: list[bool] = []
 
     def __call__(self, states, actions, grad=False):
@@ -153,6 +164,7 @@ class ToyModel:
                 )
             self.first_step_actions.append(actions[states[:, 1] == 0].reshape(-1))
             self.all_actions.append(actions.reshape(-1))
+            self.calls.append(actions.reshape(-1))
             return np.concatenate([actions, np.ones_like(actions)], axis=-1)
         k = len(self.gains)
         if states.ndim != 3 or states.shape[0] != k or states.shape[-1] != 2:
@@ -170,6 +182,7 @@ class ToyModel:
         first = member_actions[0]
         self.first_step_actions.append(first[states[0, :, 1] == 0].reshape(-1))
         self.all_actions.append(np.asarray(actions).reshape(-1))
+        self.calls.append(first.reshape(-1))
         return np.concatenate([self.gains * member_actions, np.ones_like(member_actions)], axis=-1)
 
 
@@ -182,6 +195,20 @@ def reward_towards(target: float):
         if states.ndim < 1 or states.shape[-1] != 2:
             raise CheckFailed(f"Wrong shapes: the planner called reward_fn with states of shape {states.shape}; pass the predicted states (..., S).")
         return -((states[..., 0] - target) ** 2)
+
+    return reward
+
+
+def reward_last_state(horizon: int):
+    """The off-by-one toy's reward: the position of the plan's last state s_T (counter = horizon), and a
+    small pull the other way (-0.01 x position) for every state before it. Summed over s_1..s_T the
+    best plan pushes at +3; summed over s_0..s_(T-1) (the off-by-one) it sees only the pull, at -3."""
+
+    def reward(states, grad=False):
+        states = np.asarray(states, dtype=np.float32)
+        if states.ndim < 1 or states.shape[-1] != 2:
+            raise CheckFailed(f"Wrong shapes: the planner called reward_fn with states of shape {states.shape}; pass the predicted states (..., S).")
+        return np.where(states[..., 1] == horizon, states[..., 0], np.float32(-0.01) * states[..., 0]).astype(np.float32)
 
     return reward
 
@@ -218,13 +245,7 @@ def plan_against_reference(
     """The student's planner and the reference, with the same fixed network as the model, from each
     state for each seed; their mean first actions must agree within a tolerance that fails a
     correct planner less than once in 10^4 runs (3 states, 30 seeds each)."""
-    net = reference_module(net_spec)
-
-    def reference_predict_delta(s, a):
-        if members and a.dim() == 2:
-            a = a.expand(members, -1, -1)
-        return net(torch.cat([s, a], dim=-1))
-
+    reference_predict_delta = network_predict_delta(reference_module(net_spec), members)
     extra = {"n_members": members} if members else {}
     planned = np.zeros((len(states), len(seeds)))
     reference = np.zeros((len(states), len(seeds)))
@@ -235,7 +256,7 @@ def plan_against_reference(
             try:
                 value = runner.call(planner, [{"network": net_spec, "members": members}, Tensor(state)], extra, seed=seed, timeout=context.remaining())
             except StudentError as error:
-                raise shape_error(error, f"{planner} failed from a pendulum state {np.round(state, 3).tolist()} with a fixed model. {hint}") from None
+                raise shape_error(error, f"{planner} failed from a pendulum state (one of the grader's own) with a fixed model. {hint}") from None
             planned[i, j] = first_action(value, planner)
             torch.manual_seed(seed)
             with torch.no_grad():
@@ -245,26 +266,42 @@ def plan_against_reference(
     tolerance = 4.5 * np.sqrt(2 * reference.var(axis=1, ddof=1) / reference.shape[1]) + 0.05
     gap = np.abs(planned.mean(axis=1) - reference.mean(axis=1))
     if not (gap < tolerance).all():
+        # (No numbers: the states, the reference's actions and what the student's code returned
+        # there are the grader's own inputs and expected values, which a resubmission could replay.)
         raise CheckFailed(
-            f"From three pendulum states, your planner's mean first actions are {[round(v, 2) for v in planned.mean(axis=1).tolist()]}, "
-            f"the reference planner's {[round(v, 2) for v in reference.mean(axis=1).tolist()]} ({len(seeds)} seeds each, same model). {hint}"
+            f"From three pendulum states of the grader's own, your planner's mean first actions ({len(seeds)} seeds each, same model) "
+            f"differ from the reference planner's by more than chance allows. {hint}"
         )
     if not (planned.std(axis=1, ddof=1) < 3 * reference.std(axis=1, ddof=1) + 0.1).all():
         raise CheckFailed(
-            f"Your planner's actions vary across seeds much more than the reference's (std {np.round(planned.std(axis=1, ddof=1), 3).tolist()} "
-            f"vs {np.round(reference.std(axis=1, ddof=1), 3).tolist()}): does the mean converge towards the elites over the iterations?"
+            "From pendulum states of the grader's own, your planner's actions vary across seeds much more (over three times as much) "
+            "as the reference's: does the mean converge towards the elites over the iterations?"
         )
 
 
-def checker_episode(runner: Runner, context: Context, *, planner: str, model: dict, seed: int, plan_kwargs: dict | None = None, max_steps: int = 1000) -> tuple[int, float]:
+@dataclass
+class Episode:
+    """What the checker's own episode recorded: the states the planner was asked about and the
+    actions (clipped to the limits) that drove the environment from them."""
+
+    steps: int
+    total: float
+    states: np.ndarray
+    """(steps, S)"""
+    actions: np.ndarray
+    """(steps,), one number per step (ACTION_DIM is 1)"""
+
+
+def checker_episode(runner: Runner, context: Context, *, planner: str, model: dict, seed: int, plan_kwargs: dict | None = None, max_steps: int = 1000) -> Episode:
     """One episode in this process's own environment; the runner is asked for one action per step.
 
-    Returns (steps, return). An action that is not one finite number ends the check with a hint.
+    An action that is not one finite number ends the check with a hint.
     """
     from mbrl_helpers import make_env
 
     runner.start_agent(planner, model, seed=seed, plan_kwargs=plan_kwargs, timeout=context.remaining())
     env = make_env()
+    states, actions = [], []
     try:
         state, _ = env.reset(seed=seed)
         total, steps = 0.0, 0
@@ -275,13 +312,109 @@ def checker_episode(runner: Runner, context: Context, *, planner: str, model: di
             action = value.array().reshape(ACTION_DIM).astype(np.float32)
             if not np.all(np.isfinite(action)):
                 raise CheckFailed(f"the planner returned a non-finite action ({action.tolist()}) at step {steps}")
-            state, reward, terminated, truncated, _ = env.step(np.clip(action, ACTION_LOW, ACTION_HIGH))
+            action = np.clip(action, ACTION_LOW, ACTION_HIGH)
+            states.append(np.asarray(state, dtype=np.float32))
+            actions.append(float(action[0]))
+            state, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             if terminated or truncated:
                 break
-        return steps, total
+        return Episode(steps, total, np.asarray(states, dtype=np.float32).reshape(-1, STATE_DIM), np.asarray(actions, dtype=np.float64))
     finally:
         env.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# whose planner drove the episode
+
+# The return of a 1000-step episode says the pole stayed up, not whose planner kept it up: another
+# planner (the course's random shooting, an LQR controller, a table of actions) can do that too.
+# So after the episode the checker draws OWN_PLANNER_STEPS of its steps (after the episode, so the
+# student's code cannot know which: every step is a candidate), and at each of those states asks
+# the reference planner, with the same fixed model, for OWN_PLANNER_REFERENCES decisions under seeds
+# of its own. If the action that drove the episode there came from a planner distributed as the
+# reference, its rank among those decisions is uniform on 0..m, independently from step to step
+# (every decision draws fresh random numbers). Two statistics of the ranks say otherwise: the
+# chi-square of their histogram (any difference: a bias, another shape), and the mean of
+# (rank - m/2)**2, a z-score (a planner too narrow, such as a controller that does not sample, sits
+# in the middle ranks; one too wide at the ends).
+OWN_PLANNER_STEPS = 75
+OWN_PLANNER_REFERENCES = 4
+# Over 4 x 10^6 draws of 75 uniform ranks on 0..4, the chi-square exceeded 26 or |z| 4.0 in 9.3e-5
+# of them: the false-fail rate of a planner that is the reference in distribution (python -m
+# benchmarks.own_planner measures it on real runs too).
+OWN_PLANNER_CHI_SQUARE = 26.0
+OWN_PLANNER_Z = 4.0
+
+
+def rank_statistic(actions: np.ndarray, references: np.ndarray, rng: np.random.Generator) -> tuple[float, float, np.ndarray]:
+    """The ranks of `actions` (n,) among `references` (n, m), ties broken at random, against
+    uniform ranks on 0..m: (chi-square of their histogram, z-score of the mean of (rank - m/2)**2,
+    the histogram)."""
+    actions, references = np.asarray(actions, dtype=np.float64), np.asarray(references, dtype=np.float64)
+    n, m = references.shape
+    below = (references < actions[:, None]).sum(axis=1)
+    ties = (references == actions[:, None]).sum(axis=1)
+    ranks = below + rng.integers(0, ties + 1)
+    counts = np.bincount(ranks, minlength=m + 1)
+    expected = n / (m + 1)
+    spread = (np.arange(m + 1) - m / 2) ** 2  # under uniform ranks: mean spread.mean(), std spread.std()
+    z = (float((counts * spread).sum()) / n - spread.mean()) / (spread.std() / math.sqrt(n))
+    return float(((counts - expected) ** 2 / expected).sum()), z, counts
+
+
+def reference_decisions(reference_planner: Callable, predict_delta: Callable, **plan_kwargs) -> Callable[[np.ndarray, int], float]:
+    """f(state, seed): the reference planner's first action from `state` after torch.manual_seed(seed)."""
+
+    def decide(state: np.ndarray, seed: int) -> float:
+        torch.manual_seed(int(seed))
+        with torch.no_grad():
+            return float(reference_planner(predict_delta, torch.as_tensor(np.asarray(state), dtype=torch.float32), **plan_kwargs).reshape(-1)[0])
+
+    return decide
+
+
+def network_predict_delta(net: torch.nn.Module, members: int = 0) -> Callable:
+    """predict_delta(states, actions) of a bare network (the fixed model), with the ensemble's
+    shared actions expanded to every member."""
+
+    def predict_delta(states, actions):
+        if members and actions.dim() == states.dim() - 1:
+            actions = actions.expand(members, *actions.shape)
+        return net(torch.cat([states, actions], dim=-1))
+
+    return predict_delta
+
+
+def own_planner_statistic(episode: Episode, decide: Callable[[np.ndarray, int], float], rng: np.random.Generator) -> tuple[float, float, np.ndarray]:
+    """`rank_statistic` of OWN_PLANNER_STEPS steps of `episode` drawn with `rng`, against
+    OWN_PLANNER_REFERENCES reference decisions at each (seeds drawn with `rng` too)."""
+    steps = rng.choice(len(episode.actions), size=min(OWN_PLANNER_STEPS, len(episode.actions)), replace=False)
+    seeds = rng.integers(0, 2**31, (len(steps), OWN_PLANNER_REFERENCES))
+    references = np.array([[decide(episode.states[t], seed) for seed in row] for t, row in zip(steps, seeds)])
+    return rank_statistic(episode.actions[steps], references, rng)
+
+
+def own_planner_passes(chi_square: float, z: float) -> bool:
+    return chi_square <= OWN_PLANNER_CHI_SQUARE and abs(z) <= OWN_PLANNER_Z
+
+
+def require_own_planner(context: Context, name: str, episode: Episode, decide: Callable[[np.ndarray, int], float], *, planner: str) -> None:
+    """The return's points need the student's `planner` to have driven the episode (see above);
+    the hint shows nothing of the hidden steps, states or decisions."""
+    chi_square, z, counts = own_planner_statistic(episode, decide, context.rng(f"{name}/own-planner"))
+    if not own_planner_passes(chi_square, z):
+        if z < -OWN_PLANNER_Z:
+            shape = "far more often in the middle of the reference's decisions than a planner like it would be (a controller that does not sample?)"
+        elif z > OWN_PLANNER_Z:
+            shape = "far more often outside the reference's range than a planner like it would be (a noisier planner?)"
+        else:
+            shape = "on one side of the reference's decisions far more often than a planner like it would be (another planner, or a biased one?)"
+        raise CheckFailed(
+            f"The pole stayed up, but on states of this episode the actions that drove it are not distributed as {planner}'s "
+            f"would be: they lie {shape}. The return counts only when your own {planner}, with your model, plans every step; "
+            "planning with another planner or controller earns nothing here."
+        )
 
 
 def pendulum_states(context: Context, name: str, base: np.ndarray) -> np.ndarray:

@@ -34,12 +34,15 @@ from autograder.checker.checks.common import (
     fixture,
     network_gradients,
     output_gradient,
+    reference_decisions,
     reference_module,
+    require_own_planner,
     scalar_loss,
     shape_error,
     trained_net,
 )
 from mbrl_helpers import ACTION_DIM, ACTION_HIGH, ACTION_LOW, STATE_DIM
+from mbrl_helpers import hints
 
 NOTEBOOK = "02_stochastic"
 MODEL = "StochasticModel"
@@ -57,6 +60,15 @@ EPISODE_SEEDS = (0, 1, 2, 3)
 # The notebook's planner: not notebook 1's graded CEM, which is not handed out before it is due.
 PLANNER = "random_shooting_plan"
 SPLIT = "Split the network's (N, 8) output into two (N, 4) halves along the last dimension: torch.chunk(out, 2, dim=-1)."
+
+
+def reference_model(net_spec: dict | None = None) -> torch.nn.Module:
+    """The reference StochasticModel with these fixed weights (by default the well-trained ones)."""
+    from mbrl_reference.models import StochasticModel as ReferenceModel
+
+    model = ReferenceModel()
+    model.net = reference_module(net_spec or trained_net(NOTEBOOK, out_dim=2 * STATE_DIM))
+    return model.eval()
 
 
 def _net(mu, log_sigma) -> dict:
@@ -244,6 +256,10 @@ def sampling(runner, context):
         raise CheckFailed(
             "The draws are centred on states + mu: mistake, predicting the next state instead of the delta. Return the sampled change only."
         )
+    # Draws of Normal(mu, 1) (the noise not scaled by sigma): the std is 1 in every component, 0.1 to 2 wanted
+    # (and their mean strays from mu by more than sigma allows, so this comes first).
+    if not (np.abs(std - sigma) < 6 * sigma / math.sqrt(2 * n)).all() and (np.abs(std - 1.0) < 6 / math.sqrt(2 * n)).all():
+        raise CheckFailed(hints.SAMPLE_IGNORES_SIGMA)
     if not (np.abs(mean - mu) < 6 * sigma / math.sqrt(n)).all():
         raise CheckFailed(f"The mean of 20,000 draws is {mean.tolist()}, but mu is {MU_CHECK.tolist()}: sample around mu.")
     if not (np.abs(std - sigma) < 6 * sigma / math.sqrt(2 * n)).all():
@@ -324,6 +340,11 @@ def nll(runner, context):
         raise CheckFailed("The log term is log(sigma), not log(sigma**2) = 2 log(sigma).")
     if close(wrong(change, sigma_power=1)):
         raise CheckFailed("Divide the squared error by 2 * sigma**2 (the variance), not by 2 * sigma.")
+    # GaussianNLLLoss(full=False)(mu, y, sigma): 0.5 * (log(var) + (y - mu)**2 / var) with var = sigma.
+    if close(wrong(change, sigma_power=1, log_term=0.5)):
+        raise CheckFailed(hints.NLL_SIGMA_AS_VARIANCE)
+    if any(close(STATE_DIM * other) for other in accepted.values()):
+        raise CheckFailed(hints.NLL_SUMMED_OVER_COMPONENTS)
     form = _matching_form(value, accepted, abs_tol=1e-6)
     if form is None:
         raise CheckFailed(
@@ -340,7 +361,10 @@ def nll(runner, context):
         accepted = _accepted_losses(mu, log_sigma, torch.as_tensor(next_states - states))
         form = _matching_form(got, accepted, abs_tol=1e-6)
         if form is None:
-            raise CheckFailed(f"On the grader's fixed inputs and weights, the loss is {got:.5f}, expected {_expected_text(accepted, '.5f')}.")
+            raise CheckFailed(
+                "On the grader's own inputs and fixed weights, the loss differs from the mean of (y - mu)**2 / (2 sigma**2) + log(sigma) "
+                "(or the lecture notes' GaussianNLLLoss(full=False) form)."
+            )
         check_gradients(returned, _network_gradients(form, net, states, actions, next_states))
     return "loss: OK"
 
@@ -389,18 +413,19 @@ def nll_clamped(runner, context):
         ):
             output = torch.cat([torch.as_tensor(rng.normal(0.0, 0.5, STATE_DIM), dtype=torch.float32), torch.tensor(log_sigma, dtype=torch.float32)])
             returned, value, accepted = _nll_at(runner, context, output, states, actions, next_states)
-            shown = np.round(output[STATE_DIM:].numpy().astype(np.float64), 2).tolist()
+            # (No log_sigma, loss or expected value in these hints: they are the grader's own inputs.)
             if not math.isfinite(value):
                 raise CheckFailed(
-                    f"With log_sigma = {shown}, the loss is {value}: exp(log_sigma)**2 underflows to 0 in float32 below about -50, so a "
+                    "With log_sigma far below the clamp's lower bound (the grader's own values), the loss is not finite: "
+                    "exp(log_sigma)**2 underflows to 0 in float32 below about -50, so a "
                     "sigma that is not clamped makes the loss infinite. Compute it from the clamped sigma that distribution_params returns "
                     "(clamp(exp(log_sigma), 1e-8, 10)), or as the lecture notes do, GaussianNLLLoss(full=False), which floors the variance at 1e-6."
                 )
             form = _matching_form(value, accepted)
             if form is None:
                 raise CheckFailed(
-                    f"On the grader's inputs, with log_sigma = {shown} (beyond the bounds of the clamp), the loss is {value:.5g}, expected "
-                    f"{_expected_text(accepted, '.5g')}. Compute the loss from the sigma that distribution_params returns, or as the lecture notes do."
+                    "On the grader's own inputs, with log_sigma beyond the bounds of the clamp, the loss differs from the expected value. "
+                    "Compute the loss from the sigma that distribution_params returns, or as the lecture notes do."
                 )
             check_gradients(returned, _constant_output_gradients(form, output, change))
     return "loss: right where sigma is clamped"
@@ -412,33 +437,38 @@ def nll_clamped(runner, context):
 
 @checks.add("test-sto-return", reference_seconds=7.0, after=("test-sto-split", "test-sto-sigma-clamp", "test-sto-sampling"))
 def sto_return(runner, context):
-    """the planner drives your StochasticModel; hidden: fixed well-trained weights in your class, one 1000-step episode, return >= 950."""
+    """the planner drives your StochasticModel; hidden: fixed well-trained weights in your class, one 1000-step episode, return >= 950, planned by the course's random shooting (its actions distributed as with the reference model)."""
     value = call(runner, context, function=PLANNER, args=[{"method_of": model_spec(MODEL, seed=0), "method": "predict_delta"}, Tensor(np.array([0.0, 0.05, 0.0, 0.0]))], seed=0)
     if value.shape != (ACTION_DIM,):
         raise CheckFailed(f"the agent must produce one action of shape (1,), got shape {value.shape if value.shape is not None else value.type_name}")
     first_action(value, PLANNER)
     if context.hidden:
+        from mbrl_helpers.planning import random_shooting_plan
+
+        net = trained_net(NOTEBOOK, out_dim=2 * STATE_DIM)
         try:
-            steps, total = checker_episode(
+            episode = checker_episode(
                 runner,
                 context,
                 planner=PLANNER,
-                model=model_spec(MODEL, seed=0, net=trained_net(NOTEBOOK, out_dim=2 * STATE_DIM), eval=True),
+                model=model_spec(MODEL, seed=0, net=net, eval=True),
                 seed=EPISODE_SEEDS[context.seed("sto-return") % len(EPISODE_SEEDS)],
             )
         except StudentError as error:
             if error.ename not in ("ValueError", "RuntimeError", "IndexError"):
                 raise
-            text = error.evalue if len(error.evalue) <= 300 else error.evalue[:300] + " ..."
             raise CheckFailed(
-                f"With fixed, well-trained weights in your StochasticModel, planning the episode failed: {error.ename}: {text} "
+                f"With fixed, well-trained weights in your StochasticModel, planning the episode failed (your code raised {error.describe()}). "
                 "A sigma that is not finite or not positive stops Normal(mu, sigma): check distribution_params (split, exp, clamp) "
                 "and predict_delta (a sample of the change)."
             ) from None
-        if total < 950:
+        if episode.total < 950:
             raise CheckFailed(
-                f"With fixed, well-trained weights in your StochasticModel, the planner kept the pole up for {steps} of "
-                f"1000 steps (return {total:.0f}); the reference model reaches 1000 with the same weights and "
+                "With fixed, well-trained weights in your StochasticModel, the planner did not keep the pole up for the 1000 steps "
+                "of the grader's episode (a return under 950); the reference model reaches 1000 with the same weights and "
                 "planner. Check distribution_params (split, exp, clamp) and predict_delta (a sample of the change)."
             )
+        # The planner is the course's, looked up by its name in the student's namespace: a cell that
+        # rebinds the name to another controller would otherwise drive the episode.
+        require_own_planner(context, "sto-return", episode, reference_decisions(random_shooting_plan, reference_model(net).predict_delta), planner=PLANNER)
     return "the agent plans an action"

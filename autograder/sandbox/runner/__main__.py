@@ -4,9 +4,11 @@ Messages (see `protocol`); each request gets exactly one final answer, after any
 "callback" exchanges:
 
     {"op": "run_cell", "source": ...}     -> {"op": "cell", "outputs": [nbformat outputs], "error": null | {...}}
-    {"op": "call", ...}                   -> {"op": "result", "value": ...} | {"op": "error", "ename", "evalue"}
+    {"op": "call", ...}                   -> {"op": "result", "value": ...} | {"op": "error", "ename", "evalue", "where"}
     {"op": "agent_start", ...}            -> {"op": "result", "value": null} | {"op": "error", ...}
     {"op": "act", "state": array}         -> {"op": "result", "value": ...} | {"op": "error", ...}
+    {"op": "fork_server"}                 -> {"op": "result", "value": {"kind": "none"}, "isolated": bool}
+                                             (then copies answer; see `forkserver`)
     {"op": "quit"}                        -> (exits)
 
 Standard output is the channel: before any student code runs, file descriptor 1 is moved to a

@@ -10,14 +10,18 @@ returned as plain data.
 from __future__ import annotations
 
 import math
+import os
+import re
 import traceback
 
 import numpy as np
-
 from protocol.channel import Channel
 
 MAX_SEQUENCE = 16  # items of a returned tuple or list that are described
 MAX_TEXT = 4000  # characters of an error message sent back
+MAX_FRAMES = 8  # frames of the student's cells in an error's location, innermost last
+# The file name IPython gives the code of a cell: <ipython-input-{execution number}-{hash}>.
+CELL_FILE = re.compile(r"<ipython-input-(\d+)-[0-9a-f]+>\Z")
 
 
 class CheckAborted(BaseException):
@@ -29,7 +33,12 @@ class Session:
         self.channel = channel
         self.shell = None
         self.outputs: list[dict] = []
+        self.output_room = 0  # bytes of output the current cell may still send back (the checker's cap)
+        self.cut_bytes = 0  # bytes of output the current cell made beyond it
         self.agent = None
+        # IPython's execution number of each cell the checker sent -> the cell's index among them (as
+        # the checker counts them: every run_cell but the empty start-up one), for error locations
+        self.cell_numbers: dict[int, int] = {}
         self.request_id = None  # echoed in every answer (see autograder.checker.Runner._request)
         import torch
 
@@ -47,6 +56,12 @@ class Session:
             self.request_id = request.get("id")
             if op == "quit":
                 return 0
+            if op == "fork_server":  # from now on every answer comes from a copy of this moment
+                from . import forkserver
+
+                forkserver.become_server(self.channel.read_fd, self.channel.write_fd, self.request_id, os.getcwd(), os.environ.get("MBRL_SANDBOX") == "1")
+                self.channel = Channel(*forkserver.copy_pipes)  # in a copy
+                continue
             handler = {"run_cell": self.run_cell, "call": self.call, "agent_start": self.agent_start, "act": self.act}.get(op)
             if handler is None:
                 self.channel.send({"op": "error", "ename": "ProtocolError", "evalue": f"unknown request {op!r}", "id": self.request_id})
@@ -56,41 +71,48 @@ class Session:
             except CheckAborted:
                 reply = {"op": "error", "ename": "CheckAborted", "evalue": "stopped by the checker"}
             except BaseException as error:  # student code raised: report it, keep serving
-                reply = error_reply(error)
+                reply = error_reply(error, self.cell_numbers)
             self.channel.send({**reply, "id": self.request_id})
 
     # -- cells ----------------------------------------------------------------------------------
     def run_cell(self, request: dict) -> dict:
         shell = self._shell()
         self.outputs = []
+        limit = request.get("output_limit")
+        self.output_room = limit if isinstance(limit, int) and limit >= 0 else 2**62
+        self.cut_bytes = 0
+        source = str(request.get("source", ""))
+        if source:
+            self.cell_numbers[shell.execution_count] = len(self.cell_numbers)
         import sys
 
         streams = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = _Stream(self, "stdout"), _Stream(self, "stderr")
         try:
-            result = shell.run_cell(str(request.get("source", "")), store_history=True)
+            result = shell.run_cell(source, store_history=True)
         finally:
             sys.stdout, sys.stderr = streams
         error = result.error_before_exec or result.error_in_exec
         return {
             "op": "cell",
             "outputs": self.outputs,
+            "cut_bytes": self.cut_bytes,
             "error": None if error is None else {"ename": type(error).__name__, "evalue": _text(error)},
         }
 
     def _shell(self):
         if self.shell is not None:
             return self.shell
+        from IPython.core.display_trap import DisplayTrap
         from IPython.core.displayhook import DisplayHook
         from IPython.core.displaypub import DisplayPublisher
-        from IPython.core.display_trap import DisplayTrap
         from IPython.core.interactiveshell import InteractiveShell
 
         session = self
 
         class Publisher(DisplayPublisher):
             def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
-                session.outputs.append({"output_type": "display_data", "data": _plain(data), "metadata": _plain(metadata or {})})
+                session.add_output({"output_type": "display_data", "data": _plain(data), "metadata": _plain(metadata or {})})
 
             def clear_output(self, wait=False):
                 session.outputs.clear()
@@ -103,14 +125,18 @@ class Session:
                 pass
 
             def write_format_data(self, format_dict, md_dict=None):
-                session.outputs.append(
+                session.add_output(
                     {"output_type": "execute_result", "data": _plain(format_dict), "metadata": _plain(md_dict or {}), "execution_count": self.prompt_count}
                 )
 
             def finish_displayhook(self):
                 pass
 
-        shell = InteractiveShell.instance()
+        from traitlets.config import Config
+
+        config = Config()
+        config.HistoryManager.hist_file = ":memory:"  # no database file held open (a copy closes inherited files)
+        shell = InteractiveShell.instance(config=config)
         shell.display_pub = Publisher(shell=shell)
         hook = Hook(shell=shell, cache_size=shell.cache_size)
         shell.displayhook = hook
@@ -124,6 +150,15 @@ class Session:
         shell.enable_matplotlib("inline")
         self.shell = shell
         return shell
+
+    def add_output(self, output: dict) -> None:
+        """An output of the current cell, kept while the cell's cap has room (counted, not kept, after)."""
+        size = _size(output)
+        if size > self.output_room:
+            self.cut_bytes += size
+            return
+        self.output_room -= size
+        self.outputs.append(output)
 
     @property
     def namespace(self) -> dict:
@@ -146,6 +181,10 @@ class Session:
         with torch.set_grad_enabled(bool(request.get("grad", False))):
             value = target(*args, **kwargs)
         reply = {"op": "result", "value": describe(value)}
+        if request.get("echo_args"):
+            # The arguments as the call left them: the checker asks whether the student's code changed
+            # what it was given (add_episode must not change the caller's dataset).
+            reply["args_after"] = [describe(arg) for arg in args]
         if request.get("backward") and model is not None:
             # What training does with a loss: backward(), then the network's gradients. The
             # checker compares them with the gradient of the correct loss.
@@ -364,11 +403,11 @@ def _constant_net_class():
     return ConstantNet
 
 
-def ConstantNet(bias):  # noqa: N802 - a class made on first use, so that torch loads lazily
+def ConstantNet(bias):
     return _constant_net_class()(bias)
 
 
-def LinearNet(weight, bias):  # noqa: N802
+def LinearNet(weight, bias):
     """A network computing inputs @ weight.T + bias over the last dimension, for any leading ones."""
     import torch.nn.functional as F
     from torch import nn
@@ -421,9 +460,18 @@ def describe(value, depth: int = 0) -> dict:
     return {"kind": "other", "type": type(value).__name__}
 
 
-def error_reply(error: BaseException) -> dict:
+def error_reply(error: BaseException, cell_numbers: dict[int, int]) -> dict:
+    """What the student's code raised: its type's name, and `where` in the student's cells it was
+    raised (cell index, line, function; the checker validates them against its own copy of the
+    cells and shows nothing else). The message and traceback are for the instructor's log only: the
+    student's code chose them, and they may carry the hidden inputs it was called with."""
+    where = []
+    for frame in traceback.extract_tb(error.__traceback__):
+        match = CELL_FILE.match(frame.filename or "")
+        if match and int(match.group(1)) in cell_numbers:
+            where.append({"cell": cell_numbers[int(match.group(1))], "line": frame.lineno, "function": frame.name})
     frames = traceback.format_exception(type(error), error, error.__traceback__)
-    return {"op": "error", "ename": type(error).__name__, "evalue": _text(error), "traceback": "".join(frames)[-MAX_TEXT:]}
+    return {"op": "error", "ename": type(error).__name__, "evalue": _text(error), "where": where[-MAX_FRAMES:], "traceback": "".join(frames)[-MAX_TEXT:]}
 
 
 def _text(error) -> str:
@@ -431,6 +479,15 @@ def _text(error) -> str:
         return str(error)[:MAX_TEXT]
     except Exception:
         return f"<{type(error).__name__}>"
+
+
+def _size(output: dict) -> int:
+    import json
+
+    try:
+        return len(json.dumps(output, default=str))
+    except (TypeError, ValueError, RecursionError):
+        return 2**40
 
 
 def _plain(data):
@@ -457,12 +514,23 @@ class _Stream:
 
     def write(self, text) -> int:
         text = str(text)
-        outputs = self.session.outputs
+        session = self.session
+        size = len(text.encode("utf-8", "replace"))
+        if size > session.output_room:  # what fits is kept, the rest counted
+            kept = text[: session.output_room]
+            session.cut_bytes += size - len(kept.encode("utf-8", "replace"))
+            size, written, text = len(kept.encode("utf-8", "replace")), len(text), kept
+            if not text:
+                return written
+        else:
+            written = len(text)
+        session.output_room = max(0, session.output_room - size)
+        outputs = session.outputs
         if outputs and outputs[-1].get("output_type") == "stream" and outputs[-1].get("name") == self.name:
             outputs[-1]["text"] += text
         else:
             outputs.append({"output_type": "stream", "name": self.name, "text": text})
-        return len(text)
+        return written
 
     def flush(self) -> None:
         pass

@@ -1,0 +1,117 @@
+"""False-fail and false-pass rates of the graded checks whose verdict rests on sampled numbers.
+
+    python -m benchmarks.check_rates --students 200 --json
+    python -m benchmarks.check_rates --checks test-cem-elites test-cem-std-floor --students 50
+
+A check with hidden parts draws its seeds (and inputs) for each student, so a verdict may depend on
+them: this measures, over many made-up students, how often each check fails the reference planner
+(a false failure) and how often it passes each known mistake it is meant to catch (a false pass),
+and how often it fails the mistakes it is not meant for (which must be 0 % or 100 %: a verdict that
+depends on the student's seed is unfair). The planners are the reference's, changed by one text
+substitution each (the mistakes of autograder/examples/catalogue.py and the toy checks), run in a
+runner without the sandbox (the same checks, the same calls; the sandbox changes no number).
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+import textwrap
+import time
+
+import numpy as np
+
+ROLLOUT = "            states = states + predict_delta(states, actions[:, t])\n            returns += reward_fn(states)\n"
+RESET = "        returns = torch.zeros(n_samples, device=state.device)\n"
+# name -> substitutions (old, new) in mbrl_reference.planners.cem_plan's source
+PLANNER_MISTAKES = {
+    "reference": [],
+    "rewards-of-s0-to-sT-1": [(ROLLOUT, "            returns += reward_fn(states)\n            states = states + predict_delta(states, actions[:, t])\n")],
+    "std-over-all-samples": [("std = elite_actions.std(dim=0)", "std = actions.std(dim=0)")],
+    "std-never-refitted": [("        std = elite_actions.std(dim=0).clamp(min=std_floor)\n", "")],
+    "returns-not-reset": [("    for _ in range(n_iters):\n", "    returns = torch.zeros(n_samples, device=state.device)\n    for _ in range(n_iters):\n"), (RESET, "")],
+    "last-action": [("    return mean[0]", "    return mean[-1]")],
+    "elites-lowest-return": [("returns.topk(n_elite).indices", "returns.topk(n_elite, largest=False).indices")],
+    "std-not-floored": [("std = elite_actions.std(dim=0).clamp(min=std_floor)", "std = elite_actions.std(dim=0)")],
+    "elites-wrong-axis": [("elite_actions.mean(dim=0)", "elite_actions.mean(dim=1)"), ("elite_actions.std(dim=0)", "elite_actions.std(dim=1)")],
+}
+ENSEMBLE_ROLLOUT = "            states = states + predict_delta(states, actions[:, t])\n            returns += reward_fn(states)\n"
+ENSEMBLE_MISTAKES = {
+    "reference": [],
+    "rewards-of-s0-to-sT-1": [(ENSEMBLE_ROLLOUT, "            returns += reward_fn(states)\n            states = states + predict_delta(states, actions[:, t])\n")],
+    "std-over-all-samples": [("std = elite_actions.std(dim=0)", "std = actions.std(dim=0)")],
+    "std-never-refitted": [("        std = elite_actions.std(dim=0).clamp(min=std_floor)\n", "")],
+    "returns-not-reset": [
+        ("    for _ in range(n_iters):\n", "    returns = torch.zeros(n_members, n_samples, device=state.device)\n    for _ in range(n_iters):\n"),
+        ("        returns = torch.zeros(n_members, n_samples, device=state.device)\n", ""),
+    ],
+    "ranked-by-first-member": [("expected_returns = returns.mean(dim=0)", "expected_returns = returns[0]")],
+    "ensemble-std-not-floored": [("std = elite_actions.std(dim=0).clamp(min=std_floor)", "std = elite_actions.std(dim=0)")],
+}
+NOTEBOOK_CHECKS = {
+    "01_deterministic_cem": ("cem_plan", PLANNER_MISTAKES, ("test-cem-elites", "test-cem-first-action", "test-cem-std-floor", "test-cem-reference")),
+    "03_ensemble": ("ensemble_cem_plan", ENSEMBLE_MISTAKES, ("test-ens-cem-mean-return", "test-ens-cem-elites-first-floor", "test-ens-cem-reference")),
+}
+HEADER = "from typing import Callable\nimport torch\nPredictDelta = Callable\nfrom torch.distributions import Normal\nfrom mbrl_helpers import ACTION_DIM, ACTION_HIGH, ACTION_LOW, CEM_SETTINGS, compute_rewards\n"
+
+
+def planner_source(function: str, substitutions: list[tuple[str, str]]) -> str:
+    from mbrl_reference import planners
+
+    source = textwrap.dedent(inspect.getsource(getattr(planners, function)))
+    for old, new in substitutions:
+        if source.count(old) != 1:
+            raise SystemExit(f"{function}: the substitution {old!r} does not occur exactly once in the reference")
+        source = source.replace(old, new)
+    return source
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.check_rates", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--students", type=int, default=100, help="made-up students (hidden seeds) per planner and check")
+    parser.add_argument("--notebooks", nargs="+", default=list(NOTEBOOK_CHECKS), choices=list(NOTEBOOK_CHECKS))
+    parser.add_argument("--checks", nargs="+", default=None, help="only these graded cells")
+    parser.add_argument("--mistakes", nargs="+", default=None, help="only these planners")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    from autograder.checker.checks import registry
+    from autograder.checker.core import Context, Runner, run_check
+    from autograder.protocol.limits import Limits
+
+    report: dict = {"students": args.students, "rates": {}}
+    started = time.perf_counter()
+    with Runner(Limits(sandbox=False)) as runner:
+        for notebook in args.notebooks:
+            function, mistakes, check_ids = NOTEBOOK_CHECKS[notebook]
+            checks = registry(notebook).checks
+            for name, substitutions in mistakes.items():
+                if args.mistakes and name not in args.mistakes:
+                    continue
+                cell = runner.run_cell(HEADER + planner_source(function, substitutions), timeout=120)
+                if cell.error:
+                    raise SystemExit(f"{notebook}/{name}: the planner cell failed: {cell.error}")
+                for check_id in check_ids:
+                    if args.checks and check_id not in args.checks:
+                        continue
+                    failed, hints = 0, {}
+                    for student in range(args.students):
+                        verdict = run_check(checks[check_id], runner, Context(student=f"student-{student}", notebook=notebook, secret="rates", hidden=True))
+                        if not verdict.passed:
+                            failed += 1
+                            key = verdict.message[:90]
+                            hints[key] = hints.get(key, 0) + 1
+                    row = {"failed": failed, "of": args.students, "hints": hints}
+                    report["rates"][f"{notebook}/{check_id}/{name}"] = row
+                    if not args.json:
+                        print(f"{notebook} {check_id:32s} {name:24s} failed {failed:4d}/{args.students}  {sorted(hints.items(), key=lambda kv: -kv[1])[:2]}", flush=True)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    if args.json:
+        json.dump(report, sys.stdout, indent=1)
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,83 @@
+"""The return checks' own-planner test (checks.common.require_own_planner) on planners whose action
+distributions are known: the reference's own passes, a controller without sampling, a noisier or a
+biased planner fail. The figures on the course's real planners: python -m benchmarks.own_planner."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autograder.checker.checks.common import OWN_PLANNER_REFERENCES, OWN_PLANNER_STEPS, Episode, own_planner_passes, own_planner_statistic, rank_statistic, require_own_planner
+from autograder.checker.core import CheckFailed, Context
+
+# A stand-in planner: at state s its action is Normal(mean(s), 0.1), as the reference CEM's first
+# action is roughly (0.085 at the upright state, benchmarks.own_planner).
+SPREAD = 0.1
+
+
+def mean_action(state: np.ndarray) -> float:
+    return float(np.tanh(-2.0 * state[1] - 0.5 * state[0]))
+
+
+def reference(state: np.ndarray, seed: int) -> float:
+    return mean_action(state) + SPREAD * float(np.random.default_rng(seed).standard_normal())
+
+
+def episode_of(act, steps: int = 1000, seed: int = 0) -> Episode:
+    rng = np.random.default_rng(seed)
+    states = rng.normal(0.0, 0.05, (steps, 4)).astype(np.float32)
+    return Episode(steps, float(steps), states, np.array([act(s, rng) for s in states]))
+
+
+PLANNERS = {
+    "the reference": lambda s, rng: mean_action(s) + SPREAD * rng.standard_normal(),
+    "no sampling, at the reference's median": lambda s, rng: mean_action(s),
+    "no sampling, half a spread off (an LQR, a table)": lambda s, rng: mean_action(s) + 0.5 * SPREAD * np.sign(s[0]),
+    "twice as noisy": lambda s, rng: mean_action(s) + 2 * SPREAD * rng.standard_normal(),
+    "biased by one spread": lambda s, rng: mean_action(s) + SPREAD + SPREAD * rng.standard_normal(),
+    "a third as noisy": lambda s, rng: mean_action(s) + SPREAD / 3 * rng.standard_normal(),
+}
+
+
+@pytest.mark.parametrize("name", PLANNERS)
+def test_only_a_planner_distributed_as_the_reference_passes(name):
+    failed = 0
+    runs = 40
+    for run in range(runs):
+        episode = episode_of(PLANNERS[name], seed=run)
+        chi_square, z, counts = own_planner_statistic(episode, reference, np.random.default_rng([1, run]))
+        assert counts.sum() == OWN_PLANNER_STEPS and len(counts) == OWN_PLANNER_REFERENCES + 1
+        failed += not own_planner_passes(chi_square, z)
+    if name == "the reference":
+        assert failed == 0
+    elif name == "no sampling, at the reference's median":
+        # the hardest case: ranks Binomial(4, 1/2); about 5 % of such episodes pass (the module's docstring)
+        assert failed >= 0.85 * runs, f"{name}: passed {runs - failed} of {runs}"
+    else:
+        assert failed == runs, f"{name}: passed {runs - failed} of {runs}"
+
+
+def test_ranks_are_counted_with_ties_split_at_random():
+    rng = np.random.default_rng(0)
+    actions = np.full(400, 3.0)  # a planner clamped at the limit, as the reference there
+    chi_square, z, counts = rank_statistic(actions, np.full((400, OWN_PLANNER_REFERENCES), 3.0), rng)
+    assert own_planner_passes(chi_square, z) and counts.min() > 50  # all ties: ranks uniform
+    _, _, counts = rank_statistic(np.array([0.5]), np.array([[0.0, 1.0, 0.2, 0.7]]), rng)
+    assert counts.tolist() == [0, 0, 1, 0, 0]
+
+
+def test_the_hint_shows_nothing_of_the_episode():
+    episode = episode_of(PLANNERS["no sampling, half a spread off (an LQR, a table)"])
+    with pytest.raises(CheckFailed) as failed:
+        require_own_planner(Context(secret="s", student="ada", notebook="01"), "cem-return", episode, reference, planner="cem_plan")
+    message = str(failed.value)
+    assert "cem_plan" in message and not any(ch.isdigit() for ch in message), message
+
+
+def test_hidden_inputs_change_with_the_submitted_code_and_repeat_for_the_same():
+    from autograder.checker.core import submission_hash
+
+    first, again, changed = (submission_hash(cells) for cells in (["a = 1", "def f(): pass"], ["a = 1", "def f(): pass"], ["a = 1 ", "def f(): pass"]))
+    seed = lambda submission: Context(secret="s", student="ada", notebook="01", submission=submission).seed("cem-return")  # noqa: E731
+    assert first == again and seed(first) == seed(again)
+    assert first != changed and seed(first) != seed(changed)
+    assert submission_hash(["ab", "c"]) != submission_hash(["a", "bc"])
