@@ -34,8 +34,15 @@ import time
 
 import torch
 
-from mbrl_helpers.data import START_BOX
-from mbrl_helpers import MAX_EPISODE_STEPS, MPCAgent, N_MEMBERS, ReplayBuffer, run_episode, seed_everything, train_model
+from mbrl_helpers import (
+    MAX_EPISODE_STEPS,
+    N_MEMBERS,
+    MPCAgent,
+    ReplayBuffer,
+    run_episode,
+    seed_everything,
+    train_model,
+)
 from mbrl_helpers.closing_the_loop import (
     GUIDED_EPISODE_STEPS,
     LOOP_ITERATIONS,
@@ -45,6 +52,7 @@ from mbrl_helpers.closing_the_loop import (
     collect_reset_only,
     most_uncertain_start,
 )
+from mbrl_helpers.data import START_BOX
 from mbrl_reference import EnsembleModel, ensemble_cem_plan, sample_member_batches
 from mbrl_reference.closing_the_loop import add_episode, closing_the_loop
 

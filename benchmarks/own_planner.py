@@ -206,11 +206,11 @@ def main(argv: list[str] | None = None) -> int:
         reference_decide = decide
         result["notebook"] = args.notebook
         episodes = []
-        for seed in seeds:
+        for seed in seeds if args.null_runs else ():
             step_seeds = np.random.default_rng([3, seed])
             episodes.append(run_episode(lambda s: decide(s, int(step_seeds.integers(2**31))), seed))
         result["reference_episode_returns"] = [round(e.total) for e in episodes]
-        for name, planner in {"reference": decide, **({} if args.no_variants else variants)}.items():
+        for name, planner in ({"reference": decide, **({} if args.no_variants else variants)} if args.null_runs else {}).items():
             statistics = null_runs(episodes, planner, args.null_runs, seed=1)
             chi, z = np.array(statistics).T
             result[f"null/{name}"] = {"runs": len(statistics), "failed": int(sum(not own_planner_passes(*s) for s in statistics)), "max_chi_square": float(chi.max()), "max_abs_z": float(np.abs(z).max())}

@@ -4,6 +4,7 @@ A hint names the mistake it is written for and how to fix it. Only visible-check
 (students get this package): nothing about the grader's hidden inputs. Texts with numbers in them
 are functions of those numbers.
 """
+
 from __future__ import annotations
 
 # ---- 01: the deterministic model ----------------------------------------------------------------

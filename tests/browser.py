@@ -107,7 +107,8 @@ class Page:
     def screenshot(self, path: Path) -> Path:
         height = self.evaluate("Math.ceil(document.documentElement.scrollHeight)") or 1600
         self.call("Emulation.setDeviceMetricsOverride", width=1280, height=min(int(height), 6000), deviceScaleFactor=1, mobile=False)
-        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+        clip = {"x": 0, "y": 0, "width": 1280, "height": min(int(height), 6000), "scale": 1}  # the page's width, even where a line overflows it
+        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True, clip=clip)["data"]
         path.write_bytes(base64.b64decode(data))
         return path
 

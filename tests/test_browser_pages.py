@@ -272,16 +272,14 @@ def open_and_watch(browser, url: str, course, *, login: bool = False) -> dict:
     before = files_in(course["root"])
     try:
         page.open(url)
-        # a person clicks: the payload links and buttons, if they survived
+        result = {"audit": page.evaluate(DOM_AUDIT), "shows": page.evaluate(SHOWS), "page": page}
+        # then a person clicks: the payload link and button, if they survived (a form would take the
+        # page elsewhere: the flag is read before)
         page.evaluate("for (const id of ['click-me', 'submit-me']) { const el = document.getElementById(id); if (el) el.click(); } 0")
         page.pump(2.0)
-        result = {
-            "audit": page.evaluate(DOM_AUDIT),
-            "shows": page.evaluate(SHOWS),
-            "requests": page.requests(),
-            "console": page.console(),
-            "page": page,
-        }
+        result["pwned_after_clicks"] = page.evaluate("window.__pwned === undefined ? null : window.__pwned")
+        result["requests"] = page.requests()
+        result["console"] = page.console()
     except Exception:
         page.close()
         raise
@@ -294,6 +292,7 @@ def open_and_watch(browser, url: str, course, *, login: bool = False) -> dict:
 
 def assert_inert(result: dict, origin: str) -> None:
     assert result["shows"]["pwned"] is None, f"payload {result['shows']['pwned']} ran"
+    assert result["pwned_after_clicks"] is None, f"payload {result['pwned_after_clicks']} ran when clicked"
     assert result["new_files"] == [], result["new_files"]
     assert result["api_log"] == [], result["api_log"]
     to_api = [url for url in result["requests"] if "/api/" in url and "/formgrader/api/" not in url]
@@ -398,6 +397,13 @@ def test_the_detector_detects_the_payloads_on_an_unsanitised_page(course, chromi
     assert done.returncode == 0, done.stderr[-2000:]
     result = open_and_watch(chromium, (tmp_path / f"{ASSIGNMENT}.html").as_uri(), course, login=True)
     result["page"].close()
-    ran = sorted({int(n) for url in result["requests"] for n in re.findall(r"pwned-(\d+)\.txt", url)})
-    print(f"unsanitised page: {len(ran)} payloads reached the server's API: {ran}")
-    assert result["shows"]["pwned"] is not None and len(ran) >= 5, (result["shows"], ran)
+    ran = sorted({int(n) for url in result["requests"] for n in re.findall(r"pwned-(\d+)b?\.txt", url)})
+    print(f"unsanitised page: {len(ran)} of {MARKDOWN_COUNT + OUTPUT_COUNT} payloads reached the server's API: {ran}")
+    assert result["shows"]["pwned"] is not None and len(ran) >= 10, (result["shows"], ran)
+    assert any("/api/terminals" in url for url in result["requests"])
+
+
+def test_the_catalogue_is_as_large_as_the_report_says():
+    assert len(markdown_payloads("http://x")) == MARKDOWN_COUNT
+    ids = {int(n) for output in output_payloads("http://x") for n in re.findall(r"__pwned=(\d+)", json.dumps(output))}
+    assert ids == set(range(101, 101 + OUTPUT_COUNT))

@@ -233,6 +233,7 @@ def test_no_cell_run_while_grading_needs_a_variable_only_a_skipped_cell_defines(
         tree = ast.parse(cell.source)
         names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
         names |= {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+        names |= {node.arg for node in ast.walk(tree) if isinstance(node, ast.arg)}  # a function's parameters are its own
         return names | {alias.asname or alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
 
     run = [cell for cell in code_cells if not is_not_run_while_grading(cell)]

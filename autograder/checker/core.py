@@ -367,7 +367,11 @@ class Runner:
         """Send `message`, answer callbacks, return the reply. `timeout` is CPU seconds of the
         runner's processes; code that waits instead of computing is stopped after WALL_BACKSTOP
         times as many seconds of wall time."""
-        cpu_limit = self.cpu_seconds() + timeout
+        # The CPU clock is read once a poll, from the first poll on (most requests, an episode's
+        # steps among them, answer sooner and never read it): the CPU used before the first read
+        # counts as a whole poll's.
+        cpu_limit: float | None = None
+        next_read = time.monotonic() + CPU_POLL_SECONDS
         deadline = time.monotonic() + WALL_BACKSTOP * timeout
         failure: CheckFailed | None = None
         # Every answer must carry this request's random id: an answer written ahead of a question
@@ -376,13 +380,17 @@ class Runner:
         try:
             self.channel.send(message)
             while True:
+                if time.monotonic() >= next_read:
+                    next_read = time.monotonic() + CPU_POLL_SECONDS
+                    if cpu_limit is None:
+                        cpu_limit = self.cpu_seconds() + max(0.0, timeout - CPU_POLL_SECONDS)
+                    elif self.cpu_seconds() > cpu_limit:
+                        self._fail(f"it did not finish within {timeout:.0f} s of CPU time (an endless loop, or far too slow), and was stopped", RunnerFailed.TIMEOUT, "cpu")
                 try:
-                    reply = self.channel.receive(timeout=min(CPU_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+                    reply = self.channel.receive(timeout=max(0.0, min(next_read, deadline) - time.monotonic()))
                 except ChannelTimeout:
                     if time.monotonic() >= deadline:
                         self._fail(f"it did not finish within {timeout:.0f} s of CPU time or {WALL_BACKSTOP * timeout:.0f} s of wall time (it waits or sleeps, or the machine is very busy), and was stopped", RunnerFailed.TIMEOUT, "wall")
-                    if self.cpu_seconds() > cpu_limit:
-                        self._fail(f"it did not finish within {timeout:.0f} s of CPU time (an endless loop, or far too slow), and was stopped", RunnerFailed.TIMEOUT, "cpu")
                     continue
                 if reply.get("id") != message["id"]:
                     raise ProtocolError("an answer that does not belong to the question asked")
@@ -571,18 +579,22 @@ class Context:
     wall_deadline: float = math.inf
     _cpu_used: float = 0.0
     _cpu_last: float = 0.0
+    _cpu_read_at: float = -math.inf
 
     def start(self, budget: float, cpu_clock: Callable[[], float]) -> None:
         """Begin a check: `budget` CPU seconds of the runner, WALL_BACKSTOP times as many of wall time."""
         self.budget, self.cpu_clock = budget, cpu_clock
         self.wall_deadline = time.monotonic() + WALL_BACKSTOP * budget
-        self._cpu_used, self._cpu_last = 0.0, cpu_clock()
+        self._cpu_used, self._cpu_last, self._cpu_read_at = 0.0, cpu_clock(), time.monotonic()
 
     def cpu_used(self) -> float:
-        """The runner's CPU seconds since `start`; a runner started meanwhile counts from zero."""
+        """The runner's CPU seconds since `start`; a runner started meanwhile counts from zero. Read
+        at most once a poll (CPU_POLL_SECONDS): a check's thousand quick requests read it a few times."""
+        if time.monotonic() - self._cpu_read_at < CPU_POLL_SECONDS:
+            return self._cpu_used
         now = self.cpu_clock()
         self._cpu_used += now - self._cpu_last if now >= self._cpu_last else now
-        self._cpu_last = now
+        self._cpu_last, self._cpu_read_at = now, time.monotonic()
         return self._cpu_used
 
     def seed(self, name: str) -> int:

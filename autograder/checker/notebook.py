@@ -46,7 +46,7 @@ TEACHES = "this cell only teaches (training, demo episodes, plots, data for them
 NEEDS_OTHER_NOTEBOOKS = "this cell needs your other notebooks, which the grader does not load (each notebook is graded on its own)"
 # Outputs of the student's own run that the feedback may show: inert text and raster images only.
 OWN_RUN_MIMETYPES = ("text/plain", "image/png", "image/jpeg")
-OWN_RUN_MAX_CHARS = 20_000
+OWN_RUN_MAX_CHARS = 1_000_000  # of one cell's kept outputs (images are long base64 strings): a flood is cut
 
 
 @dataclass
@@ -115,7 +115,7 @@ def own_run_outputs(outputs: list, reason: str) -> list[NotebookNode]:
         else:
             continue
         size += sum(len(text) for text in (item.get("text", ""), *item.get("data", {}).values()))
-        if size > OWN_RUN_MAX_CHARS * 50:  # images are long base64 strings; a flood is cut
+        if size > OWN_RUN_MAX_CHARS:
             break
         kept.append(from_dict(item))
     note = NOT_RUN_TEXT.format(reason=reason)
@@ -186,6 +186,13 @@ def run_and_check(
                 continue
             cell.execution_count = execution_count
             cell.outputs = [from_dict(output) for output in ran.outputs]
+        if checks is not None and time.monotonic() < deadline:
+            # The snapshot the checks' copies are made from, taken now: a runner started again after
+            # a failed cell (start-up and replay) costs no check its budget.
+            try:
+                runner.snapshot()
+            except RunnerFailed as error:
+                result.cell_failures.append(f"after the cells: {error}")
         timed_out: list[str] = []  # checks that ran out of time, and those not run after them
         for cell in nb.cells:
             if not is_graded_code(cell):

@@ -337,7 +337,7 @@ MISTAKES = (
         "the ensemble keeps its members in a network of its own (self.members, as a ModuleList or a vmap version would) instead of the given self.net",
         S("self.net", "self.members", count=2),
         ("test-ens-predict-members", "test-ens-loss", "test-ens-return"),
-        "the checks load their weights into the given `self.net`",
+        "load their weights into the given `self.net`",
     ),
     # ---- 04: closing the loop ---------------------------------------------------------------------
     Mistake(

@@ -128,7 +128,8 @@ div.output_area pre, div.output_subarea pre, div.output_text pre {
     overflow-wrap: break-word;
     word-break: normal;
 }
-div.output_subarea { max-width: 100%; min-width: 0; }
+div.output_subarea { max-width: 100%; min-width: 0; overflow-wrap: break-word; overflow-x: auto; }
+div.rendered_html { overflow-wrap: break-word; }
 /* The test cells' own messages sit in their source: wrap it too, rather than cut it at the edge. */
 div.input_area pre { white-space: pre-wrap; overflow-wrap: break-word; }
 /* Plots and filmstrips fit the page. */

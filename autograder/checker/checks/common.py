@@ -239,14 +239,58 @@ def plan_against_reference(
     net_spec: dict,
     states: np.ndarray,
     seeds: list[int],
+    more_seeds: list[int] = (),
     members: int = 0,
     hint: str,
 ) -> None:
     """The student's planner and the reference, with the same fixed network as the model, from each
     state for each seed; their mean first actions must agree within a tolerance that fails a
-    correct planner less than once in 10^4 runs (3 states, 30 seeds each)."""
+    correct planner less than once in 10^4 runs (3 states, 30 seeds each).
+
+    A planner whose gap is not clearly inside or outside the tolerance (between AMBIGUOUS of it) is
+    asked again with `more_seeds` too, and judged on all of them: with 30 seeds alone, summing the
+    rewards of s_0..s_(T-1) sat at 0.85 to 1.19 times the tolerance, so its verdict depended on the
+    student's seeds (benchmarks.check_rates --pendulum)."""
     reference_predict_delta = network_predict_delta(reference_module(net_spec), members)
     extra = {"n_members": members} if members else {}
+    planned = np.zeros((len(states), 0))
+    reference = np.zeros((len(states), 0))
+    for batch in (list(seeds), list(more_seeds)):
+        if reference.shape[1] and (not batch or not AMBIGUOUS[0] <= _gap_over_tolerance(planned, reference) < AMBIGUOUS[1]):
+            break
+        new_planned, new_reference = _plan_both(runner, context, planner, reference_planner, reference_predict_delta, net_spec, states, batch, members, extra, hint)
+        planned, reference = np.concatenate([planned, new_planned], axis=1), np.concatenate([reference, new_reference], axis=1)
+    if not _gap_over_tolerance(planned, reference) < 1.0:
+        # (No numbers: the states, the reference's actions and what the student's code returned
+        # there are the grader's own inputs and expected values, which a resubmission could replay.)
+        raise CheckFailed(
+            f"From three pendulum states of the grader's own, your planner's mean first actions ({planned.shape[1]} seeds each, same model) "
+            f"differ from the reference planner's by more than chance allows. {hint}"
+        )
+    if not (planned.std(axis=1, ddof=1) < 3 * reference.std(axis=1, ddof=1) + 0.1).all():
+        raise CheckFailed(
+            "From pendulum states of the grader's own, your planner's actions vary across seeds much more (over three times as much) "
+            "as the reference's: does the mean converge towards the elites over the iterations?"
+        )
+
+
+# plan_against_reference asks for more seeds when the gap lies within these fractions of the tolerance.
+AMBIGUOUS = (0.5, 2.0)
+
+
+def reference_tolerance(reference: np.ndarray) -> np.ndarray:
+    """Per state: a correct planner's mean over n seeds is off from the reference's by about
+    N(0, std * sqrt(2 / n)); 4.5 of those plus 0.05 fails a correct planner less than once in 10^4
+    runs (three states)."""
+    return 4.5 * np.sqrt(2 * reference.var(axis=1, ddof=1) / reference.shape[1]) + 0.05
+
+
+def _gap_over_tolerance(planned: np.ndarray, reference: np.ndarray) -> float:
+    """The largest, over the states, of |mean planned - mean reference| / tolerance (>= 1 fails)."""
+    return float((np.abs(planned.mean(axis=1) - reference.mean(axis=1)) / reference_tolerance(reference)).max())
+
+
+def _plan_both(runner, context, planner, reference_planner, reference_predict_delta, net_spec, states, seeds, members, extra, hint):
     planned = np.zeros((len(states), len(seeds)))
     reference = np.zeros((len(states), len(seeds)))
     for i, state in enumerate(states):
@@ -261,22 +305,7 @@ def plan_against_reference(
             torch.manual_seed(seed)
             with torch.no_grad():
                 reference[i, j] = float(reference_planner(reference_predict_delta, torch.as_tensor(state, dtype=torch.float32), **extra)[0])
-    # A correct planner's mean over 30 seeds is off from the reference's by about N(0, std * sqrt(2 / 30)):
-    # 4.5 of those plus 0.05 fails a correct planner less than once in 10^4 runs (three states).
-    tolerance = 4.5 * np.sqrt(2 * reference.var(axis=1, ddof=1) / reference.shape[1]) + 0.05
-    gap = np.abs(planned.mean(axis=1) - reference.mean(axis=1))
-    if not (gap < tolerance).all():
-        # (No numbers: the states, the reference's actions and what the student's code returned
-        # there are the grader's own inputs and expected values, which a resubmission could replay.)
-        raise CheckFailed(
-            f"From three pendulum states of the grader's own, your planner's mean first actions ({len(seeds)} seeds each, same model) "
-            f"differ from the reference planner's by more than chance allows. {hint}"
-        )
-    if not (planned.std(axis=1, ddof=1) < 3 * reference.std(axis=1, ddof=1) + 0.1).all():
-        raise CheckFailed(
-            "From pendulum states of the grader's own, your planner's actions vary across seeds much more (over three times as much) "
-            "as the reference's: does the mean converge towards the elites over the iterations?"
-        )
+    return planned, reference
 
 
 @dataclass
@@ -311,7 +340,7 @@ def checker_episode(runner: Runner, context: Context, *, planner: str, model: di
                 raise CheckFailed(f"the agent must produce one action of shape ({ACTION_DIM},), got {value.shape if value.shape is not None else value.type_name}")
             action = value.array().reshape(ACTION_DIM).astype(np.float32)
             if not np.all(np.isfinite(action)):
-                raise CheckFailed(f"the planner returned a non-finite action ({action.tolist()}) at step {steps}")
+                raise CheckFailed("the planner returned an action that is not finite (nan or inf) in the grader's episode")
             action = np.clip(action, ACTION_LOW, ACTION_HIGH)
             states.append(np.asarray(state, dtype=np.float32))
             actions.append(float(action[0]))
