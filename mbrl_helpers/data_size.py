@@ -79,6 +79,7 @@ def plot_data_size(report: dict, title: str | None = None):
         for x, size in zip(xs, sorted(per_size)):
             ax.scatter(np.full(len(per_size[size]), x), per_size[size], color=f"C{i}", alpha=0.45, s=16)
     ax.set_xscale("log")
+    ax.set_xlim(sizes.min() * 0.7, sizes.max() * 1.4)  # room for the side-by-side offsets, even with one size
     ax.set_xticks(sizes, [f"{int(s):,}" for s in sizes])
     ax.minorticks_off()
     ax.set_ylim(-0.3, n_starts + 0.3)

@@ -73,8 +73,9 @@ def test_a_function_that_never_returns_costs_one_budget_and_the_checks_after_it_
     assert other.passed
     # a function that never returned is not called again by a later check that does not come `after`
     assert not again.passed and "`slow` did not finish in an earlier check" in again.message and again.seconds < 1
-    # one budget (the wall-clock backstop for the sleeper), plus two runner start-ups; not two budgets
-    assert slow.seconds < WALL_BACKSTOP * BUDGET + 2 and seconds < WALL_BACKSTOP * BUDGET + 30, (slow.seconds, seconds)
+    # one budget (at most its wall-clock backstop), and none for the checks that would call it again
+    # (the whole grading's wall time also counts runner start-ups, which a busy machine stretches)
+    assert slow.seconds < WALL_BACKSTOP * BUDGET + 2 and after.seconds == 0, (slow.seconds, after.seconds, seconds)
 
 
 def test_the_budget_clock_is_the_cpu_time_of_the_runners_processes():

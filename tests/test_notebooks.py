@@ -35,6 +35,7 @@ from nbgrader.preprocessors import CheckCellMetadata
 from nbgrader.validator import Validator
 
 from autograder.checker.fixtures import ASSIGNMENTS
+from autograder.term.bundle import find_leaks, format_leaks, notebook_documents, notebook_solution_lines, solution_rows, without_whitespace
 
 NOTEBOOKS = ASSIGNMENTS + ("04_closing_the_loop",)  # notebook 4 needs no fixture: its checks make their own data
 
@@ -192,21 +193,14 @@ def test_release_fails_every_graded_test_with_the_stubs(assignment):
     assert "Success! The notebook does not pass any tests." in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-def solution_lines(nb) -> set[str]:
-    """The code lines inside the solution regions of the source's code cells that the source does
-    not also show elsewhere (a read-only cell may deliberately hold an earlier notebook's answer)."""
-    inside_lines, outside_lines, inside = set(), set(), False
+def shown_outside_answers(nb) -> str:
+    """What the source notebook shows outside its answers, whitespace removed: a line of an answer
+    found there too (a read-only cell may deliberately hold an earlier notebook's answer) is no leak."""
+    shown = []
     for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        for line in cell.source.split("\n"):
-            if "### BEGIN SOLUTION" in line:
-                inside = True
-            elif "### END SOLUTION" in line:
-                inside = False
-            elif line.strip() and not line.strip().startswith("#"):
-                (inside_lines if inside else outside_lines).add(line.strip())
-    return inside_lines - outside_lines
+        rows = solution_rows(cell.source) if nbgrader_utils.is_solution(cell) else set()
+        shown += [line for row, line in enumerate(cell.source.split("\n"), 1) if row not in rows]
+    return without_whitespace("\n".join(shown))
 
 
 @pytest.mark.parametrize("assignment", NOTEBOOKS)
@@ -215,9 +209,11 @@ def test_release_holds_no_solution_hidden_test_or_rubric(assignment):
     text = "\n".join(cell.source for cell in release.cells)
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "MARK SCHEME", "Rubric", "Model answer", "load_fixture", "autograder"):
         assert marker not in text, f"{assignment}: the release contains {marker!r}"
-    release_code = "\n".join(cell.source for cell in release.cells if cell.cell_type == "code")
-    leaked = sorted(line for line in solution_lines(source) if line in release_code and len(line) > 12)
-    assert not leaked, f"{assignment}: solution code in the release: {leaked}"
+    # the course's one leak detector (the bundle's): every meaningful line of an answer, whitespace aside
+    shown = shown_outside_answers(source)
+    answers = [line for line in notebook_solution_lines(source_path(assignment), assignment) if line.key not in shown]
+    leaked = find_leaks(answers, notebook_documents(release_path(assignment), "release"))
+    assert not leaked, f"{assignment}: solution code in the release:\n{format_leaks(leaked)}"
     for cell in release.cells:
         assert not cell.get("outputs"), f"{assignment}: outputs in the release"
         if nbgrader_utils.is_solution(cell):

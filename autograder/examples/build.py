@@ -14,9 +14,8 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 from nbgrader.utils import is_solution
 
-from autograder.nbgrader_glue.autograde import MARK_SCHEME_DELIMITERS, release_text
+from autograder.nbgrader_glue import regions
 
-SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
 
 def grade_id(cell) -> str | None:
@@ -25,8 +24,8 @@ def grade_id(cell) -> str | None:
 
 def solution_text(source: str) -> str:
     """A source cell's text as the student would write it: solution markers and mark schemes gone."""
-    lines = release_text(source, *MARK_SCHEME_DELIMITERS).split("\n")
-    return "\n".join(line for line in lines if not any(marker in line for marker in SOLUTION_MARKERS)).strip("\n")
+    without_rubric = regions.outside(source, regions.MARK_SCHEME)
+    return "\n".join(line for run in regions.runs(without_rubric, regions.SOLUTION) for line in run.lines).strip("\n")
 
 
 def reference_submission(source: NotebookNode, release: NotebookNode) -> NotebookNode:

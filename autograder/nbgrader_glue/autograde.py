@@ -19,6 +19,8 @@ from dataclasses import fields
 from nbformat.notebooknode import NotebookNode, from_dict
 from nbformat.v4 import new_code_cell, new_markdown_cell
 from nbgrader import utils
+
+from autograder.nbgrader_glue import regions
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import ClearOutput, NbGraderPreprocessor, OverwriteCells
 from traitlets import Bool, Dict, Float, Integer, List, Unicode
@@ -28,7 +30,6 @@ from autograder.protocol.limits import Limits
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 NOTE_MARKER = "grader_note"  # cell metadata key of the notes RestoreCells inserts
 DUPLICATE_MARKER = "grader_duplicate"  # set by RestoreCells on a second copy of a course cell, which it drops
-MARK_SCHEME_DELIMITERS = ("=== BEGIN MARK SCHEME ===", "=== END MARK SCHEME ===")  # graders' rubrics in the source
 
 
 def strip_ansi(text: str) -> str:
@@ -122,7 +123,7 @@ class RestoreCells(OverwriteCells):
             # A test cell's checksum differs from its release version's whenever it has hidden
             # tests; only a difference from the release text is an edit.
             if "checksum" in self.changed_attributes[grade_id] and _normalised(submitted_sources.get(grade_id, "")) != _normalised(
-                release_text(cell.source)
+                regions.outside(cell.source, regions.HIDDEN_TESTS)
             ):
                 self.notes[grade_id].append("it had been edited in the submitted notebook; the original was restored and run")
             if "cell_type" in self.changed_attributes[grade_id]:
@@ -195,20 +196,6 @@ class RestoreCells(OverwriteCells):
 def _neighbours(order: list[str], grade_id: str) -> tuple[str | None, str | None]:
     index = order.index(grade_id)
     return (order[index - 1] if index else None, order[index + 1] if index + 1 < len(order) else None)
-
-
-def release_text(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "END HIDDEN TESTS") -> str:
-    """A cell's text without its begin ... end regions, delimiter lines included: by default a
-    locked cell as nbgrader releases it, its hidden tests removed."""
-    lines, hidden = [], False
-    for line in source.split("\n"):
-        if begin in line:
-            hidden = True
-        elif end in line:
-            hidden = False
-        elif not hidden:
-            lines.append(line)
-    return "\n".join(lines)
 
 
 def _normalised(text: str) -> str:
@@ -395,8 +382,6 @@ class ShowRubrics(NbGraderPreprocessor):
     had the region, and generate_feedback drops these cells (DropGraderOnlyCells)."""
 
     source_directory = Unicode("", help="the course's source folder; no rubrics when empty or missing").tag(config=True)
-    begin_solution_delimiter = Unicode("BEGIN SOLUTION").tag(config=True)
-    end_solution_delimiter = Unicode("END SOLUTION").tag(config=True)
 
     def preprocess(self, nb, resources):
         rubrics = self.source_rubrics(resources["nbgrader"]["assignment"], resources["nbgrader"]["notebook"])
@@ -428,14 +413,7 @@ class ShowRubrics(NbGraderPreprocessor):
         rubrics = {}
         for cell in nbformat.read(path, as_version=4).cells:
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if cell.cell_type == "markdown" and utils.is_grade(cell) and utils.is_solution(cell) and self.begin_solution_delimiter in cell.source:
-                inside, lines = False, []
-                for line in cell.source.split("\n"):
-                    if self.begin_solution_delimiter in line:
-                        inside = True
-                    elif self.end_solution_delimiter in line:
-                        inside = False
-                    elif inside and not any(marker in line for marker in MARK_SCHEME_DELIMITERS):
-                        lines.append(line)
-                rubrics[grade_id] = "\n".join(lines).strip()
+            if cell.cell_type == "markdown" and utils.is_grade(cell) and utils.is_solution(cell) and regions.has(cell.source, regions.SOLUTION):
+                answer = regions.inside(cell.source, regions.SOLUTION)
+                rubrics[grade_id] = "\n".join(line for line in answer.split("\n") if regions.MARK_SCHEME.begin not in line and regions.MARK_SCHEME.end not in line).strip()
         return rubrics

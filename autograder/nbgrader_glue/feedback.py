@@ -22,7 +22,8 @@ from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
 from traitlets import Bool, Dict, Integer, List, Unicode
 
 
-from autograder.nbgrader_glue.autograde import MARK_SCHEME_DELIMITERS, NOTE_MARKER, RUBRIC_MARKER, release_text, strip_ansi
+from autograder.nbgrader_glue import regions
+from autograder.nbgrader_glue.autograde import NOTE_MARKER, RUBRIC_MARKER, strip_ansi
 
 
 class FeedbackPreprocessor(NbGraderPreprocessor):
@@ -55,16 +56,14 @@ class HideHiddenTests(FeedbackPreprocessor):
     error's type and message, the hint, remain.
     """
 
-    begin_test_delimiter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
-    end_test_delimiter = Unicode("END HIDDEN TESTS").tag(config=True)
     def preprocess_cell(self, cell, resources, cell_index):
-        if cell.cell_type == "markdown" and MARK_SCHEME_DELIMITERS[0] in cell.source:
+        if cell.cell_type == "markdown" and regions.has(cell.source, regions.MARK_SCHEME):
             # a task cell put back by nbgrader comes from the gradebook with its rubric
-            cell.source = release_text(cell.source, *MARK_SCHEME_DELIMITERS)
+            cell.source = regions.outside(cell.source, regions.MARK_SCHEME)
             return cell, resources
         if cell.cell_type != "code" or not utils.is_grade(cell) or utils.is_solution(cell):
             return cell, resources
-        if self.begin_test_delimiter not in cell.source:
+        if not regions.has(cell.source, regions.HIDDEN_TESTS):
             return cell, resources
         cell.source = self.hide_source(cell.source)
         for output in cell.get("outputs", []):
@@ -73,19 +72,9 @@ class HideHiddenTests(FeedbackPreprocessor):
         return cell, resources
 
     def hide_source(self, source: str) -> str:
-        lines, region = [], None
-        for line in source.split("\n"):
-            if self.begin_test_delimiter in line:
-                region = []
-            elif self.end_test_delimiter in line and region is not None:
-                lines.append(_region_summary(line, region))
-                region = None
-            elif region is not None:
-                region.append(line)
-            else:
-                lines.append(line)
-        if region is not None:  # no end delimiter: hide to the end of the cell
-            lines.append(_region_summary("", region))
+        lines = []
+        for run in regions.runs(source, regions.HIDDEN_TESTS):
+            lines += [_region_summary(run.end_marker, run.lines)] if run.inside else run.lines
         return "\n".join(lines)
 
     @staticmethod

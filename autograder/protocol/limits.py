@@ -76,6 +76,9 @@ class Limits:
         import inspect
         import re
 
-        source = inspect.getsource(cls)
+        try:
+            source = inspect.getsource(cls)
+        except (OSError, TypeError):  # no source shipped: the name must do
+            return name.replace("_", " ")
         match = re.search(rf"\n    {name}: [^\n]*\n    \"\"\"(.*?)\"\"\"", source, re.DOTALL)
         return " ".join(match.group(1).split()) if match else name

@@ -23,6 +23,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.nbgrader_glue import regions
 from autograder.nbgrader_glue.course import Course
 
 DEFAULT_OUTPUT = Path("build") / "mbrl-course-student.zip"
@@ -240,6 +241,7 @@ def _write_folder(target: Path, sources: dict[str, Path], generated: dict[str, b
             (temporary / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, temporary / name)
         for name, content in generated.items():
+            (temporary / name).parent.mkdir(parents=True, exist_ok=True)
             (temporary / name).write_bytes(content)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
@@ -350,17 +352,11 @@ def is_meaningful(line: str) -> bool:
 
 
 def solution_rows(source: str) -> set[int]:
-    """Rows (from 1) of a solution cell that nbgrader removes: between the markers, or all rows
-    when the cell has none (nbgrader then replaces the whole cell)."""
-    rows, inside, marked = set(), False, False
-    for row, line in enumerate(source.splitlines(), 1):
-        if "### BEGIN SOLUTION" in line:
-            inside, marked = True, True
-        elif "### END SOLUTION" in line:
-            inside = False
-        elif inside:
-            rows.add(row)
-    return rows if marked else set(range(1, len(source.splitlines()) + 1))
+    """Rows (from 1) of a solution cell that nbgrader removes: inside its solution regions, or all
+    rows when the cell has none (nbgrader then replaces the whole cell)."""
+    if not regions.has(source, regions.SOLUTION):
+        return set(range(1, len(source.splitlines()) + 1))
+    return regions.inside_rows(source, regions.SOLUTION)
 
 
 def _cell_source(cell: dict) -> str:

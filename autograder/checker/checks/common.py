@@ -242,10 +242,14 @@ def plan_against_reference(
     more_seeds: list[int] = (),
     members: int = 0,
     hint: str,
+    min_spread: float = 0.0,
+    model_words: str = "the same fixed model",
 ) -> None:
     """The student's planner and the reference, with the same fixed network as the model, from each
     state for each seed; their mean first actions must agree within a tolerance that fails a
-    correct planner less than once in 10^4 runs (3 states, 30 seeds each).
+    correct planner less than once in 10^4 runs (3 states, 30 seeds each). With `min_spread`, the
+    planner's spread across seeds must also be at least that fraction of the reference's (a
+    controller that does not sample has none).
 
     A planner whose gap is not clearly inside or outside the tolerance (between AMBIGUOUS of it) is
     asked again with `more_seeds` too, and judged on all of them: with 30 seeds alone, summing the
@@ -256,22 +260,47 @@ def plan_against_reference(
     planned = np.zeros((len(states), 0))
     reference = np.zeros((len(states), 0))
     for batch in (list(seeds), list(more_seeds)):
-        if reference.shape[1] and (not batch or not AMBIGUOUS[0] <= _gap_over_tolerance(planned, reference) < AMBIGUOUS[1]):
+        if reference.shape[1] and (not batch or not needs_more_seeds(planned, reference)):
             break
         new_planned, new_reference = _plan_both(runner, context, planner, reference_planner, reference_predict_delta, net_spec, states, batch, members, extra, hint)
         planned, reference = np.concatenate([planned, new_planned], axis=1), np.concatenate([reference, new_reference], axis=1)
-    if not _gap_over_tolerance(planned, reference) < 1.0:
-        # (No numbers: the states, the reference's actions and what the student's code returned
-        # there are the grader's own inputs and expected values, which a resubmission could replay.)
+    failure = plan_failure(planned, reference, min_spread)
+    # (No numbers: the states, the reference's actions and what the student's code returned
+    # there are the grader's own inputs and expected values, which a resubmission could replay.)
+    if failure == "mean":
         raise CheckFailed(
-            f"From three pendulum states of the grader's own, your planner's mean first actions ({planned.shape[1]} seeds each, same model) "
-            f"differ from the reference planner's by more than chance allows. {hint}"
+            f"From {len(states)} pendulum states of the grader's own, your planner's mean first actions ({planned.shape[1]} seeds each, "
+            f"with {model_words}) differ from the reference planner's by more than chance allows. {hint}"
         )
-    if not (planned.std(axis=1, ddof=1) < 3 * reference.std(axis=1, ddof=1) + 0.1).all():
+    if failure == "too wide":
         raise CheckFailed(
             "From pendulum states of the grader's own, your planner's actions vary across seeds much more (over three times as much) "
             "as the reference's: does the mean converge towards the elites over the iterations?"
         )
+    if failure == "too narrow":
+        raise CheckFailed(
+            "From pendulum states of the grader's own, your planner's actions hardly vary across seeds, unlike the reference's "
+            f"(a controller that does not sample?). {hint}"
+        )
+
+
+def needs_more_seeds(planned: np.ndarray, reference: np.ndarray) -> bool:
+    """Whether plan_against_reference asks again: the gap is not clearly inside or outside the tolerance."""
+    return AMBIGUOUS[0] <= _gap_over_tolerance(planned, reference) < AMBIGUOUS[1]
+
+
+def plan_failure(planned: np.ndarray, reference: np.ndarray, min_spread: float = 0.0) -> str | None:
+    """plan_against_reference's verdict on first actions (states, seeds) of the planner and the
+    reference: None (passes), "mean", "too wide" or "too narrow"."""
+    if not _gap_over_tolerance(planned, reference) < 1.0:
+        return "mean"
+    if not (planned.std(axis=1, ddof=1) < 3 * reference.std(axis=1, ddof=1) + 0.1).all():
+        return "too wide"
+    # A correct planner's std over 30 seeds is under a quarter of the reference's with probability
+    # P(F(29, 29) < 1/16), below 10^-9.
+    if not (planned.std(axis=1, ddof=1) >= min_spread * reference.std(axis=1, ddof=1)).all():
+        return "too narrow"
+    return None
 
 
 # plan_against_reference asks for more seeds when the gap lies within these fractions of the tolerance.
@@ -444,6 +473,58 @@ def require_own_planner(context: Context, name: str, episode: Episode, decide: C
             f"would be: they lie {shape}. The return counts only when your own {planner}, with your model, plans every step; "
             "planning with another planner or controller earns nothing here."
         )
+
+
+# The rank test and the comparison on fixed states (plan_against_reference with the fixed model)
+# still pass a controller that ignores the model, if it acts as CEM does with the real model: an
+# LQR controller of the course's P with noise as wide as CEM's spread passed both about 2 times
+# in 3 (benchmarks.own_planner). So the planner also plans with a MIRRORED model, the same network
+# with the action's input negated: under it an action a does what -a does under the real model,
+# and a planner that uses its model plans the reference's actions mirrored, while one that ignores
+# it keeps the real model's, of the wrong sign. The states are the fixture's plan_states away from
+# upright (at upright the best action is near 0 either way), where the reference's first action is
+# about +-0.5 and +-1.2 with a spread of about 0.1 over seeds: a gap of 1 to 2.5 for a controller
+# that ignores the model, against a tolerance of about 0.26 for MIRROR_SEEDS.
+MIRROR_STATES = slice(1, None)
+MIRROR_SEEDS = 10
+MIRROR_MORE_SEEDS = 20
+
+
+def mirrored_net(net_spec: dict) -> dict:
+    """`net_spec` (the course's MLP or batched ensemble) with the first layer's weights of the
+    action inputs (those after the STATE_DIM state inputs) multiplied by -1."""
+    mlp = net_spec["mlp"]
+    weights = dict(mlp["weights"])
+    first = np.array(weights["0.weight"], dtype=np.float32)
+    if mlp["members"]:
+        first[:, STATE_DIM:, :] *= -1  # EnsembleLinear: (K, in, out)
+    else:
+        first[:, STATE_DIM:] *= -1  # nn.Linear: (out, in)
+    weights["0.weight"] = first
+    return {"mlp": {**mlp, "weights": weights}}
+
+
+def plan_against_mirrored_reference(
+    runner: Runner, context: Context, name: str, *, planner: str, reference_planner, net_spec: dict, plan_states: np.ndarray, members: int = 0, hint: str
+) -> None:
+    """The return's points also need the student's planner to follow its model: its first actions
+    with the mirrored `net_spec`, from `plan_states` (the fixture's) away from upright, moved by the
+    checker's own noise, must match the reference's with the same mirrored model (plan_against_reference)."""
+    states = np.asarray(plan_states)[MIRROR_STATES]
+    seeds = [context.seed(f"{name}/mirror/{i}") % 100_000 for i in range(MIRROR_SEEDS + MIRROR_MORE_SEEDS)]
+    plan_against_reference(
+        runner,
+        context,
+        planner=planner,
+        reference_planner=reference_planner,
+        net_spec=mirrored_net(net_spec),
+        states=pendulum_states(context, f"{name}/mirror/states", states),
+        seeds=seeds[:MIRROR_SEEDS],
+        more_seeds=seeds[MIRROR_SEEDS:],
+        members=members,
+        hint=hint,
+        model_words="a fixed model of the grader's own",
+    )
 
 
 def pendulum_states(context: Context, name: str, base: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ from autograder.checker.checks.common import (
     network_predict_delta,
     output_gradient,
     pendulum_states,
+    plan_against_mirrored_reference,
     plan_against_reference,
     reference_decisions,
     reference_module,
@@ -47,6 +48,7 @@ checks = CheckRegistry(NOTEBOOK)
 CHANGE = np.array([0.1, -0.2, 0.3, -0.4], dtype=np.float32)
 # Episode seeds on which the reference planner reaches 1000 with the fixed weights (tests/test_fixtures.py).
 EPISODE_SEEDS = (0, 1, 2, 3)
+OWN_PLANNER_HINT = "The return counts only when your own cem_plan, with your model, plans the episode."
 STATE_FIRST = "Feed the network the state first, then the action: torch.cat([states, actions], dim=-1)."
 
 
@@ -341,4 +343,23 @@ def cem_return(runner, context):
                 "so training is not the cause. Check cem_plan (highest returns, std floor, clamp, mean[0]) and predict_delta."
             )
         require_own_planner(context, "cem-return", episode, reference_decisions(reference_cem_plan, network_predict_delta(reference_module(net))), planner="cem_plan")
+        # Near upright, where the episode stays, other planners act much as CEM does (the course's random
+        # shooting passes the rank test above): the return also needs the comparison of
+        # test-cem-reference, on pendulum states away from upright, with seeds of its own.
+        plan_against_reference(
+            runner,
+            context,
+            planner="cem_plan",
+            reference_planner=reference_cem_plan,
+            net_spec=net,
+            states=pendulum_states(context, "cem-return/states", fixture(NOTEBOOK)["plan_states"].numpy()),
+            seeds=[context.seed(f"cem-return/{i}") % 100_000 for i in range(30)],
+            hint=OWN_PLANNER_HINT,
+            min_spread=0.25,
+        )
+        # A controller that ignores the model (an LQR, noisy or not, a table) passes the two tests
+        # above when it acts as CEM does; with the mirrored model it pushes the wrong way.
+        plan_against_mirrored_reference(
+            runner, context, "cem-return", planner="cem_plan", reference_planner=reference_cem_plan, net_spec=net, plan_states=fixture(NOTEBOOK)["plan_states"].numpy(), hint=OWN_PLANNER_HINT
+        )
     return "the agent plans an action"

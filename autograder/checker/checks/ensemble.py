@@ -33,6 +33,7 @@ from autograder.checker.checks.common import (
     network_gradients,
     network_predict_delta,
     pendulum_states,
+    plan_against_mirrored_reference,
     plan_against_reference,
     reference_decisions,
     reference_module,
@@ -548,4 +549,30 @@ def ensemble_return(runner, context):
             )
         decide = reference_decisions(reference_ensemble_cem_plan, network_predict_delta(reference_module(net), k), n_members=k)
         require_own_planner(context, "ens-return", episode, decide, planner=PLANNER)
+        # As in notebook 1: near upright other planners act much as CEM does; the return also needs the
+        # comparison of test-ens-cem-reference, on pendulum states away from upright, with seeds of its own.
+        plan_against_reference(
+            runner,
+            context,
+            planner=PLANNER,
+            reference_planner=reference_ensemble_cem_plan,
+            net_spec=net,
+            states=pendulum_states(context, "ens-return/states", fixture(NOTEBOOK)["plan_states"].numpy()),
+            seeds=[context.seed(f"ens-return/{i}") % 100_000 for i in range(30)],
+            members=k,
+            hint="The return counts only when your own ensemble_cem_plan, with your model, plans the episode.",
+            min_spread=0.25,
+        )
+        # As in notebook 1: with the mirrored model a controller that ignores the model pushes the wrong way.
+        plan_against_mirrored_reference(
+            runner,
+            context,
+            "ens-return",
+            planner=PLANNER,
+            reference_planner=reference_ensemble_cem_plan,
+            net_spec=net,
+            plan_states=fixture(NOTEBOOK)["plan_states"].numpy(),
+            members=k,
+            hint="The return counts only when your own ensemble_cem_plan, with your model, plans the episode.",
+        )
     return "the agent plans an action"
