@@ -29,7 +29,7 @@ def episode_overhead(steps: int = 300) -> dict:
     from autograder.checker.checks.common import trained_net
     from autograder.nbgrader_glue.course import Course
     from autograder.examples.build import read, reference_submission
-    from autograder.checker.fixtures import load_fixture, load_weights
+    from autograder.checker.fixtures import load_fixture
     from mbrl_helpers import MPCAgent, make_env, seed_everything
     from mbrl_reference import DeterministicModel, cem_plan
 
@@ -46,7 +46,9 @@ def episode_overhead(steps: int = 300) -> dict:
         state, *_ = env.step(np.zeros(1, dtype=np.float32))
         if abs(state[1]) > 0.15:
             state, _ = env.reset(seed=len(states))
-    model = load_weights(DeterministicModel(), load_fixture(name)["trained_state_dict"]).eval()
+    model = DeterministicModel()
+    model.load_state_dict(load_fixture(name)["trained_state_dict"])
+    model.eval()
     agent = MPCAgent(cem_plan, model.predict_delta, device="cpu")
     local, remote = [], []
     with Runner() as runner:

@@ -1,7 +1,19 @@
-"""How often the return checks' own-planner test fails a correct planner, and passes another one.
+"""How often the return checks' own-planner conditions fail a correct planner, and pass another one.
 
-    python -m benchmarks.own_planner --notebook 01_deterministic_cem --null-runs 200 --swap-runs 20 --json
+    python -m benchmarks.own_planner --notebook 01_deterministic_cem --null-runs 200 --swap-runs 20 --plan-runs 200 --json
     python -m benchmarks.own_planner --null-only
+
+The return's points need three conditions after the episode (`autograder.checker.checks.common`):
+the rank test (`require_own_planner`, below), the comparison on the fixture's plan_states with the
+fixed model (`plan_against_reference`, 30 seeds, min_spread 0.25) and the same comparison with the
+MIRRORED model (`plan_against_mirrored_reference`). The two comparisons are measured in
+`plan_condition_runs` (`--plan-runs` runs each, from pools of decisions at the exact plan_states, so
+runs share decisions: each run is exact in distribution, the runs are not independent). A correct
+planner there is a planner whose draws differ from the reference's (a student's CEM run under the
+same seed as the reference but drawing in another order): the reference itself is measured that
+way, with draws independent of the reference's; run under the same seeds, as in the check, an exact
+copy of the reference returns the reference's actions and cannot fail. The catalogue mistakes whose
+expected lost checks do not include the return (`MISTAKES`) are measured too.
 
 The test (`autograder.checker.checks.common.require_own_planner`) ranks the actions that drove the
 checker's 1000-step episode among the reference planner's decisions at the same states. Here, in
@@ -28,10 +40,17 @@ import numpy as np
 import torch
 
 from autograder.checker.checks.common import (
+    MIRROR_MORE_SEEDS,
+    MIRROR_SEEDS,
+    MIRROR_STATES,
     OWN_PLANNER_REFERENCES,
     OWN_PLANNER_STEPS,
     Episode,
+    fixture,
+    mirrored_net,
+    needs_more_seeds,
     network_predict_delta,
+    plan_failure,
     own_planner_passes,
     own_planner_statistic,
     rank_statistic,
@@ -69,6 +88,22 @@ def lqr_gain_of_course() -> np.ndarray:
     mask = near_upright(data)
     A, B = fit_linear_dynamics(data["states"][mask], data["actions"][mask], data["next_states"][mask])
     return lqr_gain(A, B, np.asarray(COST_MATRIX, dtype=np.float64))
+
+
+def plan_setup(notebook: str, mirrored: bool):
+    """For the comparisons on plan_states: (the fixed (or mirrored) model's predict_delta, {name: decide(state, seed)}
+    of the reference, the correct variants and, in notebook 1, the catalogue's MISTAKES)."""
+    from mbrl_reference.planners import cem_plan, ensemble_cem_plan
+
+    members = N_MEMBERS if notebook == "03_ensemble" else 0
+    net = trained_net(notebook, members=members)
+    predict = network_predict_delta(reference_module(mirrored_net(net) if mirrored else net), members)
+    if notebook == "03_ensemble":
+        return predict, {"reference": reference_decisions(ensemble_cem_plan, predict, n_members=N_MEMBERS)}
+    if notebook != "01_deterministic_cem":
+        raise SystemExit(f"the plan_states comparisons are those of notebooks 1 and 3, not {notebook!r}")
+    decisions = {"reference": reference_decisions(cem_plan, predict), "cem-randn-biased-std": reference_decisions(cem_randn_biased_std, predict)}
+    return predict, {**decisions, **{name: reference_decisions(mistake_planner(name), predict) for name in MISTAKES}}
 
 
 def setup(notebook: str):
@@ -112,12 +147,95 @@ def cem_randn_biased_std(predict_delta, state, horizon=5, n_samples=200, n_elite
     return mean[0]
 
 
-def swaps(notebook: str, predict, decide) -> dict:
-    """Other planners, each f(state (S,) float32 array, rng) -> action."""
+# Catalogue mistakes of notebook 1 whose expected lost checks do not include test-cem-return and
+# that change the planner (autograder.examples.catalogue): the reference's source with the mistake's substitution.
+MISTAKES = ("std-not-floored", "actions-not-clamped", "std-over-all-samples", "std-never-refitted", "returns-not-reset", "rewards-of-s0-to-sT-1")
+# plan_against_reference in the return check on the real model: 30 seeds, no more, min_spread 0.25.
+FIXED_SEEDS, FIXED_MIN_SPREAD = 30, 0.25
+
+
+def mistake_planner(name: str):
+    """The reference cem_plan with the catalogue mistake `name` substituted into its source."""
+    import inspect
+
+    import mbrl_reference.planners as planners
+    from autograder.examples.catalogue import MISTAKES as CATALOGUE
+
+    mistake = next(m for m in CATALOGUE if m.name == name)
+    source = inspect.getsource(planners.cem_plan)
+    old, new, count = mistake.substitution.old, mistake.substitution.new, mistake.substitution.count
+    if source.count(old) != count:
+        raise SystemExit(f"{name}: its substitution does not apply to mbrl_reference.planners.cem_plan")
+    namespace = dict(vars(planners))
+    exec(compile(source.replace(old, new), f"<{name}>", "exec"), namespace)  # noqa: S102 - the project's own catalogue
+    return torch.no_grad()(namespace["cem_plan"])
+
+
+def decision_pool(act, states: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """(len(states), size) first actions of `act(state, rng)`, each with fresh random numbers."""
+    rng = np.random.default_rng(seed)
+    return np.array([[act(state, rng) for _ in range(size)] for state in states])
+
+
+def plan_condition_runs(planner_pool: np.ndarray, reference_pool: np.ndarray, seeds: int, more_seeds: int, min_spread: float, runs: int, seed: int) -> dict:
+    """Verdicts of plan_against_reference (`plan_failure`) in `runs` runs: at each state `seeds`
+    decisions of the planner and of the reference drawn from the pools without repeats, `more_seeds`
+    more of each when the gap is ambiguous (`needs_more_seeds`)."""
+    rng = np.random.default_rng(seed)
+    n_states, size = planner_pool.shape
+    verdicts = {"passed": 0, "mean": 0, "too wide": 0, "too narrow": 0, "asked_more": 0}
+    for _ in range(runs):
+        order_p = np.argsort(rng.random((n_states, size)), axis=1)
+        order_r = np.argsort(rng.random((n_states, size)), axis=1)
+        take = lambda pool, order, n: np.take_along_axis(pool, order[:, :n], axis=1)  # noqa: E731
+        planned, reference = take(planner_pool, order_p, seeds), take(reference_pool, order_r, seeds)
+        if more_seeds and needs_more_seeds(planned, reference):
+            verdicts["asked_more"] += 1
+            planned, reference = take(planner_pool, order_p, seeds + more_seeds), take(reference_pool, order_r, seeds + more_seeds)
+        verdicts[plan_failure(planned, reference, min_spread) or "passed"] += 1
+    return {"runs": runs, **verdicts}
+
+
+def plan_conditions(notebook: str, planners: dict, mirrored_planners: dict, reference: str, runs: int, pool_size: int) -> dict:
+    """For each planner: its verdicts in the fixed-state and the mirrored comparison (`plan_condition_runs`)."""
+    states = fixture(notebook)["plan_states"].numpy()
+    mirror_states = states[MIRROR_STATES]
+    pools = {}
+    for name in planners:
+        started = time.process_time()
+        pools[name] = (decision_pool(planners[name], states, pool_size, seed=11), decision_pool(mirrored_planners[name], mirror_states, pool_size, seed=12))
+        print(f"pool {name}: {time.process_time() - started:.0f} s", file=sys.stderr, flush=True)
+    # The reference's pools against themselves would share draws: a second pool of the reference stands in for it.
+    reference_fixed = decision_pool(planners[reference], states, pool_size, seed=21)
+    reference_mirror = decision_pool(mirrored_planners[reference], mirror_states, pool_size, seed=22)
+    result = {}
+    for name, (fixed_pool, mirror_pool) in pools.items():
+        fixed = plan_condition_runs(fixed_pool, reference_fixed, FIXED_SEEDS, 0, FIXED_MIN_SPREAD, runs, seed=31)
+        mirror = plan_condition_runs(mirror_pool, reference_mirror, MIRROR_SEEDS, MIRROR_MORE_SEEDS, 0.0, runs, seed=32)
+        result[name] = {
+            "fixed_states": fixed,
+            "mirror": mirror,
+            "mean_first_action": np.round(fixed_pool.mean(axis=1), 3).tolist(),
+            "mirror_mean_first_action": np.round(mirror_pool.mean(axis=1), 3).tolist(),
+        }
+        print(name, result[name], file=sys.stderr, flush=True)
+    return result
+
+
+def as_planner(decide):
+    """decide(state, seed) as act(state, rng)."""
+    return lambda state, rng: decide(state, int(rng.integers(2**31)))
+
+
+def swaps(notebook: str, predict, decide, table_predict=None) -> dict:
+    """Other planners, each f(state (S,) float32 array, rng) -> action; random shooting plans with
+    `predict`, the table holds random shooting's actions with `table_predict` (default `predict`)."""
     gain = lqr_gain_of_course().reshape(-1)
 
-    def random_shooting(state, rng):
-        return float(random_shooting_plan(predict, torch.as_tensor(state))[0])
+    def random_shooting_with(model):
+        return lambda state, rng: float(random_shooting_plan(model, torch.as_tensor(state))[0])
+
+    random_shooting = random_shooting_with(predict)
 
     def lqr(state, rng):
         return float(np.clip(-gain @ state, ACTION_LOW, ACTION_HIGH))
@@ -125,7 +243,7 @@ def swaps(notebook: str, predict, decide) -> dict:
     def lqr_noisy(state, rng):
         return float(np.clip(-gain @ state + rng.normal(0.0, 0.1), ACTION_LOW, ACTION_HIGH))
 
-    table_states, table_actions = table_of_actions(random_shooting)
+    table_states, table_actions = table_of_actions(random_shooting_with(predict if table_predict is None else table_predict))
 
     def table(state, rng):
         return float(table_actions[np.argmin(((table_states - state) ** 2).sum(axis=1))])
@@ -196,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--null-draws", type=int, default=10_000_000)
     parser.add_argument("--null-only", action="store_true", help="only the multinomial tail")
     parser.add_argument("--no-variants", action="store_true", help="no correct planners written otherwise")
+    parser.add_argument("--plan-runs", type=int, default=200, help="runs of each comparison on plan_states (0: none)")
+    parser.add_argument("--pool-size", type=int, default=120, help="decisions of each planner at each plan_state")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -229,6 +349,15 @@ def main(argv: list[str] | None = None) -> int:
                 passed += own_planner_passes(chi_square, z)
             result[f"swap/{name}"] = {"episodes": args.swap_runs, "return_under_950": fell, "passed_test": int(passed), "z": zs}
             print(name, result[f"swap/{name}"], file=sys.stderr, flush=True)
+    if args.plan_runs and not args.null_only:
+        predict, planners = plan_setup(args.notebook, mirrored=False)
+        mirrored_predict, mirrored_planners = plan_setup(args.notebook, mirrored=True)
+        acts = {name: as_planner(decide) for name, decide in planners.items()}
+        mirrored_acts = {name: as_planner(decide) for name, decide in mirrored_planners.items()}
+        acts.update(swaps(args.notebook, predict, planners["reference"]))
+        mirrored_acts.update(swaps(args.notebook, mirrored_predict, mirrored_planners["reference"], table_predict=predict))
+        result["mirror_seeds"], result["mirror_more_seeds"], result["fixed_seeds"] = MIRROR_SEEDS, MIRROR_MORE_SEEDS, FIXED_SEEDS
+        result["plan_conditions"] = plan_conditions(args.notebook, acts, mirrored_acts, "reference", args.plan_runs, args.pool_size)
     result["cpu_seconds"] = round(time.process_time() - started, 1)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0

@@ -183,7 +183,7 @@ def test_a_check_that_calls_unfinished_code_says_so(toy):
 def test_a_cell_that_fails_is_said_and_the_next_cells_run_in_a_fresh_runner(toy):
     text = feedback_text(toy.course, "kernel-killed")
     assert "The grader started your code again from the top and went on after this cell" in text
-    assert "name 'cube' is not defined" in text  # the check of the cell that never finished
+    assert "`cube` is not defined" in text  # the check of the cell that never finished
 
 
 def test_the_grade_table_has_every_student_and_the_right_totals(toy):

@@ -36,11 +36,6 @@ def strip_ansi(text: str) -> str:
     return ANSI_ESCAPE.sub("", text)
 
 
-def error_output(ename: str, evalue: str) -> NotebookNode:
-    """An error output as the kernel would write it: it zeroes a grade cell, and shows in feedback."""
-    return from_dict({"output_type": "error", "ename": ename, "evalue": evalue, "traceback": [f"\x1b[0;31m{ename}\x1b[0m: {evalue}"]})
-
-
 # ---------------------------------------------------------------------------------------------
 # sanitize: restore graded cells and their metadata
 
