@@ -30,21 +30,15 @@ PLANNER_MISTAKES = {
     "reference": [],
     # A correct planner that draws its samples in another order: unlike the reference itself, it gets
     # other random numbers from the same seed, so it measures the false failures of the comparisons.
-    "reference-other-draws": [
-        ("Normal(mean, std).sample((n_samples,))", "(mean + std * torch.randn(horizon, n_samples, ACTION_DIM).transpose(0, 1))")
-    ],
+    "reference-other-draws": [("Normal(mean, std).sample((n_samples,))", "(mean + std * torch.randn(horizon, n_samples, ACTION_DIM).transpose(0, 1))")],
     "rewards-of-s0-to-sT-1": [
         (
             ROLLOUT,
             "            returns += reward_fn(states)\n            states = states + predict_delta(states, actions[:, t])\n",
         )
     ],
-    "std-over-all-samples": [
-        ("std = elite_actions.std(dim=0)", "std = actions.std(dim=0)")
-    ],
-    "std-never-refitted": [
-        ("        std = elite_actions.std(dim=0).clamp(min=std_floor)\n", "")
-    ],
+    "std-over-all-samples": [("std = elite_actions.std(dim=0)", "std = actions.std(dim=0)")],
+    "std-never-refitted": [("        std = elite_actions.std(dim=0).clamp(min=std_floor)\n", "")],
     "returns-not-reset": [
         (
             "    for _ in range(n_iters):\n",
@@ -79,12 +73,8 @@ ENSEMBLE_MISTAKES = {
             "            returns += reward_fn(states)\n            states = states + predict_delta(states, actions[:, t])\n",
         )
     ],
-    "std-over-all-samples": [
-        ("std = elite_actions.std(dim=0)", "std = actions.std(dim=0)")
-    ],
-    "std-never-refitted": [
-        ("        std = elite_actions.std(dim=0).clamp(min=std_floor)\n", "")
-    ],
+    "std-over-all-samples": [("std = elite_actions.std(dim=0)", "std = actions.std(dim=0)")],
+    "std-never-refitted": [("        std = elite_actions.std(dim=0).clamp(min=std_floor)\n", "")],
     "returns-not-reset": [
         (
             "    for _ in range(n_iters):\n",
@@ -95,9 +85,7 @@ ENSEMBLE_MISTAKES = {
             "",
         ),
     ],
-    "ranked-by-first-member": [
-        ("expected_returns = returns.mean(dim=0)", "expected_returns = returns[0]")
-    ],
+    "ranked-by-first-member": [("expected_returns = returns.mean(dim=0)", "expected_returns = returns[0]")],
     "ensemble-std-not-floored": [
         (
             "std = elite_actions.std(dim=0).clamp(min=std_floor)",
@@ -135,9 +123,7 @@ def planner_source(function: str, substitutions: list[tuple[str, str]]) -> str:
     source = textwrap.dedent(inspect.getsource(getattr(planners, function)))
     for old, new in substitutions:
         if source.count(old) != 1:
-            raise SystemExit(
-                f"{function}: the substitution {old!r} does not occur exactly once in the reference"
-            )
+            raise SystemExit(f"{function}: the substitution {old!r} does not occur exactly once in the reference")
         source = source.replace(old, new)
     return source
 
@@ -189,16 +175,19 @@ def pendulum_gaps(notebook: str, names: list[str], students: int) -> dict:
             ratios.append(_gap_over_tolerance(planned, reference))
         ratios, first = np.array(ratios), np.array(first_ratios)
         spread = lambda values: [round(float(values.min()), 2), round(float(np.median(values)), 2), round(float(values.max()), 2)]  # noqa: E731
-        result[name] = {"failed": int((ratios >= 1).sum()), "of": students, "gap_over_tolerance": spread(ratios), "extended_to_120_seeds": extended,
-                        "with_30_seeds_only": {"failed": int((first >= 1).sum()), "gap_over_tolerance": spread(first)}}
+        result[name] = {
+            "failed": int((ratios >= 1).sum()),
+            "of": students,
+            "gap_over_tolerance": spread(ratios),
+            "extended_to_120_seeds": extended,
+            "with_30_seeds_only": {"failed": int((first >= 1).sum()), "gap_over_tolerance": spread(first)},
+        }
         print(f"{notebook} cem-reference (in process) {name:24s} {result[name]}", flush=True)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.check_rates", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.check_rates", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--students",
         type=int,
@@ -211,12 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         default=list(NOTEBOOK_CHECKS),
         choices=list(NOTEBOOK_CHECKS),
     )
-    parser.add_argument(
-        "--checks", nargs="+", default=None, help="only these graded cells"
-    )
-    parser.add_argument(
-        "--mistakes", nargs="+", default=None, help="only these planners"
-    )
+    parser.add_argument("--checks", nargs="+", default=None, help="only these graded cells")
+    parser.add_argument("--mistakes", nargs="+", default=None, help="only these planners")
     parser.add_argument(
         "--pendulum",
         action="store_true",
@@ -254,13 +239,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, substitutions in mistakes.items():
                 if args.mistakes and name not in args.mistakes:
                     continue
-                cell = runner.run_cell(
-                    HEADER + planner_source(function, substitutions), timeout=120
-                )
+                cell = runner.run_cell(HEADER + planner_source(function, substitutions), timeout=120)
                 if cell.error:
-                    raise SystemExit(
-                        f"{notebook}/{name}: the planner cell failed: {cell.error}"
-                    )
+                    raise SystemExit(f"{notebook}/{name}: the planner cell failed: {cell.error}")
                 for check_id in check_ids:
                     if args.checks and check_id not in args.checks:
                         continue

@@ -55,9 +55,7 @@ MISTAKES = (
 )
 
 
-def _clamped_normal_moments(
-    mean: np.ndarray, std: np.ndarray, limit: float = ACTION_LIMIT
-) -> tuple[np.ndarray, np.ndarray]:
+def _clamped_normal_moments(mean: np.ndarray, std: np.ndarray, limit: float = ACTION_LIMIT) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std of Normal(mean, std) clamped to [-limit, limit], elementwise."""
     phi = lambda x: np.exp(-0.5 * x**2) / math.sqrt(2 * math.pi)
     cdf = np.vectorize(lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2))))
@@ -66,35 +64,25 @@ def _clamped_normal_moments(
     inside = pb - pa
     # E[X; a<z<b] and E[X^2; a<z<b] of the normal, plus the mass clamped at each limit
     m1 = mean * inside + std * (fa - fb)
-    m2 = (
-        (mean**2 + std**2) * inside
-        + 2 * mean * std * (fa - fb)
-        + std**2 * (a * fa - b * fb)
-    )
+    m2 = (mean**2 + std**2) * inside + 2 * mean * std * (fa - fb) + std**2 * (a * fa - b * fb)
     first = m1 + (-limit) * pa + limit * (1 - pb)
     second = m2 + limit**2 * pa + limit**2 * (1 - pb)
     return first, np.sqrt(np.maximum(second - first**2, 1e-12))
 
 
-def iterations_of(
-    calls: list[np.ndarray], horizon: int, n_samples: int
-) -> list[np.ndarray] | None:
+def iterations_of(calls: list[np.ndarray], horizon: int, n_samples: int) -> list[np.ndarray] | None:
     """The actions of each iteration, (n_samples, horizon), from the actions of every model call in
     order (one call per step, all samples at once); None if the calls do not have that shape."""
     calls = [np.asarray(c, dtype=np.float64).reshape(-1) for c in calls]
     if not calls or len(calls) % horizon or any(len(c) != n_samples for c in calls):
         return None
-    return [
-        np.stack(calls[k : k + horizon], axis=1) for k in range(0, len(calls), horizon)
-    ]
+    return [np.stack(calls[k : k + horizon], axis=1) for k in range(0, len(calls), horizon)]
 
 
 def _returns(actions: np.ndarray, target: float, shifted: bool) -> np.ndarray:
     positions = np.cumsum(actions, axis=1)  # s_1..s_T
     if shifted:  # s_0..s_{T-1}
-        positions = np.concatenate(
-            [np.zeros((len(actions), 1)), positions[:, :-1]], axis=1
-        )
+        positions = np.concatenate([np.zeros((len(actions), 1)), positions[:, :-1]], axis=1)
     return -((positions - target) ** 2).sum(axis=1)
 
 
@@ -149,8 +137,6 @@ def refit_verdict(
     z = refit_z(iterations, **common)
     if z < Z_LIMIT:
         return None, z
-    fits = {
-        mistake: refit_z(iterations, mistake=mistake, **common) for mistake in MISTAKES
-    }
+    fits = {mistake: refit_z(iterations, mistake=mistake, **common) for mistake in MISTAKES}
     best = min(fits, key=fits.get)
     return (best if fits[best] < Z_LIMIT else ""), z

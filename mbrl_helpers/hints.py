@@ -22,10 +22,7 @@ LOSS_SUMMED = (
     "Your loss is the sum of the squared errors. Use their mean over the rows and the 4 components "
     "(F.mse_loss does this), so the loss does not grow with the batch size."
 )
-NO_GRADIENT = (
-    "The loss carries no gradient: do not call .item() or .detach() on it, nor compute it under torch.no_grad(); "
-    "training calls loss.backward()."
-)
+NO_GRADIENT = "The loss carries no gradient: do not call .item() or .detach() on it, nor compute it under torch.no_grad(); training calls loss.backward()."
 
 # ---- 01 and 03: the CEM planners ------------------------------------------------------------------
 CEM_ACTION_SHAPE = (
@@ -127,8 +124,7 @@ NLL_SIGMA_AS_VARIANCE = (
     "var = sigma**2 as its third argument (torch.exp(2 * log_sigma)), not sigma."
 )
 NLL_SUMMED_OVER_COMPONENTS = (
-    "Your loss sums the NLL over the 4 components of each row and averages over the rows only: average over the "
-    "components too, .mean() over all N x 4 terms."
+    "Your loss sums the NLL over the 4 components of each row and averages over the rows only: average over the components too, .mean() over all N x 4 terms."
 )
 
 # ---- 03: the ensemble ---------------------------------------------------------------------------------

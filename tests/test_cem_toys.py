@@ -2,6 +2,7 @@
 each known CEM slip fails with the hint that names it, for several seeds (in this process, no grader).
 
 benchmarks.check_rates measures the same over many more seeds and through the real checks."""
+
 from __future__ import annotations
 
 import inspect

@@ -1,7 +1,10 @@
 """The return checks' own-planner test (checks.common.require_own_planner) on planners whose action
 distributions are known: the reference's own passes, a controller without sampling, a noisier or a
-biased planner fail. The figures on the course's real planners: python -m benchmarks.own_planner."""
+biased planner fail; and the comparison with the mirrored model, which a controller that ignores
+its model fails. The figures on the course's real planners: python -m benchmarks.own_planner."""
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -80,3 +83,87 @@ def test_hidden_inputs_change_with_the_submitted_code_and_repeat_for_the_same():
     assert first == again and seed(first) == seed(again)
     assert first != changed and seed(first) != seed(changed)
     assert submission_hash(["ab", "c"]) != submission_hash(["a", "bc"])
+
+
+# ---------------------------------------------------------------------------------------------
+# the mirrored model: a planner that ignores its model pushes the wrong way
+
+
+def test_the_mirrored_network_is_the_network_with_the_action_negated():
+    import torch
+
+    from autograder.checker.checks.common import mirrored_net, reference_module, trained_net
+    from mbrl_helpers import N_MEMBERS, STATE_DIM
+
+    for notebook, members in (("01_deterministic_cem", 0), ("03_ensemble", N_MEMBERS)):
+        net = trained_net(notebook, members=members)
+        before = {key: value.copy() for key, value in net["mlp"]["weights"].items()}
+        real, mirrored = reference_module(net), reference_module(mirrored_net(net))
+        inputs = torch.randn(*((members,) if members else ()), 7, STATE_DIM + 1)
+        flipped = inputs.clone()
+        flipped[..., STATE_DIM:] *= -1
+        with torch.no_grad():
+            assert torch.allclose(mirrored(inputs), real(flipped), atol=1e-6)
+            assert not torch.allclose(mirrored(inputs), real(inputs), atol=1e-3)
+        assert all(np.array_equal(before[key], value) for key, value in net["mlp"]["weights"].items()), "the fixture's spec was changed"
+
+
+class InProcessRunner:
+    """Stands in for the runner in plan_against_reference: `act(predict_delta, state)` plans with the
+    network spec it is sent, built here (the sandbox's runner builds the same from the same weights)."""
+
+    def __init__(self, act):
+        self.act, self.calls = act, 0
+
+    def call(self, planner, args, extra, seed, timeout):
+        import torch
+
+        from autograder.checker.checks.common import network_predict_delta, reference_module
+        from autograder.checker.core import Returned
+
+        self.calls += 1
+        model, state = args
+        torch.manual_seed(seed)
+        predict = network_predict_delta(reference_module(model["network"]), model["members"])
+        action = self.act(predict, torch.as_tensor(state["tensor"]))
+        return Returned({"kind": "tensor", "array": np.asarray(action, dtype=np.float32).reshape(1)})
+
+
+def _mirror_verdict(act):
+    from autograder.checker.checks.common import fixture, plan_against_mirrored_reference, trained_net
+    from mbrl_reference.planners import cem_plan
+
+    runner = InProcessRunner(act)
+    context = Context(secret="s", student="ada", notebook="01_deterministic_cem")
+    try:
+        plan_against_mirrored_reference(
+            runner, context, "cem-return", planner="cem_plan", reference_planner=cem_plan, net_spec=trained_net("01_deterministic_cem"),
+            plan_states=fixture("01_deterministic_cem")["plan_states"].numpy(), hint="HINT",
+        )
+    except CheckFailed as failed:
+        return str(failed), runner.calls
+    return None, runner.calls
+
+
+def test_with_the_mirrored_model_a_planner_that_uses_it_passes_and_an_lqr_does_not():
+    import torch
+
+    from benchmarks.own_planner import cem_randn_biased_std, lqr_gain_of_course
+    from mbrl_reference.planners import cem_plan
+
+    gain = lqr_gain_of_course().reshape(-1)
+
+    def lqr(predict, state):  # as the cheats' lqr_action: the model is not asked
+        return np.clip(-gain @ state.double().numpy(), -3.0, 3.0)
+
+    def noisy_lqr(predict, state):
+        return lqr(predict, state) + 0.1 * torch.randn(1).numpy()
+
+    with torch.no_grad():
+        assert _mirror_verdict(lambda predict, state: cem_plan(predict, state)) == (None, 2 * 10)
+        verdict, _ = _mirror_verdict(lambda predict, state: cem_randn_biased_std(predict, state))
+        assert verdict is None, verdict
+        for controller in (lqr, noisy_lqr):
+            verdict, calls = _mirror_verdict(controller)
+            assert verdict is not None and "HINT" in verdict and calls == 2 * 10, (controller.__name__, verdict)
+            assert not re.search(r"\d\.\d", verdict), verdict  # no states, no actions: only counts

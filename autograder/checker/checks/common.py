@@ -243,7 +243,6 @@ def plan_against_reference(
     members: int = 0,
     hint: str,
     min_spread: float = 0.0,
-    model_words: str = "the same fixed model",
 ) -> None:
     """The student's planner and the reference, with the same fixed network as the model, from each
     state for each seed; their mean first actions must agree within a tolerance that fails a
@@ -270,7 +269,7 @@ def plan_against_reference(
     if failure == "mean":
         raise CheckFailed(
             f"From {len(states)} pendulum states of the grader's own, your planner's mean first actions ({planned.shape[1]} seeds each, "
-            f"with {model_words}) differ from the reference planner's by more than chance allows. {hint}"
+            f"same model) differ from the reference planner's by more than chance allows. {hint}"
         )
     if failure == "too wide":
         raise CheckFailed(
@@ -476,18 +475,24 @@ def require_own_planner(context: Context, name: str, episode: Episode, decide: C
 
 
 # The rank test and the comparison on fixed states (plan_against_reference with the fixed model)
-# still pass a controller that ignores the model, if it acts as CEM does with the real model: an
-# LQR controller of the course's P with noise as wide as CEM's spread passed both about 2 times
-# in 3 (benchmarks.own_planner). So the planner also plans with a MIRRORED model, the same network
-# with the action's input negated: under it an action a does what -a does under the real model,
-# and a planner that uses its model plans the reference's actions mirrored, while one that ignores
-# it keeps the real model's, of the wrong sign. The states are the fixture's plan_states away from
-# upright (at upright the best action is near 0 either way), where the reference's first action is
-# about +-0.5 and +-1.2 with a spread of about 0.1 over seeds: a gap of 1 to 2.5 for a controller
-# that ignores the model, against a tolerance of about 0.26 for MIRROR_SEEDS.
+# still pass a controller that ignores the model when it acts as CEM does with the real model: an
+# LQR controller of the course's P with noise as wide as CEM's spread passed the comparison in 184
+# of 200 runs (python -m benchmarks.own_planner). So the planner also plans with a MIRRORED model,
+# the same network with the action's input negated: under it an action a does what -a does under
+# the real model, so a planner that uses its model plans about the reference's actions mirrored,
+# while one that ignores it keeps the real model's, of the wrong sign. The states are the fixture's
+# plan_states away from upright (at upright the best action is near 0 either way), where the
+# reference's mean first action with the mirrored model is about -0.52 and +1.19 (spread 0.1 over
+# seeds). The test asks for the side, not for the reference's distribution (plan_against_reference
+# does that): at each state the planner's mean over MIRROR_SEEDS must lie within MIRROR_MARGIN of
+# |reference's mean| of the reference's mean. A controller that ignores the model is off by about
+# 2 x |reference's mean|, four times the limit; a correct planner's gap is about 0.045 (sd of the
+# difference of two means of 10), against a limit of 0.26; and the catalogue's CEM mistakes that
+# still use the model stay within it (the off-by-one reward sum was 0.09 off, the returns that are
+# not reset 0.34 of 0.59): the return check does not fail them for what the other checks grade.
 MIRROR_STATES = slice(1, None)
 MIRROR_SEEDS = 10
-MIRROR_MORE_SEEDS = 20
+MIRROR_MARGIN = 0.5
 
 
 def mirrored_net(net_spec: dict) -> dict:
@@ -504,27 +509,32 @@ def mirrored_net(net_spec: dict) -> dict:
     return {"mlp": {**mlp, "weights": weights}}
 
 
+def mirror_passes(planned: np.ndarray, reference: np.ndarray) -> bool:
+    """Whether the planner's mean first action (states, seeds) lies on the reference's side at
+    every state, within MIRROR_MARGIN x |reference's mean| of the reference's mean."""
+    planned_mean, reference_mean = planned.mean(axis=1), reference.mean(axis=1)
+    return bool((np.abs(planned_mean - reference_mean) < MIRROR_MARGIN * np.abs(reference_mean)).all())
+
+
 def plan_against_mirrored_reference(
     runner: Runner, context: Context, name: str, *, planner: str, reference_planner, net_spec: dict, plan_states: np.ndarray, members: int = 0, hint: str
 ) -> None:
-    """The return's points also need the student's planner to follow its model: its first actions
-    with the mirrored `net_spec`, from `plan_states` (the fixture's) away from upright, moved by the
-    checker's own noise, must match the reference's with the same mirrored model (plan_against_reference)."""
-    states = np.asarray(plan_states)[MIRROR_STATES]
-    seeds = [context.seed(f"{name}/mirror/{i}") % 100_000 for i in range(MIRROR_SEEDS + MIRROR_MORE_SEEDS)]
-    plan_against_reference(
-        runner,
-        context,
-        planner=planner,
-        reference_planner=reference_planner,
-        net_spec=mirrored_net(net_spec),
-        states=pendulum_states(context, f"{name}/mirror/states", states),
-        seeds=seeds[:MIRROR_SEEDS],
-        more_seeds=seeds[MIRROR_SEEDS:],
-        members=members,
-        hint=hint,
-        model_words="a fixed model of the grader's own",
-    )
+    """The return's points also need the student's planner to follow its model (see above): its
+    first actions with the mirrored `net_spec`, from `plan_states` (the fixture's) away from
+    upright, moved by the checker's own noise, against the reference's with the same model and seeds."""
+    mirrored = mirrored_net(net_spec)
+    states = pendulum_states(context, f"{name}/mirror/states", np.asarray(plan_states)[MIRROR_STATES])
+    seeds = [context.seed(f"{name}/mirror/{i}") % 100_000 for i in range(MIRROR_SEEDS)]
+    extra = {"n_members": members} if members else {}
+    reference_predict_delta = network_predict_delta(reference_module(mirrored), members)
+    planned, reference = _plan_both(runner, context, planner, reference_planner, reference_predict_delta, mirrored, states, seeds, members, extra, hint)
+    if not mirror_passes(planned, reference):
+        # (No numbers: see plan_against_reference.)
+        raise CheckFailed(
+            f"With a fixed model of the grader's own, from {len(states)} pendulum states of the grader's own, your planner's mean first "
+            f"actions ({len(seeds)} seeds each) are far from the reference planner's with the same model (does it plan with the model "
+            f"it is given?). {hint}"
+        )
 
 
 def pendulum_states(context: Context, name: str, base: np.ndarray) -> np.ndarray:

@@ -327,7 +327,7 @@ def cem_reference(runner, context):
 
 @checks.add("test-cem-return", reference_seconds=6.0, after=("test-det-predict-shape", "test-det-predict-delta", "test-cem-output", "test-cem-elites", "test-cem-first-action", "test-cem-std-floor", "test-cem-clamp", "test-cem-reference"))
 def cem_return(runner, context):
-    """your cem_plan with your DeterministicModel class plans an action; hidden: fixed well-trained weights, one 1000-step episode, return >= 950, planned by your cem_plan (its actions distributed as the reference planner's)."""
+    """your cem_plan with your DeterministicModel class plans an action; hidden: fixed well-trained weights, one 1000-step episode, return >= 950, planned by your cem_plan (its actions distributed as the reference planner's, and following the model it is given)."""
     value = call(runner, context, function="cem_plan", args=[{"method_of": model_spec(MODEL, seed=0), "method": "predict_delta"}, Tensor(np.array([0.0, 0.05, 0.0, 0.0]))], seed=0)
     if value.shape != (ACTION_DIM,):
         raise CheckFailed(f"the agent must produce one action of shape (1,), got {value.shape if value.shape is not None else value.type_name}")

@@ -516,7 +516,7 @@ def cem_reference(runner, context):
 
 @checks.add("test-ens-return", reference_seconds=6.0, after=("test-ens-predict-shapes", "test-ens-predict-members", "test-ens-cem-output", "test-ens-cem-mean-return", "test-ens-cem-elites-first-floor", "test-ens-cem-reference"))
 def ensemble_return(runner, context):
-    """ensemble_cem_plan drives your EnsembleModel; hidden: fixed well-trained weights in your class, one 1000-step episode, return >= 950, planned by your ensemble_cem_plan (its actions distributed as the reference planner's)."""
+    """ensemble_cem_plan drives your EnsembleModel; hidden: fixed well-trained weights in your class, one 1000-step episode, return >= 950, planned by your ensemble_cem_plan (its actions distributed as the reference planner's, and following the model it is given)."""
     value = call(
         runner,
         context,
