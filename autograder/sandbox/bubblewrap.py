@@ -42,6 +42,8 @@ from autograder.protocol.limits import Limits
 
 RUNNER_PACKAGE = Path(__file__).resolve().parent / "runner"
 PROTOCOL_PACKAGE = Path(__file__).resolve().parent.parent / "protocol"  # the runner's half of the messages
+SANDBOX_COURSE_ROOT = "/opt/mbrl-course"  # mbrl_helpers and data/ in the sandbox, wherever the course lies
+SANDBOX_VENV = "/opt/mbrl-venv"  # the virtual environment in the sandbox, when it lies under /tmp
 SANDBOX_RUNNER_ROOT = "/opt/mbrl-runner"  # where the runner's code appears inside the sandbox
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 SANDBOX_UID = 1000  # the runner's user inside: not root, so that it may map itself into namespaces of its own (runner.forkserver)
@@ -104,10 +106,16 @@ def bwrap_command(limits: Limits = Limits()) -> list[str]:
     for system in ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/etc/alternatives", "/etc/fonts", "/etc/ld.so.cache"):
         if os.path.exists(system):
             command += ["--ro-bind", system, system]
-    for path in _python_paths() + _course_paths():
-        command += ["--ro-bind", path, path]
-    command += ["--ro-bind", str(RUNNER_PACKAGE), f"{SANDBOX_RUNNER_ROOT}/runner"]
-    command += ["--ro-bind", str(PROTOCOL_PACKAGE), f"{SANDBOX_RUNNER_ROOT}/protocol"]
+    # Nothing is bound under the scratch folder: each copy of the fork server puts an overlay on it,
+    # which would hide (and, with mounts under it, refuse) what lies there. So the course's helpers
+    # and data always appear at SANDBOX_COURSE_ROOT, and a virtual environment that lies under
+    # /tmp (a clone made there, as CI's may be) at SANDBOX_VENV.
+    bound = [(path, _sandbox_path(path)) for path in _python_paths()]
+    helpers, data = _course_paths()
+    bound += [(helpers, f"{SANDBOX_COURSE_ROOT}/mbrl_helpers"), (data, f"{SANDBOX_COURSE_ROOT}/data")]
+    bound += [(str(RUNNER_PACKAGE), f"{SANDBOX_RUNNER_ROOT}/runner"), (str(PROTOCOL_PACKAGE), f"{SANDBOX_RUNNER_ROOT}/protocol")]
+    for source, target in bound:
+        command += ["--ro-bind", source, target]
     command += ["--proc", "/proc"]
     # /dev by hand, not bubblewrap's --dev (whose /dev/shm is a tmpfs of half the machine's memory):
     # the devices Python needs, and /dev/shm as a link into the scratch folder, so that it counts
@@ -119,11 +127,22 @@ def bwrap_command(limits: Limits = Limits()) -> list[str]:
     for number, stream in enumerate(("stdin", "stdout", "stderr")):
         command += ["--symlink", f"/proc/self/fd/{number}", f"/dev/{stream}"]
     command += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
-    helpers_parent = os.path.dirname(_course_paths()[0])  # only mbrl_helpers and data are bound under it
-    environment = {**runner_environment(limits.threads), "PYTHONPATH": f"{SANDBOX_RUNNER_ROOT}:{helpers_parent}", "MBRL_SANDBOX": "1"}
+    environment = {**runner_environment(limits.threads), "PYTHONPATH": f"{SANDBOX_RUNNER_ROOT}:{SANDBOX_COURSE_ROOT}", "MBRL_SANDBOX": "1"}
     for name, value in environment.items():
         command += ["--setenv", name, value]
-    return command + ["--", sys.executable, "-m", "runner"]
+    return command + ["--", _sandbox_path(sys.executable), "-m", "runner"]
+
+
+def _in_scratch(path: str) -> bool:
+    return path == "/tmp" or path.startswith("/tmp/")
+
+
+def _sandbox_path(path: str) -> str:
+    """Where a path of this Python appears in the sandbox: a virtual environment under /tmp is moved
+    to SANDBOX_VENV (a virtual environment finds its packages from where its interpreter is)."""
+    if sys.prefix != sys.base_prefix and _in_scratch(sys.prefix) and (path == sys.prefix or path.startswith(sys.prefix + "/")):
+        return SANDBOX_VENV + path[len(sys.prefix) :]
+    return path
 
 
 @functools.cache

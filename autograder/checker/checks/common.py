@@ -476,23 +476,23 @@ def require_own_planner(context: Context, name: str, episode: Episode, decide: C
 
 # The rank test and the comparison on fixed states (plan_against_reference with the fixed model)
 # still pass a controller that ignores the model when it acts as CEM does with the real model: an
-# LQR controller of the course's P with noise as wide as CEM's spread passed the comparison in 184
-# of 200 runs (python -m benchmarks.own_planner). So the planner also plans with a MIRRORED model,
-# the same network with the action's input negated: under it an action a does what -a does under
-# the real model, so a planner that uses its model plans about the reference's actions mirrored,
-# while one that ignores it keeps the real model's, of the wrong sign. The states are the fixture's
-# plan_states away from upright (at upright the best action is near 0 either way), where the
-# reference's mean first action with the mirrored model is about -0.52 and +1.19 (spread 0.1 over
-# seeds). The test asks for the side, not for the reference's distribution (plan_against_reference
-# does that): at each state the planner's mean over MIRROR_SEEDS must lie within MIRROR_MARGIN of
-# |reference's mean| of the reference's mean. A controller that ignores the model is off by about
-# 2 x |reference's mean|, four times the limit; a correct planner's gap is about 0.045 (sd of the
-# difference of two means of 10), against a limit of 0.26; and the catalogue's CEM mistakes that
-# still use the model stay within it (the off-by-one reward sum was 0.09 off, the returns that are
-# not reset 0.34 of 0.59): the return check does not fail them for what the other checks grade.
+# LQR controller of the course's P with noise as wide as CEM's spread passed the return check about
+# 2 times in 3 before this test. So the planner also plans with a MIRRORED model, the same network
+# with the action's input negated: under it an action a does what -a does under the real model, so a
+# planner that uses its model plans about the reference's actions mirrored, while one that ignores
+# it keeps the real model's, of the wrong sign. The states are the fixture's plan_states away from
+# upright (at upright the best action is near 0 either way), where the reference's mean first
+# action with the mirrored model is about -0.52 and +1.19 (notebook 3: -0.67, +1.01), spread 0.1 to
+# 0.15 over seeds. The test asks for the side, not for the reference's distribution (the comparison
+# on fixed states does that): at each state the planner's mean over MIRROR_SEEDS must lie within
+# MIRROR_MARGIN x |reference's mean| of the reference's mean. In python -m benchmarks.own_planner
+# (1,000 runs from pools of 200 decisions a state) the gap over |reference's mean| reached at most
+# 0.45 for a correct CEM and 0.53 for the catalogue's CEM mistakes that still plan with the model
+# (their points are lost, or kept, elsewhere); an LQR, noisy or not, stays above 1.9 and a lookup
+# table above 1.1: none passed.
 MIRROR_STATES = slice(1, None)
 MIRROR_SEEDS = 10
-MIRROR_MARGIN = 0.5
+MIRROR_MARGIN = 0.75
 
 
 def mirrored_net(net_spec: dict) -> dict:

@@ -559,6 +559,7 @@ def ensemble_return(runner, context):
             net_spec=net,
             states=pendulum_states(context, "ens-return/states", fixture(NOTEBOOK)["plan_states"].numpy()),
             seeds=[context.seed(f"ens-return/{i}") % 100_000 for i in range(30)],
+            more_seeds=[context.seed(f"ens-return/{i}") % 100_000 for i in range(30, 120)],
             members=k,
             hint="The return counts only when your own ensemble_cem_plan, with your model, plans the episode.",
             min_spread=0.25,
