@@ -1,5 +1,6 @@
 """`python -m autograder`: release, bundle, check, grade, demo. Each subcommand parses its arguments and
 calls one keyword-only function, which owns the defaults."""
+
 from __future__ import annotations
 
 import argparse
@@ -37,37 +38,62 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=description, epilog=_example(name), formatter_class=argparse.RawDescriptionHelpFormatter)
         return sub
 
-    release = command("release", "regenerate notebooks/ from solutions/", "Regenerate the student notebooks (notebooks/) from the source notebooks (solutions/) with nbgrader generate_assignment, and record the assignments in the gradebook.")
+    release = command(
+        "release",
+        "regenerate notebooks/ from solutions/",
+        "Regenerate the student notebooks (notebooks/) from the source notebooks (solutions/) with nbgrader generate_assignment, and record the assignments in the gradebook.",
+    )
     release.add_argument("--assignment", action="append", metavar="NAME", help="only this assignment (repeatable; default: all)")
     _course_dir(release)
     _gradebook(release)
 
-    bundle = command("bundle", "the student bundle: release notebooks, mbrl_helpers, data, requirements; no answers", (
-        "Write the zip file (or folder) that students get: the release notebooks (notebooks/), the mbrl_helpers "
-        "package, the data files (data/), requirements.txt and a pyproject, so that `pip install -r "
-        "requirements.txt` inside it makes `import mbrl_helpers` work. Never solutions/, mbrl_reference/, "
-        "autograder/ or grading/; refused when a bundled file holds a line of a graded solution."
-    ))
-    bundle.add_argument("--output", "-o", type=Path, default=None, metavar="PATH", help="a .zip file, or else a folder (default: build/mbrl-course-student.zip)")
+    bundle = command(
+        "bundle",
+        "the student bundle: release notebooks, mbrl_helpers, data, requirements; no answers",
+        (
+            "Write the zip file (or folder) that students get: the release notebooks (notebooks/), the mbrl_helpers "
+            "package, the data files (data/), requirements.txt and a pyproject, so that `pip install -r "
+            "requirements.txt` inside it makes `import mbrl_helpers` work. Never solutions/, mbrl_reference/, "
+            "autograder/ or grading/; refused when a bundled file holds a line of a graded solution."
+        ),
+    )
+    bundle.add_argument(
+        "--output", "-o", type=Path, default=None, metavar="PATH", help="a .zip file, or else a folder (default: build/mbrl-course-student.zip)"
+    )
     bundle.add_argument("--assignment", action="append", metavar="NAME", help="only this released assignment (repeatable; default: every one in notebooks/)")
-    bundle.add_argument("--skip-leak-check", action="store_true", help="write the bundle even when a bundled file holds a line of a graded solution (listed as a warning)")
+    bundle.add_argument(
+        "--skip-leak-check", action="store_true", help="write the bundle even when a bundled file holds a line of a graded solution (listed as a warning)"
+    )
     _course_dir(bundle)
 
-    check = command("check", "run a notebook's visible tests: pass/fail, points, hints", "Run your notebook from top to bottom, as the grader will, and print each graded cell's result, points and hint. Only the visible tests run here; the hidden ones run when your notebook is graded.")
+    check = command(
+        "check",
+        "run a notebook's visible tests: pass/fail, points, hints",
+        "Run your notebook from top to bottom, as the grader will, and print each graded cell's result, points and hint. Only the visible tests run here; the hidden ones run when your notebook is graded.",
+    )
     check.add_argument("notebook", type=Path, metavar="NOTEBOOK", help="the .ipynb file to check")
     _course_dir(check)
     _limits(check)
 
-    grade = command("grade", "autograde a folder of submissions: feedback, gradebook, grades.csv", (
-        "Autograde every student in SUBMISSIONS_DIR with nbgrader: one sub-folder per student, nbgrader's own "
-        "submitted/ layout, one zip file per student as an LMS exports them, or loose <student>_*.ipynb files. "
-        "Writes grading/autograded/, HTML feedback in grading/feedback/<student>/, the gradebook "
-        "(grading/gradebook.db) and grades.csv."
-    ))
+    grade = command(
+        "grade",
+        "autograde a folder of submissions: feedback, gradebook, grades.csv",
+        (
+            "Autograde every student in SUBMISSIONS_DIR with nbgrader: one sub-folder per student, nbgrader's own "
+            "submitted/ layout, one zip file per student as an LMS exports them, or loose <student>_*.ipynb files. "
+            "Writes grading/autograded/, HTML feedback in grading/feedback/<student>/, the gradebook "
+            "(grading/gradebook.db) and grades.csv."
+        ),
+    )
     grade.add_argument("submissions", type=Path, metavar="SUBMISSIONS_DIR", help="folder of submissions")
     grade.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="students graded at once on this machine, each in its own process (default: 1)")
     grade.add_argument("--csv", type=Path, default=None, metavar="PATH", help="where to write the grades (default: grading/grades.csv)")
-    grade.add_argument("--student-pattern", default=None, metavar="REGEX", help="regular expression with a (?P<student>...) group that finds the student id in folder, zip or file names")
+    grade.add_argument(
+        "--student-pattern",
+        default=None,
+        metavar="REGEX",
+        help="regular expression with a (?P<student>...) group that finds the student id in folder, zip or file names",
+    )
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
     _course_dir(grade)
     _limits(grade)
@@ -82,20 +108,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="the checks of a notebook beyond the course's own (repeatable), e.g. 05_extra=mycourse.checks.extra",
     )
 
-    feedback = command("feedback", "after grading by hand: write the feedback again, with the manual scores and comments", (
-        "Write again, with nbgrader generate_feedback --force, the HTML feedback of every student who has a score or "
-        "comment given by hand (in formgrader or the gradebook), so that their pages show it. Run it after hand-grading."
-    ))
+    feedback = command(
+        "feedback",
+        "after grading by hand: write the feedback again, with the manual scores and comments",
+        (
+            "Write again, with nbgrader generate_feedback --force, the HTML feedback of every student who has a score or "
+            "comment given by hand (in formgrader or the gradebook), so that their pages show it. Run it after hand-grading."
+        ),
+    )
     feedback.add_argument("--student", action="append", metavar="ID", help="only this student, graded by hand or not (repeatable)")
     feedback.add_argument("--all", action="store_true", help="every student with an autograded notebook")
     _course_dir(feedback)
     _gradebook(feedback)
 
-    export = command("export", "grading/grades.csv from the gradebook, and with a roster the Canvas and Moodle import files", (
-        "Write grading/grades.csv from the gradebook: one row per student, a column of points per assignment "
-        "(manual scores included), total, max_total, hand_grading (pending or done) and status. With --roster, also "
-        "grading/canvas-grades.csv and grading/moodle-grades.csv, for the gradebook import of Canvas and of Moodle."
-    ))
+    export = command(
+        "export",
+        "grading/grades.csv from the gradebook, and with a roster the Canvas and Moodle import files",
+        (
+            "Write grading/grades.csv from the gradebook: one row per student, a column of points per assignment "
+            "(manual scores included), total, max_total, hand_grading (pending or done) and status. With --roster, also "
+            "grading/canvas-grades.csv and grading/moodle-grades.csv, for the gradebook import of Canvas and of Moodle."
+        ),
+    )
     export.add_argument(
         "--roster",
         type=Path,
@@ -106,11 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     _course_dir(export)
     _gradebook(export)
 
-    demo = command("demo", "release, grade the example submissions, print the grade table", (
-        "Build the release in a scratch course directory, autograde the bundled example submissions (the reference "
-        "solution, the blank release, a catalogue of wrong submissions with one mistake each, and correct ones written "
-        "differently) and print the grade table with the points each was expected to get."
-    ))
+    demo = command(
+        "demo",
+        "release, grade the example submissions, print the grade table",
+        (
+            "Build the release in a scratch course directory, autograde the bundled example submissions (the reference "
+            "solution, the blank release, a catalogue of wrong submissions with one mistake each, and correct ones written "
+            "differently) and print the grade table with the points each was expected to get."
+        ),
+    )
     demo.add_argument("--jobs", "-j", type=int, default=2, metavar="N", help="students graded at once (default: 2)")
     demo.add_argument("--workdir", type=Path, default=None, metavar="DIR", help="scratch course directory (default: grading/demo, replaced)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -164,7 +202,10 @@ def _limits(parser: argparse.ArgumentParser) -> None:
         default = getattr(Limits(), limit.name)
         metavar = "S" if limit.name.endswith("timeout") else "MB" if limit.name.endswith("_mb") else "N"
         parser.add_argument(
-            "--" + limit.name.replace("_", "-"), type={"int": int, "float": float}[limit.type], default=default, metavar=metavar,
+            "--" + limit.name.replace("_", "-"),
+            type={"int": int, "float": float}[limit.type],
+            default=default,
+            metavar=metavar,
             help=f"{Limits.describe(limit.name).split(';')[0].split(':')[0]} (default: {default})",
         )
 
@@ -232,7 +273,11 @@ def main(argv: list[str] | None = None) -> int:
         for page in pages:
             print(f"{page.student} {page.assignment}: " + ("written" if page.written else f"FAILED: {page.error}"))
         written = sum(p.written for p in pages)
-        print(f"{written} feedback page{'s' * (written != 1)} written in {course.feedback}" if pages else "No feedback to write: nobody has been graded by hand yet.")
+        print(
+            f"{written} feedback page{'s' * (written != 1)} written in {course.feedback}"
+            if pages
+            else "No feedback to write: nobody has been graded by hand yet."
+        )
         return 0 if all(p.written for p in pages) else 1
     if args.command == "export":
         from autograder.term.export import ExportError, export

@@ -11,6 +11,7 @@ is what the protocol adds to a 1000-step return check (target: <= 2 s).
 that release graded three notebooks and ran every course cell, so the ratio measured the fourth
 notebook and the demo cells, not the checker. `benchmarks.grading` reports what grading costs.)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,11 +26,11 @@ def episode_overhead(steps: int = 300) -> dict:
     """Seconds per decision in this process and through the runner, for the same agent and states."""
     import torch
 
-    from autograder.checker.core import Runner, model_spec
     from autograder.checker.checks.common import trained_net
-    from autograder.nbgrader_glue.course import Course
-    from autograder.examples.build import read, reference_submission
+    from autograder.checker.core import Runner, model_spec
     from autograder.checker.fixtures import load_fixture
+    from autograder.examples.build import read, reference_submission
+    from autograder.nbgrader_glue.course import Course
     from mbrl_helpers import MPCAgent, make_env, seed_everything
     from mbrl_reference import DeterministicModel, cem_plan
 
@@ -37,7 +38,9 @@ def episode_overhead(steps: int = 300) -> dict:
     name = "01_deterministic_cem"
     course = Course()
     nb = reference_submission(read(course.source_notebook(name, name)), read(course.release_notebook(name, name)))
-    definitions = [c.source for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade_id") in ("setup", "deterministic-model", "cem-plan")]
+    definitions = [
+        c.source for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade_id") in ("setup", "deterministic-model", "cem-plan")
+    ]
     env = make_env()
     state, _ = env.reset(seed=0)
     states = []

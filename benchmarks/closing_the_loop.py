@@ -24,6 +24,7 @@ data of notebooks 1-3 start in; 0.9 0.05 0.3 0.3 keeps to slow, nearly upright s
 the agent can recover). Reports the iterations until an agent balances for the whole episode
 from reset, for both loops, and the transitions each added until then.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -139,19 +140,36 @@ def run_control(kind: str, start: dict, iterations: int, train_steps: int, max_s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.closing_the_loop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog="example: python -m benchmarks.closing_the_loop --seeds 3 --control --json")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.closing_the_loop",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example: python -m benchmarks.closing_the_loop --seeds 3 --control --json",
+    )
     parser.add_argument("--start-sizes", type=int, nargs="+", default=[SMALL_DATASET_SIZE], help="transitions of the reset-only start data")
     parser.add_argument("--seeds", type=int, default=1, help=f"data seeds per start size ({SMALL_DATASET_SEED}, {SMALL_DATASET_SEED} + 1, ...)")
     parser.add_argument("--models", nargs="+", choices=sorted(MEMBERS), default=list(MEMBERS), help="which agents run the loop (and the control)")
     parser.add_argument("--iterations", type=int, default=LOOP_ITERATIONS)
     parser.add_argument("--train-steps", type=int, default=LOOP_TRAIN_STEPS)
     parser.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS, help="episode length limit (1000 is the real task)")
-    parser.add_argument("--stop-at-success", action="store_true", help="end a loop at its first episode that lasts --max-steps (iterations to success need no more)")
-    parser.add_argument("--control", action="store_true", help="also train agents on the start data alone with the seeds of iterations 2.. (see the description)")
-    parser.add_argument("--control-only", action="store_true", help="run only the control's agents, not the loops (the cheap part: their episodes are short when they fall)")
+    parser.add_argument(
+        "--stop-at-success", action="store_true", help="end a loop at its first episode that lasts --max-steps (iterations to success need no more)"
+    )
+    parser.add_argument(
+        "--control", action="store_true", help="also train agents on the start data alone with the seeds of iterations 2.. (see the description)"
+    )
+    parser.add_argument(
+        "--control-only", action="store_true", help="run only the control's agents, not the loops (the cheap part: their episodes are short when they fall)"
+    )
     parser.add_argument("--guided", action="store_true", help="also run the ensemble's loop with collection guided by disagreement (see the description)")
-    parser.add_argument("--guided-box", type=float, nargs=4, default=[float(v) for v in START_BOX], metavar=("X", "ANGLE", "X_DOT", "ANGLE_DOT"),
-                        help="half-widths of the box the guided loop's candidate starts are drawn from")
+    parser.add_argument(
+        "--guided-box",
+        type=float,
+        nargs=4,
+        default=[float(v) for v in START_BOX],
+        metavar=("X", "ANGLE", "X_DOT", "ANGLE_DOT"),
+        help="half-widths of the box the guided loop's candidate starts are drawn from",
+    )
     parser.add_argument("--guided-only", action="store_true", help="run only the guided loop (with --guided's settings), not the plain one")
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
     args = parser.parse_args(argv)
@@ -179,10 +197,18 @@ def main(argv: list[str] | None = None) -> int:
                 if args.control:
                     run["control_returns"] = run_control(kind, start, args.iterations, args.train_steps, args.max_steps)
                 report["runs"].append(run)
-                say(f"{size} start transitions, data seed {data_seed}, {kind}: loop returns {run.get('returns', '-')} in {run.get('seconds', '-')} s"
-                    + (f"; control {run['control_returns']}" if args.control else ""))
+                say(
+                    f"{size} start transitions, data seed {data_seed}, {kind}: loop returns {run.get('returns', '-')} in {run.get('seconds', '-')} s"
+                    + (f"; control {run['control_returns']}" if args.control else "")
+                )
             if args.guided:
-                run = {"start_size": size, "data_seed": data_seed, "model": "ensemble", "collection": "guided", **run_guided_loop(start, args.iterations, args.train_steps, args.max_steps, tuple(args.guided_box))}
+                run = {
+                    "start_size": size,
+                    "data_seed": data_seed,
+                    "model": "ensemble",
+                    "collection": "guided",
+                    **run_guided_loop(start, args.iterations, args.train_steps, args.max_steps, tuple(args.guided_box)),
+                }
                 report["runs"].append(run)
                 say(f"{size} start transitions, data seed {data_seed}, ensemble, guided: returns {run['returns']} in {run['seconds']} s")
     plain = [run for run in report["runs"] if run["collection"] == "plain"]
@@ -195,8 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         report["control_agents_that_fell"] = f"{sum(value < args.max_steps for value in control)} of {len(control)}"
     if args.guided:
         report["iterations_to_success"] = {
-            collection: {run["data_seed"]: run["iterations_to_success"] for run in report["runs"] if run["model"] == "ensemble" and run["collection"] == collection}
-            for collection in ("plain", "guided") if any(run["collection"] == collection for run in report["runs"])
+            collection: {
+                run["data_seed"]: run["iterations_to_success"] for run in report["runs"] if run["model"] == "ensemble" and run["collection"] == collection
+            }
+            for collection in ("plain", "guided")
+            if any(run["collection"] == collection for run in report["runs"])
         }
     print(json.dumps(report, indent=2))
     return 0

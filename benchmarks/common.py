@@ -1,11 +1,12 @@
 """What both benchmarks share: building, training and wrapping the three reference agents."""
+
 from __future__ import annotations
 
 import time
 
 import torch
 
-from mbrl_helpers import TRAIN_STEPS, MPCAgent, N_MEMBERS, ReplayBuffer, load_dataset, seed_everything, train_model
+from mbrl_helpers import N_MEMBERS, TRAIN_STEPS, MPCAgent, ReplayBuffer, load_dataset, seed_everything, train_model
 from mbrl_reference import DeterministicModel, EnsembleModel, StochasticModel, cem_plan, ensemble_cem_plan, sample_member_batches
 
 MODEL_KINDS = ("deterministic", "stochastic", "ensemble")

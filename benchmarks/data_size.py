@@ -18,6 +18,7 @@ Each agent then runs from every start of mbrl_helpers.DISPLACED_STARTS for at mo
 steps (100 in notebook 3). The JSON holds, per size and kind, the success rate, the mean return
 and the return of every (seed, start) case.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -103,7 +104,9 @@ def agent_for(kind: str, model: nn.Module) -> MPCAgent:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.data_size", description=__doc__.split("\n\n")[0], epilog="example: python -m benchmarks.data_size --json")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.data_size", description=__doc__.split("\n\n")[0], epilog="example: python -m benchmarks.data_size --json"
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[300, 1000, 5000], help="transitions drawn from the shipped dataset")
     parser.add_argument("--seeds", type=int, default=3, help="data and training seeds per size (0..N-1)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
@@ -132,23 +135,31 @@ def main(argv: list[str] | None = None) -> int:
         trained: dict[tuple[str, int], nn.Module] = {}
         train_seconds = {kind: 0.0 for kind in args.kinds}
 
-        def make_agent(seed: int, kind: str) -> MPCAgent:
+        def make_agent(seed: int, kind: str) -> MPCAgent:  # called within this iteration: it may use its variables
             start = time.perf_counter()
-            model = train_kind(kind, subsample(dataset, size, seed), seed, args.train_steps)
-            train_seconds[kind] += time.perf_counter() - start
-            trained[kind, seed] = model
+            model = train_kind(kind, subsample(dataset, size, seed), seed, args.train_steps)  # noqa: B023
+            train_seconds[kind] += time.perf_counter() - start  # noqa: B023
+            trained[kind, seed] = model  # noqa: B023
             return agent_for(kind, model)
 
         factories = {kind: (lambda seed, kind=kind: make_agent(seed, kind)) for kind in args.kinds}
         table = evaluate_displaced_starts(factories, training_seeds=seeds, max_steps=args.max_steps, progress=False)
         report["results"][str(size)] = {
-            kind: {**summary.as_dict(), "successes": int(summary.succeeded.sum()), "cases": int(summary.succeeded.size), "train_seconds": round(train_seconds[kind], 1)}
+            kind: {
+                **summary.as_dict(),
+                "successes": int(summary.succeeded.sum()),
+                "cases": int(summary.succeeded.size),
+                "train_seconds": round(train_seconds[kind], 1),
+            }
             for kind, summary in table.items()
         }
         if not args.json:
             for kind, summary in table.items():
-                print(f"{size:5d} transitions, {kind:13s}: {summary.succeeded.sum():2d}/{summary.succeeded.size} "
-                      f"({summary.success_rate:.0%}), mean return {summary.mean_return:.1f}", file=sys.stderr)
+                print(
+                    f"{size:5d} transitions, {kind:13s}: {summary.succeeded.sum():2d}/{summary.succeeded.size} "
+                    f"({summary.success_rate:.0%}), mean return {summary.mean_return:.1f}",
+                    file=sys.stderr,
+                )
     report["seconds"] = round(time.perf_counter() - total_start, 1)
     text = json.dumps(report, indent=2)
     if args.output is not None:

@@ -20,6 +20,7 @@ Targets on a 2-core CPU: one complete submission (all four notebooks) graded in 
 (`cpu_seconds_per_submission` of the 1-worker run), and `speedup` of 2 workers over 1 at least
 1.6 on 4 students.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,11 +33,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from autograder.examples import build_examples, write_examples
 from autograder.nbgrader_glue.course import Course, release
 from autograder.term.engine import process_cluster
-from autograder.examples import build_examples, write_examples
 from autograder.term.grading import grade
-
 
 PROJECTED_WORKERS = (1, 2, 8, 32, 128)
 
@@ -58,7 +58,11 @@ def grading_times(
             root = workdir / f"jobs-{n_jobs}"
             shutil.copytree(course.source, root / course.source_directory)
             scratch = Course(
-                root=root, source_directory=course.source_directory, release_directory=course.release_directory, limits=course.limits, check_modules=course.check_modules
+                root=root,
+                source_directory=course.source_directory,
+                release_directory=course.release_directory,
+                limits=course.limits,
+                check_modules=course.check_modules,
             )
             release(course=scratch)
             reference = next(e for e in build_examples(scratch, mistakes=(), alternatives=(), cheats=(), victim=False) if e.student == "reference")
@@ -108,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--students", type=int, default=4, help="complete submissions to grade (default: 4)")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="numbers of workers to compare; speed-ups are over the first (default: 1 2)")
-    parser.add_argument("--cluster", action="store_true", help="grade on a Dask scheduler and worker processes started for each run (default: the local engine)")
+    parser.add_argument(
+        "--cluster", action="store_true", help="grade on a Dask scheduler and worker processes started for each run (default: the local engine)"
+    )
     parser.add_argument("--course-dir", type=Path, default=None, metavar="DIR", help="course root whose solutions/ are graded (default: this repository)")
     parser.add_argument("--json", action="store_true", help="print the JSON object on one line")
     args = parser.parse_args(argv)

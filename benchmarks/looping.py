@@ -15,6 +15,7 @@ For each: the wall seconds of the whole grading run (start-up, nbgrader and feed
 CPU seconds of its whole process tree (getrusage of this process and its ended children), the
 load average before it, and the points. Target: each under 120 s of wall time in all.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,8 @@ import resource
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import nbformat
 from nbformat.notebooknode import NotebookNode
@@ -56,7 +57,11 @@ def at_top_of_functions(code: str, names: set[str] | None = None) -> Callable[[N
         found = set()
         for cell in _solution_cells(nb):
             lines = cell.source.split("\n")
-            functions = [node for node in ast.walk(ast.parse(cell.source)) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (names is None or node.name in names)]
+            functions = [
+                node
+                for node in ast.walk(ast.parse(cell.source))
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (names is None or node.name in names)
+            ]
             for function in sorted(functions, key=lambda node: node.body[0].lineno, reverse=True):
                 first = function.body[0]
                 indent = " " * first.col_offset
@@ -99,7 +104,13 @@ def looping_times(*, course: Course | None = None, notebook: str = NOTEBOOK, sce
     try:
         root = workdir / "course"
         shutil.copytree(course.source, root / course.source_directory)
-        scratch = Course(root=root, source_directory=course.source_directory, release_directory=course.release_directory, limits=course.limits, check_modules=course.check_modules)
+        scratch = Course(
+            root=root,
+            source_directory=course.source_directory,
+            release_directory=course.release_directory,
+            limits=course.limits,
+            check_modules=course.check_modules,
+        )
         release(course=scratch)
         reference = next(e for e in build_examples(scratch, mistakes=(), alternatives=(), cheats=(), victim=False) if e.student == "reference")
         key = next(key for key in reference.notebooks if key[1] == notebook)
@@ -125,7 +136,9 @@ def looping_times(*, course: Course | None = None, notebook: str = NOTEBOOK, sce
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.looping", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.looping", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scenarios", nargs="+", choices=sorted(SCENARIOS), default=list(SCENARIOS), help="which students to grade (default: all three)")
     parser.add_argument("--json", action="store_true", help="print the JSON object on one line")
     args = parser.parse_args(argv)

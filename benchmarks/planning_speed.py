@@ -9,6 +9,7 @@ planners (single, ensemble, single, ...) from the same states, so load falls on 
 medians are reported. The course's targets, on CPU time, on a 2-core CPU: single-model median
 <= 15 ms, `ensemble_over_single_cpu` <= 1.5.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,11 @@ TARGET_RATIO = 1.5
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.planning_speed", description=__doc__.split("\n\n")[0], epilog="example: python -m benchmarks.planning_speed --decisions 200 --json")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.planning_speed",
+        description=__doc__.split("\n\n")[0],
+        epilog="example: python -m benchmarks.planning_speed --decisions 200 --json",
+    )
     parser.add_argument("--decisions", type=int, default=100, help="timed decisions per planner (at least 50)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed decisions first")
     parser.add_argument("--json", action="store_true", help="print only the JSON object")

@@ -10,6 +10,7 @@ a Runner that never snapshots, so that each restart starts a new sandbox and run
 wall and CPU seconds of this process and every process it started, dead ones included (a cpuacct
 cgroup around the benchmark where one can be made, else this process and its reaped children).
 """
+
 from __future__ import annotations
 
 import argparse

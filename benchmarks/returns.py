@@ -6,6 +6,7 @@
 Trains each reference model on the shipped dataset with a fixed seed, then runs its CEM planner
 for seeded episodes of up to 1000 steps. Target: every model's min_return >= 950, mean >= 990.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,9 @@ from mbrl_helpers import CEM_SETTINGS, evaluate, load_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.returns", description=__doc__.split("\n\n")[0], epilog="example: python -m benchmarks.returns --episodes 5 --json")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.returns", description=__doc__.split("\n\n")[0], epilog="example: python -m benchmarks.returns --episodes 5 --json"
+    )
     parser.add_argument("--episodes", type=int, default=5, help="seeded episodes per model (seeds 0..N-1)")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--models", nargs="+", choices=MODEL_KINDS, default=list(MODEL_KINDS))

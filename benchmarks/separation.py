@@ -10,6 +10,7 @@ the model, from a few of those starts: a horizon at which the simulator also fai
 limit, one at which only the learned model fails is model error. The simulator is slow (0.3 to
 1 s per decision at horizon 5, three times that at 15), hence the sweep's shorter episodes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,9 @@ from mbrl_reference import cem_plan
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.separation", description=__doc__.split("\n\n")[0], epilog="example: python -m benchmarks.separation --json")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.separation", description=__doc__.split("\n\n")[0], epilog="example: python -m benchmarks.separation --json"
+    )
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per model (seeds 0..N-1)")
     parser.add_argument("--models", nargs="+", choices=MODEL_KINDS, default=list(MODEL_KINDS))
     parser.add_argument("--max-steps", type=int, default=1000, help="episode length limit from the displaced starts (1000 is the real task)")

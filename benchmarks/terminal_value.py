@@ -10,6 +10,7 @@ model is trained as the notebooks train it, then both planners (the same CEM set
 episode from the reset and one from each of mbrl_helpers.DISPLACED_STARTS, seeded with the training
 seed as `evaluate_displaced_starts` does. About 2 minutes per seed and objective on a quiet 2-core CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,7 +71,11 @@ def run(seeds, objectives=OBJECTIVES, max_steps: int = 1000) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.terminal_value", description=__doc__.split("\n\n")[0], epilog="example: python -m benchmarks.terminal_value --seeds 0 1 2 --json")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.terminal_value",
+        description=__doc__.split("\n\n")[0],
+        epilog="example: python -m benchmarks.terminal_value --seeds 0 1 2 --json",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (each also seeds its episodes)")
     parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES))
     parser.add_argument("--max-steps", type=int, default=1000, help="episode length limit (1000 is the real task)")

@@ -1,4 +1,5 @@
 """A replay buffer over the offline transitions (s, a, s')."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,7 +39,7 @@ class ReplayBuffer:
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
 
     @classmethod
-    def from_dataset(cls, dataset: dict, device: torch.device | str | None = None, seed: int = 0) -> "ReplayBuffer":
+    def from_dataset(cls, dataset: dict, device: torch.device | str | None = None, seed: int = 0) -> ReplayBuffer:
         """Build from the dict that `mbrl_helpers.data.load_dataset()` returns."""
         return cls(dataset["states"], dataset["actions"], dataset["next_states"], device=device, seed=seed)
 

@@ -12,6 +12,7 @@ and the plots of what the loop changed.
 - `plot_loop_and_control`, `plot_start_disagreement`: the loop's returns beside the control
   (same seeds, start data only), and where in the state space the ensemble disagrees.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -57,7 +58,9 @@ def collect_reset_only(n_transitions: int = SMALL_DATASET_SIZE, seed: int = SMAL
 class EpisodeDisagreement:
     """Along one episode of T steps: the ensemble's disagreement and the distance to the data."""
 
-    disagreement: np.ndarray  # (T,): mean over state components of the std across members of the predicted change, each component divided by the data's std of that change
+    disagreement: (
+        np.ndarray
+    )  # (T,): mean over state components of the std across members of the predicted change, each component divided by the data's std of that change
     distance_to_data: np.ndarray  # (T,): distance from the state to the nearest state of the data, in units of the data's std of each component
 
 
@@ -98,7 +101,12 @@ def disagreement_along_episode(
     episode_states = np.asarray(episode.states[:-1], dtype=np.float64) / state_scale
     scaled_data = data_states / state_scale
     # (T, N) distances in chunks of rows: T and N are a few thousand at most.
-    distance = np.concatenate([np.sqrt(((chunk[:, None, :] - scaled_data[None]) ** 2).sum(-1)).min(axis=1) for chunk in np.array_split(episode_states, max(1, len(episode_states) // 256))])
+    distance = np.concatenate(
+        [
+            np.sqrt(((chunk[:, None, :] - scaled_data[None]) ** 2).sum(-1)).min(axis=1)
+            for chunk in np.array_split(episode_states, max(1, len(episode_states) // 256))
+        ]
+    )
     return EpisodeDisagreement(disagreement=along, distance_to_data=distance)
 
 
@@ -162,8 +170,16 @@ def plot_loop_and_control(
             raise ValueError(f"control_returns names {name!r}, which loop_returns does not hold ({names})")
         colour = f"C{names.index(name)}"
         iterations = sorted(by_iteration)
-        ax.scatter(iterations, [by_iteration[i] for i in iterations], marker="x", s=70, linewidths=2, color=colour, zorder=3,
-                   label=f"{name}: start data only, same seeds")
+        ax.scatter(
+            iterations,
+            [by_iteration[i] for i in iterations],
+            marker="x",
+            s=70,
+            linewidths=2,
+            color=colour,
+            zorder=3,
+            label=f"{name}: start data only, same seeds",
+        )
     for text in ax.texts:  # the shared plot's footnote sits where the control's crosses fall: move it to the empty top left
         if text.get_text().startswith("small numbers"):
             text.set_position((0.01, 0.90))

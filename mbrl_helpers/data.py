@@ -16,6 +16,7 @@ half of the data, so that a stochastic model's sigma has something real to measu
 
 Regenerate bit for bit:  python -m mbrl_helpers.make_dataset --variant noisy --regenerate
 """
+
 from __future__ import annotations
 
 import hashlib

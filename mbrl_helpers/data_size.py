@@ -12,6 +12,7 @@ transitions the deterministic model and the ensemble are exactly notebook 3's ow
 table (same training, seeds, planner and 100 steps), so the shipped file holds only the
 probabilistic ensemble at that size and the notebook adds its own two rows (`add_results`).
 """
+
 from __future__ import annotations
 
 import json

@@ -9,10 +9,11 @@ random steps of; a linear controller (LQR) recovers from every one, so a failure
 one seed's model can be lucky. `horizon_sweep` runs one planner at several horizons; given the
 true simulator as its model (`SimulatorModel`), it shows what the planner gets wrong by itself.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm

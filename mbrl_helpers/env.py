@@ -1,4 +1,5 @@
 """The course's environment, seeding and device selection: the one home of each."""
+
 from __future__ import annotations
 
 import random

@@ -1,9 +1,11 @@
 """Model-predictive control in the real environment: run a planner for seeded episodes."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence, Union
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -16,7 +18,7 @@ class Planner(Protocol):
     def plan(self, state: np.ndarray) -> np.ndarray: ...
 
 
-PlannerLike = Union[Planner, Callable[[np.ndarray], np.ndarray]]
+PlannerLike = Planner | Callable[[np.ndarray], np.ndarray]
 
 
 class MPCAgent:

@@ -21,6 +21,7 @@ differ by about 4 %. `LinearController` is the LQR controller itself, a baseline
 
 Shapes: N transitions, S = 4 state dims, A = 1 action dim. Everything here is NumPy float64.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,8 +51,7 @@ def fit_linear_dynamics(states: np.ndarray, actions: np.ndarray, next_states: np
     states, actions, next_states = (np.asarray(x, dtype=np.float64) for x in (states, actions, next_states))
     if states.ndim != 2 or actions.ndim != 2 or next_states.shape != states.shape or len(actions) != len(states):
         raise ValueError(
-            f"fit_linear_dynamics expects states (N, S), actions (N, A), next_states (N, S); "
-            f"got {states.shape}, {actions.shape}, {next_states.shape}"
+            f"fit_linear_dynamics expects states (N, S), actions (N, A), next_states (N, S); got {states.shape}, {actions.shape}, {next_states.shape}"
         )
     inputs = np.hstack([states, actions])  # (N, S + A)
     weights, *_ = np.linalg.lstsq(inputs, next_states, rcond=None)  # (S + A, S): s' ≈ inputs @ weights

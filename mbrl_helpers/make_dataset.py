@@ -6,6 +6,7 @@ the noisy variant data/transitions_noisy.npz and data/manifest_noisy.json).
     python -m mbrl_helpers.make_dataset --variant noisy                # check the noisy variant
     python -m mbrl_helpers.make_dataset --variant noisy --regenerate   # collect it again, then add the seeded noise
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """Network building blocks the dynamics models are made of (not the models themselves)."""
+
 from __future__ import annotations
 
 import math

@@ -11,12 +11,14 @@ no episodes), so loading takes about a second.
 The notebook is looked for where the course puts it: `../03_ensemble/03_ensemble.ipynb` from the
 folder the later notebook runs in, then `./03_ensemble.ipynb`, then `./03_ensemble/03_ensemble.ipynb`.
 """
+
 from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 SETUP_CELL = "setup"  # the grade_id of each notebook's read-only import cell
 

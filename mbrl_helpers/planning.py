@@ -9,9 +9,10 @@ notebook 1's graded CEM code.
 
 Shapes: N samples, T horizon, S = 4 state dims, A = 1 action dim.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

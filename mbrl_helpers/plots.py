@@ -5,9 +5,11 @@ nothing: in a notebook the figure appears at the end of the cell (end the line w
 the result, so it does not appear twice); save it with `fig.savefig("name.png")`. Pass `ax` (or
 `axes`) to draw into a figure of your own.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,6 +20,9 @@ from matplotlib.patches import Rectangle
 
 from mbrl_helpers.env import ACTION_HIGH, ACTION_LOW, DT, STATE_NAMES
 from mbrl_helpers.evaluation import EpisodeResult
+
+if TYPE_CHECKING:  # named in annotations only
+    from mbrl_helpers.displaced_starts import DisplacedStartSummary
 from mbrl_helpers.prediction import MultiStepErrors, UncertaintySweep
 
 STATE_UNITS = ("m", "rad", "m/s", "rad/s")
@@ -50,9 +55,7 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(values, np.ones(window) / window, mode="valid")
 
 
-def plot_training_curve(
-    losses: Sequence[float], ax: Axes | None = None, title: str = "Training loss", window: int | None = None
-) -> Figure:
+def plot_training_curve(losses: Sequence[float], ax: Axes | None = None, title: str = "Training loss", window: int | None = None) -> Figure:
     """The loss of every training step (faint) and its moving average over `window` steps (bold).
 
     `losses` is the list `train_model` returns. The y axis is logarithmic when every loss is
@@ -220,8 +223,9 @@ def _plot_compounding_error_per_component(
             seeds_note = f", median of {len(seeds)} seeds" if len(seeds) > 1 else ""
             ax.plot(horizons, np.median(rmse, axis=0), marker="o", markersize=3, color=color, label=f"{name}{seeds_note}")
             if len(seeds) > 1:
-                ax.fill_between(horizons, rmse.min(axis=0), rmse.max(axis=0), color=color, alpha=0.18, linewidth=0,
-                                label=f"{name}: lowest to highest over the seeds")
+                ax.fill_between(
+                    horizons, rmse.min(axis=0), rmse.max(axis=0), color=color, alpha=0.18, linewidth=0, label=f"{name}: lowest to highest over the seeds"
+                )
             members = seeds[0].member_rmse_per_dim
             if members is not None:
                 for k, member in enumerate(members[:, :, component]):
@@ -318,7 +322,9 @@ def plot_uncertainty_side_by_side(panels: Mapping[str, tuple[UncertaintySweep, n
     """
     if not panels:
         raise ValueError("panels is empty: pass a dict title -> (predicted_uncertainty(...), training data)")
-    fig, axes = plt.subplots(2, len(panels), figsize=(5.5 * len(panels), 5.5), sharex=True, squeeze=False, layout="constrained", gridspec_kw={"height_ratios": [2, 1]})
+    fig, axes = plt.subplots(
+        2, len(panels), figsize=(5.5 * len(panels), 5.5), sharex=True, squeeze=False, layout="constrained", gridspec_kw={"height_ratios": [2, 1]}
+    )
     for column, (panel_title, (sweep, training_data)) in enumerate(panels.items()):
         plot_uncertainty(sweep, training_data, axes=axes[:, column], state_dim=state_dim, title=panel_title)
     low = min(ax.get_ylim()[0] for ax in axes[0])
@@ -337,7 +343,9 @@ def _start_label(start: Sequence[float]) -> str:
     return "\n".join(parts) or "upright"
 
 
-def plot_displaced_starts(summaries: Mapping[str, "DisplacedStartSummary"], starts: Sequence[Sequence[float]], max_steps: int, title: str | None = None) -> Figure:
+def plot_displaced_starts(
+    summaries: Mapping[str, DisplacedStartSummary], starts: Sequence[Sequence[float]], max_steps: int, title: str | None = None
+) -> Figure:
     """The return of every (model, training seed, start) case as a grid: green reached max_steps, red fell at once.
 
     `summaries`: what evaluate_displaced_starts returns, model name -> DisplacedStartSummary; `starts`:

@@ -11,10 +11,11 @@ planner written for ensembles plan with a single model.
 Every model is passed as a plain function, e.g. `model.predict_delta`, so any model works.
 Shapes: M trajectories, L steps, K ensemble members, P sweep points, S = 4 state dims, A = 1.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -137,8 +138,7 @@ def _call_model(predict_delta: PredictDelta, states: torch.Tensor, actions: torc
         deltas = predict_delta(states, actions)
     except RuntimeError as error:  # usually a shape mismatch inside the model
         raise ValueError(
-            f"predict_delta failed on states {tuple(states.shape)} and actions {tuple(actions.shape)} "
-            f"(n_members={n_members}): {error}. {hint}"
+            f"predict_delta failed on states {tuple(states.shape)} and actions {tuple(actions.shape)} (n_members={n_members}): {error}. {hint}"
         ) from error
     if not isinstance(deltas, torch.Tensor) or deltas.shape != states.shape:
         got = tuple(deltas.shape) if isinstance(deltas, torch.Tensor) else type(deltas).__name__
@@ -302,9 +302,7 @@ def predicted_uncertainty(
     Pass any of them. Returns an UncertaintySweep with arrays (P,) and (P, S) on the CPU.
     """
     if distribution_params is None and ensemble_predict_delta is None and probabilistic_members is None:
-        raise ValueError(
-            "pass distribution_params (a stochastic model's), ensemble_predict_delta with n_members, or probabilistic_members, or several"
-        )
+        raise ValueError("pass distribution_params (a stochastic model's), ensemble_predict_delta with n_members, or probabilistic_members, or several")
     if probabilistic_members is not None and len(probabilistic_members) < 2:
         raise ValueError(f"probabilistic_members needs at least 2 stochastic models' distribution_params, got {len(probabilistic_members)}")
     if ensemble_predict_delta is not None and (n_members is None or n_members < 2):
@@ -320,9 +318,7 @@ def predicted_uncertainty(
     if distribution_params is not None:
         _, sigma = distribution_params(states, actions)
         if sigma.shape != states.shape:
-            raise ValueError(
-                f"distribution_params must return (mu, sigma), each of shape {tuple(states.shape)}; sigma has {tuple(sigma.shape)}"
-            )
+            raise ValueError(f"distribution_params must return (mu, sigma), each of shape {tuple(states.shape)}; sigma has {tuple(sigma.shape)}")
         sweep.sigma = sigma.cpu().numpy()
     if ensemble_predict_delta is not None:
         member_states = states.expand(n_members, -1, -1)  # (K, P, S)

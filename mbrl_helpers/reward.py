@@ -15,6 +15,7 @@ P is shipped as a constant, so that planning needs neither scipy nor the data; i
 `mbrl_helpers.lqr.cost_matrix_from_data()` on data/transitions.npz, and tests/test_reward.py
 derives it again and compares.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -8,6 +8,7 @@ It is exact but slow: every prediction is 5 MuJoCo steps (RK4) run one state at 
 0.2 ms per state on a 2-core CPU depending on its load, so one CEM decision (200 samples, horizon 5,
 5 iterations) takes 0.3 to 1 s, against 5 to 15 ms with a learned model.
 """
+
 from __future__ import annotations
 
 import mujoco

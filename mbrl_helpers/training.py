@@ -1,7 +1,8 @@
 """The training loop: Adam on a model's own `loss`, minibatches from the replay buffer."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm

@@ -1,8 +1,9 @@
 """Reference answers of notebook 4, `04_closing_the_loop`: add an episode to the data, and the loop
 "train, run the agent in the real environment, add what it saw"."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -2,6 +2,7 @@
 
 Shapes: N samples (or B minibatch rows), K ensemble members, S = 4 state dims, A = 1 action dim.
 """
+
 from __future__ import annotations
 
 import torch

@@ -2,9 +2,10 @@
 
 Shapes: N samples, T horizon, K ensemble members, S = 4 state dims, A = 1 action dim.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.distributions import Normal

@@ -2,6 +2,7 @@
 page, watch every request it makes and every script it runs, read its DOM and take a screenshot.
 Needs the Debian package `chromium` (/usr/bin/chromium) and the `websockets` package; nothing is
 downloaded at run time."""
+
 from __future__ import annotations
 
 import base64
@@ -16,7 +17,17 @@ from pathlib import Path
 from websockets.sync.client import connect
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--mute-audio"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--mute-audio",
+]
 
 
 class Chromium:
@@ -37,7 +48,7 @@ class Chromium:
             time.sleep(0.1)
         self.port = int(port_file.read_text().split()[0])
 
-    def page(self) -> "Page":
+    def page(self) -> Page:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}/json/new?about:blank", method="PUT")
         with urllib.request.urlopen(request, timeout=30) as response:
             return Page(json.load(response)["webSocketDebuggerUrl"])
@@ -101,7 +112,11 @@ class Page:
 
     def console(self) -> list[str]:
         lines = [event["params"]["entry"]["text"] for event in self.events if event.get("method") == "Log.entryAdded"]
-        lines += [" ".join(str(a.get("value", a.get("description", ""))) for a in event["params"]["args"]) for event in self.events if event.get("method") == "Runtime.consoleAPICalled"]
+        lines += [
+            " ".join(str(a.get("value", a.get("description", ""))) for a in event["params"]["args"])
+            for event in self.events
+            if event.get("method") == "Runtime.consoleAPICalled"
+        ]
         return lines
 
     def screenshot(self, path: Path) -> Path:

@@ -13,6 +13,7 @@ two jobs, against the course's real notebooks, in ONE grading run:
   process a cheat started outlives it;
 - feedback never shows the checker's source or where its files are.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,11 +29,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from autograder.nbgrader_glue.course import Course
-from autograder.term.demo import cell_points, demo, leftover_processes
 from autograder.examples import VICTIM_AFTER
 from autograder.examples.catalogue import ALTERNATIVES, MISTAKES
 from autograder.examples.cheats import BLOCKED, CHEATS, FAMILIES, WORKED, cheat_student
+from autograder.nbgrader_glue.course import Course
+from autograder.term.demo import cell_points, demo, leftover_processes
 
 COURSE = Course()
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,32 +2,31 @@
 configuration, refusing to grade without the sandbox unless asked, finding students in every
 layout, hiding hidden tests, the student runner's environment and memory limit, and the example
 catalogue staying in step with the notebooks."""
+
 from __future__ import annotations
 
 import json
 import os
 import re
 import shlex
-import zipfile
 from collections import Counter
 from pathlib import Path
 
 import nbformat
 import pytest
+from autograder_fixtures.toy_course import ASSIGNMENT
 from traitlets.config.loader import PyFileConfigLoader
 
 from autograder import cli
-from autograder.nbgrader_glue import config
-from autograder.nbgrader_glue.course import ROOT, Course, with_package_on_path
 from autograder.examples import build_examples
 from autograder.examples.build import Substitution, reference_submission, solution_text
 from autograder.examples.catalogue import ALTERNATIVES, MISTAKES
-from autograder.nbgrader_glue import regions
+from autograder.nbgrader_glue import config, regions
 from autograder.nbgrader_glue.autograde import CheckedExecute, RestoreCells, SandboxError
+from autograder.nbgrader_glue.course import ROOT, Course, with_package_on_path
 from autograder.nbgrader_glue.feedback import HideHiddenTests
 from autograder.protocol.limits import Limits
 from autograder.sandbox.bubblewrap import THREAD_VARIABLES, RunnerProcess, runner_environment, sandbox_status
-from autograder_fixtures.toy_course import ASSIGNMENT, source_notebook
 
 
 # -- command line ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ on the cluster into PostgreSQL and on the local default into SQLite; a worker ki
 of a student gives that student a retry, or a clear failure once the scheduler's allowed failures
 are used up; two grading runs at once into one server gradebook lose nothing.
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from autograder_fixtures.toy_course import ASSIGNMENT, CHECK_MODULES, EXPECTED, make_course, scenarios
 from nbgrader.api import Gradebook
 
 from autograder.nbgrader_glue.config import COURSE_ID
@@ -31,7 +33,6 @@ from autograder.nbgrader_glue.course import Course
 from autograder.term.demo import demo
 from autograder.term.engine import process_cluster
 from autograder.term.grading import grade
-from autograder_fixtures.toy_course import ASSIGNMENT, CHECK_MODULES, EXPECTED, make_course, scenarios
 
 CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 30, 120
 # A few of the catalogue's examples: every notebook, a blank one, mistakes and a cheat.
@@ -136,7 +137,9 @@ def test_examples_grade_identically_on_a_cluster_into_postgresql_and_locally_int
     cluster_export = export(db_url, tmp_path)
     assert len(local_export) == len(SUBSET) * len(Course().assignments)  # nbgrader export: a row per student and assignment
     # the same rows; their order is the database's
-    assert sorted(cluster_export, key=lambda row: (row["assignment"], row["student_id"])) == sorted(local_export, key=lambda row: (row["assignment"], row["student_id"]))
+    assert sorted(cluster_export, key=lambda row: (row["assignment"], row["student_id"])) == sorted(
+        local_export, key=lambda row: (row["assignment"], row["student_id"])
+    )
 
 
 # -- a worker lost in the middle of a student --------------------------------------------------------------
@@ -167,7 +170,9 @@ def test_a_worker_killed_in_the_middle_of_a_student(toy, tmp_path, allowed_failu
     with dask_cluster(tmp_path / "cluster", allowed_failures=allowed_failures) as scheduler_file:
         outcome = {}
         grading = threading.Thread(
-            target=lambda: outcome.update(run=grade(tmp_path / "subs", course=course, scheduler=str(scheduler_file), csv_path=tmp_path / "grades.csv", progress=False))
+            target=lambda: outcome.update(
+                run=grade(tmp_path / "subs", course=course, scheduler=str(scheduler_file), csv_path=tmp_path / "grades.csv", progress=False)
+            )
         )
         grading.start()
         with Client(scheduler_file=str(scheduler_file)) as client:
@@ -213,7 +218,19 @@ def test_two_grading_runs_at_once_into_one_postgresql_gradebook_lose_nothing(toy
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")])}
     runs = [
         subprocess.Popen(
-            cli + ["grade", str(tmp_path / batch), *course_options, "--csv", str(tmp_path / f"{batch}.csv"), "--no-progress", f"--cell-timeout={CELL_TIMEOUT}", f"--notebook-timeout={NOTEBOOK_TIMEOUT}", "--check-module", f"{ASSIGNMENT}={CHECK_MODULES[0][1]}"],
+            cli
+            + [
+                "grade",
+                str(tmp_path / batch),
+                *course_options,
+                "--csv",
+                str(tmp_path / f"{batch}.csv"),
+                "--no-progress",
+                f"--cell-timeout={CELL_TIMEOUT}",
+                f"--notebook-timeout={NOTEBOOK_TIMEOUT}",
+                "--check-module",
+                f"{ASSIGNMENT}={CHECK_MODULES[0][1]}",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -7,6 +7,7 @@ then dee, whose grading process dies, so that her notebook could not be graded. 
 runs as a command, from the course's root folder, before a grader scores ada's written answer by
 hand; `python -m autograder export` runs after.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,15 +20,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from autograder_fixtures.toy_course import ASSIGNMENT, AUTO_MAX, EXPECTED, WRITTEN_POINTS, make_course, scenarios
 from nbgrader.api import Gradebook
 
 from autograder import cli
-from autograder.term import engine, grading
 from autograder.nbgrader_glue.config import COURSE_ID
 from autograder.nbgrader_glue.course import with_package_on_path
-from autograder.term.export import CSV_STATUS
 from autograder.sandbox.bubblewrap import sandbox_status
-from autograder_fixtures.toy_course import ASSIGNMENT, AUTO_MAX, EXPECTED, WRITTEN_POINTS, make_course, scenarios
+from autograder.term import engine, grading
+from autograder.term.export import CSV_STATUS
 
 CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 3, 60
 MAX_TOTAL = AUTO_MAX + WRITTEN_POINTS
@@ -66,9 +67,7 @@ def course(tmp_path_factory):
     course = make_course(root, cell_timeout=CELL_TIMEOUT, notebook_timeout=NOTEBOOK_TIMEOUT)
     texts = scenarios(course)
     # The course's nbgrader configuration, as the repository's root nbgrader_config.py gives it.
-    (root / "nbgrader_config.py").write_text(
-        f"from autograder.nbgrader_glue.config import course_config\nget_config().merge(course_config({str(root)!r}))\n"
-    )
+    (root / "nbgrader_config.py").write_text(f"from autograder.nbgrader_glue.config import course_config\nget_config().merge(course_config({str(root)!r}))\n")
     first = submit(tmp_path_factory.mktemp("first"), {"ada": "reference", "bob": "blank", "cy": "hidden-check-fails"}, texts)
     grading.grade(first, course=course, jobs=2, progress=False)
     # dee's grading process dies (the local engine's workers are threads of this process)
@@ -98,7 +97,14 @@ def course(tmp_path_factory):
     with contextlib.redirect_stdout(printed):
         assert cli.main(["export", "--course-dir", str(root)]) == 0
     return SimpleNamespace(
-        course=course, root=root, graded=graded, exported=exported, exported_to=exported_to, added=added, after_hand_grading=by_student(grades_csv), printed=printed.getvalue()
+        course=course,
+        root=root,
+        graded=graded,
+        exported=exported,
+        exported_to=exported_to,
+        added=added,
+        after_hand_grading=by_student(grades_csv),
+        printed=printed.getvalue(),
     )
 
 
@@ -141,7 +147,7 @@ def test_plain_nbgrader_export_writes_the_same_grades_csv_and_nothing_in_the_cur
 
 ROSTER = (
     "\ufeff email , student_id ,name, lms_id ,section\n"  # a BOM, spaces, another order, a column more
-    " ada@example.edu , ada ,\"Lovelace, Ada\", 1001 ,A\n"
+    ' ada@example.edu , ada ,"Lovelace, Ada", 1001 ,A\n'
     "cy@example.edu,cy,Cy Hidden,1003,A\n"
     "\n"
     "dee@example.edu,dee,Dee Dies,1004,B\n"

@@ -9,6 +9,7 @@ scenario, in every layout the grader accepts, together with a re-submission of t
 HTML feedback. Student code runs in the sandboxed runner; the test cells are never run: each
 one's points are the checker's verdict.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,14 +28,14 @@ from types import SimpleNamespace
 
 import nbformat
 import pytest
+from autograder_fixtures import toy_checks
+from autograder_fixtures.toy_course import ASSIGNMENT, AUTO_MAX, CHECK_MODULES, EXPECTED, WRITTEN_POINTS, make_course, scenarios, toy_course
 from nbgrader.api import Gradebook
 
 from autograder import cli
 from autograder.nbgrader_glue.config import COURSE_ID
 from autograder.nbgrader_glue.course import with_package_on_path
 from autograder.sandbox.bubblewrap import sandbox_status
-from autograder_fixtures import toy_checks
-from autograder_fixtures.toy_course import ASSIGNMENT, AUTO_MAX, CHECK_MODULES, EXPECTED, WRITTEN_POINTS, make_course, scenarios, toy_course
 
 CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 3, 60
 LIMITS = ["--cell-timeout", str(CELL_TIMEOUT), "--notebook-timeout", str(NOTEBOOK_TIMEOUT)]
@@ -284,7 +285,11 @@ def test_plain_nbgrader_commands_work_on_the_same_course(toy, tmp_path):
     )
     assert auto_scores(toy.course.db_url, "edited-test-cell") == EXPECTED["edited-test-cell"][0]
     subprocess.run(
-        [str(bin_dir / "nbgrader"), "generate_feedback", ASSIGNMENT, "--student", "edited-test-cell", "--force"], cwd=root, check=True, capture_output=True, env=env
+        [str(bin_dir / "nbgrader"), "generate_feedback", ASSIGNMENT, "--student", "edited-test-cell", "--force"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        env=env,
     )
     text = feedback_text(toy.course, "edited-test-cell")
     assert "had been edited" in text and f"CheckFailed: {toy_checks.CUBE_HINT}" in text and "without the sandbox" not in text
@@ -313,7 +318,11 @@ def test_a_grading_process_that_dies_leaves_the_gradebook_as_it_was(toy, tmp_pat
 
 def test_grading_without_the_sandbox_says_so_in_the_csv_the_table_and_the_feedback(toy):
     assert re.search(r"earlier +6/6", toy.first_table) and "NOT SANDBOXED" in toy.first_table, toy.first_table
-    assert {row["student"]: row["status"] for row in toy.first_rows} == {"earlier": "graded without sandbox", "kept": "graded without sandbox", "rewritten": "graded without sandbox"}
+    assert {row["student"]: row["status"] for row in toy.first_rows} == {
+        "earlier": "graded without sandbox",
+        "kept": "graded without sandbox",
+        "rewritten": "graded without sandbox",
+    }
     assert "graded without the sandbox" in feedback_text(toy.course, "kept")
     # "earlier" was graded again, in the sandbox
     assert "graded without the sandbox" not in feedback_text(toy.course, "earlier")

@@ -1,4 +1,5 @@
 """The benchmarks' command lines, on a tiny budget: they run and print the documented JSON."""
+
 import json
 
 import pytest
@@ -26,6 +27,7 @@ def test_planning_speed_benchmark_prints_the_ratio_of_cpu_times_on_one_thread(ca
 def test_grading_benchmark_times_each_number_of_workers_of_a_process_cluster(tmp_path):
     # on the toy course (instant cells, its own checks): the real course's figures come from running it by hand
     from autograder_fixtures.toy_course import AUTO_MAX, make_course
+
     from benchmarks import grading
 
     report = grading.grading_times(students=2, jobs=(1, 2), course=make_course(tmp_path / "course"), cluster=True)
@@ -73,9 +75,12 @@ def test_looping_benchmark_grades_a_student_who_loops_in_every_function_within_o
     # on the toy course, whose checks have a budget of a few CPU seconds (tests/autograder_fixtures/toy_checks.py)
     from autograder_fixtures.toy_checks import BUDGET
     from autograder_fixtures.toy_course import make_course
+
     from benchmarks import looping
 
-    report = looping.looping_times(course=make_course(tmp_path / "course"), notebook="toy", scenarios={"loop-everywhere": looping.at_top_of_functions(looping.LOOP)})
+    report = looping.looping_times(
+        course=make_course(tmp_path / "course"), notebook="toy", scenarios={"loop-everywhere": looping.at_top_of_functions(looping.LOOP)}
+    )
     run = report["scenarios"]["loop-everywhere"]
     assert run["points"] == 0 and run["max_points"] > 0
     # square loops (one budget), cube loops (one budget); test_quiet calls both again and waits for neither

@@ -18,6 +18,7 @@ Every payload, if it ran, would set `window.__pwned`, create a file through the 
   roster, check descriptions in the score list, images that fit; screenshots of both pages are
   written to tests/.artifacts/ (gitignored) for a person to look at.
 """
+
 from __future__ import annotations
 
 import base64
@@ -25,17 +26,16 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
-
 from browser import CHROMIUM, Chromium
-from test_formgrader import ASSIGNMENT, BIN, PLAIN_PATH, TOKEN, fresh_clone, free_port, get, get_or_none, run_plain
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
+from test_formgrader import ASSIGNMENT, BIN, PLAIN_PATH, TOKEN, free_port, fresh_clone, get, get_or_none, run_plain
+
 from autograder.sandbox.bubblewrap import sandbox_status
 
 pytestmark = pytest.mark.skipif(not sandbox_status()[0], reason=f"no sandbox here: {sandbox_status()[1]}")
@@ -74,7 +74,7 @@ def markdown_payloads(origin: str) -> list[str]:
     a = lambda n: action(origin, n)  # noqa: E731
     entity = lambda text: "".join(f"&#{ord(c)};" for c in text)  # noqa: E731
     b64 = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
-    svg_with_handler = "<svg xmlns='http://www.w3.org/2000/svg' onload=\"" + a(10) + "\"/>"
+    svg_with_handler = "<svg xmlns='http://www.w3.org/2000/svg' onload=\"" + a(10) + '"/>'
     return [
         f"<script>{a(1)}</script>",
         f'<img src="x" onerror="{a(2)}">',
@@ -135,16 +135,29 @@ def output_payloads(origin: str) -> list[dict]:
         new_output("display_data", data={"application/javascript": a(106), "text/plain": "<IPython.core.display.Javascript object>"}),
         new_output("display_data", data={"text/markdown": f"<script>{a(107)}</script> markdown output"}),
         new_output("display_data", data={"text/latex": f"<script>{a(108)}</script>"}),
-        new_output("display_data", data={"image/png": "iVBORw0KGgo="}, metadata={"image/png": {"width": f"1 onerror={a(109)}", "alt": f'"><script>{a(110)}</script>'}}),
+        new_output(
+            "display_data", data={"image/png": "iVBORw0KGgo="}, metadata={"image/png": {"width": f"1 onerror={a(109)}", "alt": f'"><script>{a(110)}</script>'}}
+        ),
         new_output("display_data", data={"image/png": f'x" onerror="{a(111)}'}),
         new_output("display_data", data={"text/html": f"<script>{a(112)}</script>"}, metadata={"text/html": {"isolated": True}}),
-        new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": f"</script><script>{a(113)}</script>", "version_major": 2, "version_minor": 0}, "text/plain": "widget"}),
+        new_output(
+            "display_data",
+            data={
+                "application/vnd.jupyter.widget-view+json": {"model_id": f"</script><script>{a(113)}</script>", "version_major": 2, "version_minor": 0},
+                "text/plain": "widget",
+            },
+        ),
         new_output("stream", name="stdout", text=f"<script>{a(114)}</script>\n"),
         new_output("error", ename=f"<script>{a(115)}</script>", evalue=f"<img src=x onerror={a(116)}>", traceback=[f"<script>{a(117)}</script>"]),
         new_output("execute_result", data={"text/plain": "1"}, execution_count=1),
         # what a plot and a table look like: these must still show
         new_output("display_data", data={"image/png": tiny_plot_png(), "text/plain": "<Figure>"}),
-        new_output("display_data", data={"text/html": '<table class="dataframe" id="results"><thead><tr><th>step</th><th>return</th></tr></thead><tbody><tr><td>1</td><td>950.0</td></tr></tbody></table>'}),
+        new_output(
+            "display_data",
+            data={
+                "text/html": '<table class="dataframe" id="results"><thead><tr><th>step</th><th>return</th></tr></thead><tbody><tr><td>1</td><td>950.0</td></tr></tbody></table>'
+            },
+        ),
     ]
 
 
@@ -157,7 +170,7 @@ def payload_notebook(release: Path, origin: str):
     payloads = markdown_payloads(origin)
     answers = [cell for cell in nb.cells if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution")]
     for index, cell in enumerate(answers):
-        cell.source = "My answer: the model predicts $\\Delta s$.\n\n" + "\n\n".join(payloads[index::len(answers)])
+        cell.source = "My answer: the model predicts $\\Delta s$.\n\n" + "\n\n".join(payloads[index :: len(answers)])
     nb.cells += [new_markdown_cell(payload) for payload in payloads]
     nb.cells.append(new_code_cell("print('outputs')"))
     return nb
@@ -183,7 +196,15 @@ def course(tmp_path_factory, chromium):
     env.pop("PYTHONPATH", None)
     server = subprocess.Popen(
         # DEBUG: Jupyter logs successful requests at debug level, and every request must show
-        [str(BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", f"--IdentityProvider.token={TOKEN}", "--ServerApp.allow_root=True", "--ServerApp.log_level=DEBUG"],
+        [
+            str(BIN / "jupyter"),
+            "lab",
+            "--no-browser",
+            f"--port={port}",
+            f"--IdentityProvider.token={TOKEN}",
+            "--ServerApp.allow_root=True",
+            "--ServerApp.log_level=DEBUG",
+        ],
         cwd=course,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -205,7 +226,9 @@ def course(tmp_path_factory, chromium):
         assert done.returncode == 0, done.stderr[-3000:]
         # the roster names the students: formgrader shows its names
         (course / "roster.csv").write_text("student_id,name,email,lms_id\nmallory,Mallory O'Brien,m@example.org,501\n")
-        done = subprocess.run([str(BIN / "python"), "-m", "autograder", "export", "--roster", "roster.csv"], cwd=course, env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [str(BIN / "python"), "-m", "autograder", "export", "--roster", "roster.csv"], cwd=course, env=env, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         yield {"root": course, "base": base, "log": log_path}
     finally:
@@ -256,7 +279,9 @@ def log_in(page, course) -> None:
     it then hold the login cookie and the XSRF cookie the server's API asks for."""
     page.open(f"{course['base']}/login", settle=0.5)
     # (a browser that is logged in already is sent on from /login: no form)
-    page.evaluate(f"const box = document.querySelector('input[name=password]'); if (box) {{ box.value = '{TOKEN}'; document.querySelector('form').submit(); }} 0")
+    page.evaluate(
+        f"const box = document.querySelector('input[name=password]'); if (box) {{ box.value = '{TOKEN}'; document.querySelector('form').submit(); }} 0"
+    )
     page.pump(3.0)
     cookies = {cookie["name"] for cookie in page.call("Network.getCookies", urls=[course["base"]])["cookies"]}
     assert "_xsrf" in cookies and any(name.startswith("username-") for name in cookies), cookies
@@ -355,7 +380,9 @@ def test_the_grading_page_names_the_student_from_the_roster(grading_page):
 def test_the_feedback_page_runs_none_of_the_payloads(feedback_page, course):
     assert_inert(feedback_page, course["base"])
     assert all(url.startswith(("file://", "data:")) for url in feedback_page["requests"]), feedback_page["requests"]  # nothing from any server
-    assert '<meta content="default-src \'none\'' in feedback_page["html"] and "script-src" not in feedback_page["html"].split("</head>")[0].replace("default-src 'none'", "")
+    assert "<meta content=\"default-src 'none'" in feedback_page["html"] and "script-src" not in feedback_page["html"].split("</head>")[0].replace(
+        "default-src 'none'", ""
+    )
 
 
 def test_the_feedback_page_shows_formulas_plots_tables_and_fits_the_page(feedback_page):
@@ -393,7 +420,13 @@ def test_the_detector_detects_the_payloads_on_an_unsanitised_page(course, chromi
     """Control: the same autograded notebook through plain nbconvert (nbgrader's formgrader does
     this), no sanitiser, no CSP. Its payloads do run, so the checks above can fail."""
     autograded = course["root"] / "grading" / "autograded" / STUDENT / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    done = subprocess.run([str(BIN / "jupyter"), "nbconvert", "--to", "html", "--template", "classic", "--output-dir", str(tmp_path), str(autograded)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(BIN / "jupyter"), "nbconvert", "--to", "html", "--template", "classic", "--output-dir", str(tmp_path), str(autograded)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = open_and_watch(chromium, (tmp_path / f"{ASSIGNMENT}.html").as_uri(), course, login=True)
     result["page"].close()

@@ -5,6 +5,7 @@ mbrl_reference) appears in any release notebook, later ones included, nor in any
 ships. A line the assignment's own release shows on purpose (a hint in the exercise's text, a
 given constructor) is not an answer: see autograder.term.bundle.graded_answer_lines.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder.cli import main
+from autograder.nbgrader_glue.course import ROOT, Course
 from autograder.term.bundle import (
     MANIFEST_NAME,
-    TOP_FOLDER,
     NEVER_BUNDLED,
+    TOP_FOLDER,
     BundleError,
     build_bundle,
     course_solution_lines,
@@ -33,8 +36,6 @@ from autograder.term.bundle import (
     released_assignments,
     solution_rows,
 )
-from autograder.cli import main
-from autograder.nbgrader_glue.course import ROOT, Course
 from tests.autograder_fixtures.toy_course import source_notebook
 
 COURSE = Course()
@@ -191,7 +192,12 @@ def _planted(tmp_path: Path) -> tuple[list, Path, str]:
     line = next(line for line in answers if "topk" in line.text)
     assert "elite_actions" in line.text
     pasted = "    " + line.text.split("#")[0].replace(",", " ,  ").replace("=", " =  ") + "   # my own idea"
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Later notebook"), nbformat.v4.new_code_cell(f"def helper(actions, returns, n_elite):\n{pasted}\n    return elite_actions")])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# Later notebook"),
+            nbformat.v4.new_code_cell(f"def helper(actions, returns, n_elite):\n{pasted}\n    return elite_actions"),
+        ]
+    )
     path = tmp_path / "notebooks" / "09_later" / "09_later.ipynb"
     path.parent.mkdir(parents=True)
     nbformat.write(nb, str(path))
@@ -229,19 +235,28 @@ def test_solution_regions_comments_and_trivial_lines():
     wrapped = logical_lines("value = compute(\n    first_argument,\n    second_argument)\n")
     assert len(wrapped) == 1 and wrapped[0][:2] == (1, 3)  # one logical line over three rows
     assert is_meaningful("total_of_everything = some_function(x, y)")
-    for trivial in ("return x", "from mbrl_helpers import compute_rewards, make_env, load_dataset", "def cem_plan(predict_delta, state, horizon, n_samples):", '"""A docstring that is long enough to count."""'):
+    for trivial in (
+        "return x",
+        "from mbrl_helpers import compute_rewards, make_env, load_dataset",
+        "def cem_plan(predict_delta, state, horizon, n_samples):",
+        '"""A docstring that is long enough to count."""',
+    ):
         assert not is_meaningful(trivial), trivial
 
 
 def test_whole_solution_cells_and_reference_functions_are_read(tmp_path):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("answer_to_everything = compute_the_answer(42)", metadata={"nbgrader": {"solution": True, "grade_id": "whole"}})])
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("answer_to_everything = compute_the_answer(42)", metadata={"nbgrader": {"solution": True, "grade_id": "whole"}})]
+    )
     path = tmp_path / "src" / "a" / "a.ipynb"
     path.parent.mkdir(parents=True)
     nbformat.write(nb, str(path))
     [line] = notebook_solution_lines(path, "a.ipynb")
     assert line.origin == "a.ipynb, solution cell 'whole'" and line.assignment == "a"
     module = tmp_path / "ref.py"
-    module.write_text('def f(x):\n    """Doc string that is quite long indeed."""\n    answer_to_everything = compute_the_answer(x)\n    return answer_to_everything\n')
+    module.write_text(
+        'def f(x):\n    """Doc string that is quite long indeed."""\n    answer_to_everything = compute_the_answer(x)\n    return answer_to_everything\n'
+    )
     [line] = module_solution_lines(module, "ref.py")
     assert line.origin == "ref.py, function f" and line.key == "answer_to_everything=compute_the_answer(x)"
 

@@ -3,12 +3,12 @@ candidate starts, the plots (the loop beside its control), the benchmark's contr
 loading a student's own earlier code, the grader's skipped cells, and the checker's reading of
 add_episode mistakes. The checks themselves are graded on real notebooks in the catalogue
 (tests/test_autograder_catalogue.py: the reference, three mistakes, an alternative, two cheats)."""
+
 from __future__ import annotations
 
 import ast
 import builtins
 import json
-import shutil
 from pathlib import Path
 
 import matplotlib
@@ -61,7 +61,9 @@ def test_reset_only_data_repeat_bit_for_bit_and_are_fast_falls_near_the_centre()
 # -- disagreement along an episode ---------------------------------------------------------------
 def _episode(steps: int = 6) -> EpisodeResult:
     states = np.linspace(0, 1, steps + 1)[:, None] * np.array([1.0, 0.1, 0.5, 0.5])
-    return EpisodeResult(seed=0, episode_return=steps - 1.0, states=states, actions=np.zeros((steps, 1), np.float32), decision_seconds=np.zeros(steps), terminated=True)
+    return EpisodeResult(
+        seed=0, episode_return=steps - 1.0, states=states, actions=np.zeros((steps, 1), np.float32), decision_seconds=np.zeros(steps), terminated=True
+    )
 
 
 def _members_apart(spread: float):
@@ -96,7 +98,9 @@ def test_disagreement_says_what_is_wrong_with_a_model_of_the_wrong_shape():
     data = {"states": np.zeros((5, 4)), "next_states": np.ones((5, 4))}
     with pytest.raises(ValueError, match=r"returned shape \(6, 4\); expected \(3, 6, 4\)"):
         disagreement_along_episode(lambda s, a: torch.zeros(6, 4), 3, _episode(), data, device="cpu")
-    empty = EpisodeResult(seed=0, episode_return=0.0, states=np.zeros((1, 4)), actions=np.zeros((0, 1), np.float32), decision_seconds=np.zeros(0), terminated=False)
+    empty = EpisodeResult(
+        seed=0, episode_return=0.0, states=np.zeros((1, 4)), actions=np.zeros((0, 1), np.float32), decision_seconds=np.zeros(0), terminated=False
+    )
     with pytest.raises(ValueError, match="no steps"):
         disagreement_along_episode(_members_apart(0.1), 3, empty, data, device="cpu")
 
@@ -234,7 +238,9 @@ def test_no_cell_run_while_grading_needs_a_variable_only_a_skipped_cell_defines(
         names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
         names |= {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
         names |= {node.arg for node in ast.walk(tree) if isinstance(node, ast.arg)}  # a function's parameters are its own
-        return names | {alias.asname or alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+        return names | {
+            alias.asname or alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names
+        }
 
     run = [cell for cell in code_cells if not is_not_run_while_grading(cell)]
     only_skipped = set().union(*(defined(cell) for cell in code_cells if is_not_run_while_grading(cell))) - set().union(*(defined(cell) for cell in run))
@@ -247,11 +253,26 @@ def test_no_cell_run_while_grading_needs_a_variable_only_a_skipped_cell_defines(
 @pytest.mark.parametrize(
     "mistake, hint",
     [
-        (lambda old, ep: {**checks.added(old, ep), "next_states": np.concatenate([old["next_states"], ep["states"][:-1]])}, "Each new next state equals its state"),
-        (lambda old, ep: {k: np.concatenate([old[k], v]) for k, v in (("states", ep["states"]), ("actions", ep["actions"]), ("next_states", ep["states"][1:]))}, "One transition too many"),
+        (
+            lambda old, ep: {**checks.added(old, ep), "next_states": np.concatenate([old["next_states"], ep["states"][:-1]])},
+            "Each new next state equals its state",
+        ),
+        (
+            lambda old, ep: {
+                k: np.concatenate([old[k], v]) for k, v in (("states", ep["states"]), ("actions", ep["actions"]), ("next_states", ep["states"][1:]))
+            },
+            "One transition too many",
+        ),
         (lambda old, ep: checks.added({k: old[k][:0] for k in old}, ep), "The old transitions are gone"),
-        (lambda old, ep: {k: np.concatenate([checks.added(old, ep)[k][len(old["states"]):], old[k]]) for k in old}, "come first"),
-        (lambda old, ep: {**checks.added(old, ep), "states": np.concatenate([old["states"], ep["states"][1:]]), "next_states": np.concatenate([old["next_states"], ep["states"][:-1]])}, "shifted by one step"),
+        (lambda old, ep: {k: np.concatenate([checks.added(old, ep)[k][len(old["states"]) :], old[k]]) for k in old}, "come first"),
+        (
+            lambda old, ep: {
+                **checks.added(old, ep),
+                "states": np.concatenate([old["states"], ep["states"][1:]]),
+                "next_states": np.concatenate([old["next_states"], ep["states"][:-1]]),
+            },
+            "shifted by one step",
+        ),
     ],
 )
 def test_the_checker_names_the_add_episode_mistake(mistake, hint):

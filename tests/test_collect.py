@@ -1,6 +1,7 @@
 """Finding every student's notebooks in a folder of submissions (autograder.term.collect): every
 layout, LMS names, archives that escape, two copies, and what a submission may not do to the
 intake: merge two students, forge its hand-in time, or stall it with a huge notebook."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,10 @@ import zipfile
 
 import nbformat
 import pytest
+from autograder_fixtures.toy_course import ASSIGNMENT, source_notebook
 
 from autograder.nbgrader_glue.course import Course
 from autograder.term.collect import collect_submissions, read_notebook
-from autograder_fixtures.toy_course import ASSIGNMENT, source_notebook
 
 
 @pytest.fixture
@@ -130,5 +131,3 @@ def test_schema_invalid_notebooks_are_reported(tmp_path):
     path.write_text(json.dumps({"cells": "nope", "nbformat": 4, "nbformat_minor": 5, "metadata": {}}))
     _, error = read_notebook(path)
     assert "not a valid Jupyter notebook" in error
-
-

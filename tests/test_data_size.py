@@ -1,4 +1,5 @@
 """The data-size measurement notebook 3 plots: the shipped JSON and the helpers that read and draw it."""
+
 import json
 
 import numpy as np
@@ -30,8 +31,7 @@ def test_successes_are_counted_per_size_and_seed_and_drawn(tmp_path):
         "max_steps": 5,
         "starts": [[0.0, 0.0, 0.0, 0.0]] * 3,
         "results": {
-            size: {kind: {"returns": returns} for kind in LABELS}
-            for size, returns in (("10", [[5, 1, 5], [0, 0, 0]]), ("20", [[5, 5, 5], [5, 2, 5]]))
+            size: {kind: {"returns": returns} for kind in LABELS} for size, returns in (("10", [[5, 1, 5], [0, 0, 0]]), ("20", [[5, 5, 5], [5, 2, 5]]))
         },
     }
     path = tmp_path / "measured.json"

@@ -1,4 +1,5 @@
 """The evaluation that separates the models: displaced starts, and the simulator as a model."""
+
 import numpy as np
 import pytest
 import torch
@@ -62,7 +63,7 @@ def test_the_table_counts_successes_and_returns_per_seed_and_start():
 
 
 def test_the_table_repeats_exactly():
-    noisy = lambda seed: (lambda state: lqr(state) + np.random.normal(size=1))  # uses the seeded global NumPy RNG
+    noisy = lambda seed: lambda state: lqr(state) + np.random.normal(size=1)  # uses the seeded global NumPy RNG
     first, second = (evaluate_displaced_starts({"noisy": noisy}, training_seeds=(3, 4), max_steps=15, progress=False) for _ in range(2))
     np.testing.assert_array_equal(first["noisy"].returns, second["noisy"].returns)
 
@@ -98,7 +99,15 @@ def test_the_simulator_needs_one_action_per_state():
 
 def test_cem_plans_with_the_simulator_as_its_model():
     returns = horizon_sweep(
-        cem_plan, SimulatorModel().predict_delta, horizons=(5,), starts=DISPLACED_STARTS[:1], max_steps=10, progress=False, device="cpu", n_samples=50, n_elite=5
+        cem_plan,
+        SimulatorModel().predict_delta,
+        horizons=(5,),
+        starts=DISPLACED_STARTS[:1],
+        max_steps=10,
+        progress=False,
+        device="cpu",
+        n_samples=50,
+        n_elite=5,
     )
     assert returns == {5: [10.0]}
 

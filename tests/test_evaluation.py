@@ -1,4 +1,5 @@
 """The MPC evaluation loop on the real environment."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,6 +1,7 @@
 """The checker's fixtures (autograder/checker/checks/ loads them: well-trained weights, plan states): small,
 loadable without the reference code, regenerated bit for bit, and their trained models good enough
 that the reference planners balance the pendulum with them on every episode seed the checker draws."""
+
 import ast
 import importlib.util
 import subprocess
@@ -73,7 +74,9 @@ def test_a_fresh_install_ships_the_fixtures():
 
 
 def test_the_command_line_names_its_assignments(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "autograder.checker.fixtures.generate", "--out", str(tmp_path), "04_unknown"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "autograder.checker.fixtures.generate", "--out", str(tmp_path), "04_unknown"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode != 0 and "unknown assignment" in result.stderr and not any(tmp_path.iterdir())
     result = subprocess.run([sys.executable, "-m", "autograder.checker.fixtures.generate", "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
     assert "example: python -m autograder.checker.fixtures.generate" in result.stdout

@@ -6,6 +6,7 @@ The clone is the working tree as git would hand it out (tracked and new files, n
 no grading/ folder, no gradebook. One student hands in the blank release of notebook 1, which
 grades in seconds; the written answers are what formgrader is for.
 """
+
 from __future__ import annotations
 
 import json

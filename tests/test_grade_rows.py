@@ -1,5 +1,6 @@
 """Points and columns out of a real nbgrader gradebook (SQLite), without grading anything: which
 assignments count, one function for the points, and CSV cells that a spreadsheet never runs."""
+
 from __future__ import annotations
 
 import csv
@@ -65,7 +66,7 @@ def test_a_late_penalty_never_takes_points_below_zero_in_the_csv_or_the_table(tm
 
 
 def test_no_csv_cell_begins_a_formula(tmp_path):
-    url = make_gradebook(tmp_path / "gb.db", {"=HYPERLINK(\"http://x\")": {"week1": (10, 0)}, "-2+3": {"week1": (1, 0)}, "@SUM(A1)": {"week1": (2, 0)}})
+    url = make_gradebook(tmp_path / "gb.db", {'=HYPERLINK("http://x")': {"week1": (10, 0)}, "-2+3": {"week1": (1, 0)}, "@SUM(A1)": {"week1": (2, 0)}})
     rows = rows_of(url)
     path = export.write_grades_csv(tmp_path / "grades.csv", rows)
     roster = [export.RosterStudent(row.student, "+cmd|' /C calc'!A0", "=1+1@x.org", "@lms") for row in rows]

@@ -7,6 +7,7 @@
   stopped by the wall-clock backstop; a check that comes after one that ran out of time is not run,
   and no later check calls a function that ran out of time again.
 """
+
 from __future__ import annotations
 
 import time
@@ -31,14 +32,29 @@ def notebook(slow_body: str, *, train_tags=(NOT_RUN_TAG,), own_tags=()):
     train.id = "train"
     own = new_code_cell("helper = 1", metadata={"tags": list(own_tags)})
     own.id = "student-own"
-    solution = new_code_cell(f"def slow(x):\n    {slow_body}\n\ndef other(x):\n    return x * helper", metadata={"nbgrader": {"solution": True, "grade_id": "slow"}})
-    return new_notebook(cells=[new_code_cell("import time"), own, solution, graded("test_slow"), graded("test_after_slow"), graded("test_other"), graded("test_slow_again"), train])
+    solution = new_code_cell(
+        f"def slow(x):\n    {slow_body}\n\ndef other(x):\n    return x * helper", metadata={"nbgrader": {"solution": True, "grade_id": "slow"}}
+    )
+    return new_notebook(
+        cells=[
+            new_code_cell("import time"),
+            own,
+            solution,
+            graded("test_slow"),
+            graded("test_after_slow"),
+            graded("test_other"),
+            graded("test_slow_again"),
+            train,
+        ]
+    )
 
 
 def grade(submission, course):
     from autograder.protocol.limits import Limits
 
-    return run_and_check(submission, notebook="budgets", student="s", secret="s", limits=Limits(sandbox=False), check_modules=MODULES, not_run=not_run_cells(course))
+    return run_and_check(
+        submission, notebook="budgets", student="s", secret="s", limits=Limits(sandbox=False), check_modules=MODULES, not_run=not_run_cells(course)
+    )
 
 
 def test_the_course_notebook_decides_which_cells_do_not_run_and_the_students_outputs_stay_marked():
@@ -53,7 +69,12 @@ def test_the_course_notebook_decides_which_cells_do_not_run_and_the_students_out
         new_output("error", ename="ValueError", evalue="from my run", traceback=[]),
     ]
     result = grade(submission, course)
-    assert {grade_id: verdict.passed for grade_id, verdict in result.verdicts.items()} == {"test_slow": True, "test_after_slow": True, "test_other": True, "test_slow_again": True}
+    assert {grade_id: verdict.passed for grade_id, verdict in result.verdicts.items()} == {
+        "test_slow": True,
+        "test_after_slow": True,
+        "test_other": True,
+        "test_slow_again": True,
+    }
     first, *kept = train.outputs
     assert "Not run while grading: this cell only teaches" in first.text and OWN_RUN_TEXT in first.text
     assert [output.get("text") or output.data for output in kept] == ["loss 0.01\n", {"text/plain": "<Figure>"}, "ValueError: from my run\n"]
@@ -135,7 +156,9 @@ def test_the_cells_not_run_while_grading_are_free_course_cells():
             assert tagged, f"{notebook}: no cell is tagged {NOT_RUN_TAG}"
             for cell in nb.cells:
                 if cell.get("id") in tagged:
-                    assert cell.cell_type == "code" and "nbgrader" not in cell.metadata, f"{notebook}, cell {cell.id}: tagged {NOT_RUN_TAG} but not a free course cell"
+                    assert cell.cell_type == "code" and "nbgrader" not in cell.metadata, (
+                        f"{notebook}, cell {cell.id}: tagged {NOT_RUN_TAG} but not a free course cell"
+                    )
 
 
 def test_nbgraders_sanitize_step_keeps_only_the_outputs_of_the_cells_the_course_does_not_run(tmp_path):

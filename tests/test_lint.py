@@ -1,4 +1,5 @@
 """The code is formatted and linted as pyproject.toml configures ruff: CI runs this test."""
+
 from __future__ import annotations
 
 import shutil
@@ -16,4 +17,6 @@ RUFF = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.whi
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
 def test_ruff_finds_nothing(command):
     done = subprocess.run([RUFF, *command, "."], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, f"ruff {' '.join(command)} found problems (run `ruff {' '.join(command).replace(' --check', '')} .` to fix most):\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
+    assert done.returncode == 0, (
+        f"ruff {' '.join(command)} found problems (run `ruff {' '.join(command).replace(' --check', '')} .` to fix most):\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
+    )

@@ -1,4 +1,5 @@
 """The reference models' losses and predictions against hand computations."""
+
 import math
 
 import pytest

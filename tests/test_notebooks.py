@@ -14,6 +14,7 @@
 
 The solution notebooks are executed once per session (module fixture) and shared by the tests.
 """
+
 from __future__ import annotations
 
 import ast
@@ -254,7 +255,9 @@ def test_release_is_what_nbgrader_generates_from_the_source(tmp_path):
         f"get_config().merge(course_config({str(tmp_path)!r}))\n"  # noqa: F821 (nbgrader's config loader)
     )
     for assignment in NOTEBOOKS:
-        result = subprocess.run(NBGRADER + ["generate_assignment", assignment, "--force"], cwd=tmp_path, env=NBGRADER_ENV, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            NBGRADER + ["generate_assignment", assignment, "--force"], cwd=tmp_path, env=NBGRADER_ENV, capture_output=True, text=True, timeout=300
+        )
         generated = tmp_path / "notebooks" / assignment / f"{assignment}.ipynb"
         assert result.returncode == 0 and generated.exists(), result.stderr[-3000:]
         assert normalised(read(generated)) == normalised(read(release_path(assignment))), (
@@ -296,87 +299,271 @@ def run_cells(assignment: str, target: str, replace: dict[str, str] | None = Non
 
 # (assignment, mistake, (solution cell, text, replacement), test cell that must fail, words its message must contain)
 MISTAKES = [
-    ("01_deterministic_cem", "predicting the next state instead of the delta (prediction)",
-     ("deterministic-model", "return self.net(", "return states + self.net("), "test-det-predict-delta", "predicting the next state instead of the delta"),
-    ("01_deterministic_cem", "predicting the next state instead of the delta (loss target)",
-     ("deterministic-model", "next_states - states)", "next_states)"), "test-det-loss", "predicting the next state instead of the delta"),
-    ("01_deterministic_cem", "sum instead of mean in the loss",
-     ("deterministic-model", "next_states - states)", "next_states - states, reduction='sum')"), "test-det-loss", "sum of the squared errors"),
-    ("01_deterministic_cem", "action first in the network's input",
-     ("deterministic-model", "torch.cat([states, actions], dim=-1)", "torch.cat([actions, states], dim=-1)"), "test-det-predict-delta", "Feed the network the state first"),
-    ("01_deterministic_cem", "wrong shapes (concatenation along rows)",
-     ("deterministic-model", "torch.cat([states, actions], dim=-1)", "torch.cat([states, actions], dim=0)"), "test-det-predict-shape", "Wrong shapes"),
-    ("01_deterministic_cem", "elites chosen by lowest return",
-     ("cem-plan", "returns.topk(n_elite)", "returns.topk(n_elite, largest=False)"), "test-cem-elites", "elites chosen by lowest return"),
-    ("01_deterministic_cem", "returning the last action instead of the first",
-     ("cem-plan", "return mean[0]", "return mean[-1]"), "test-cem-first-action", "returning the last action instead of the first"),
-    ("01_deterministic_cem", "std not floored",
-     ("cem-plan", ".clamp(min=std_floor)", ""), "test-cem-std-floor", "std not floored"),
-    ("01_deterministic_cem", "samples not clamped to the action limits",
-     ("cem-plan", ".sample((n_samples,)).clamp(ACTION_LOW, ACTION_HIGH)", ".sample((n_samples,))"), "test-cem-clamp", "Clamp the samples"),
-    ("01_deterministic_cem", "wrong shapes (the whole mean returned)",
-     ("cem-plan", "return mean[0]", "return mean"), "test-cem-output", "Wrong shapes"),
-    ("01_deterministic_cem", "random numbers not from torch",
-     ("cem-plan", "actions = Normal(mean, std).sample((n_samples,))", "actions = (mean + std * torch.as_tensor(__import__('numpy').random.randn(n_samples, horizon, ACTION_DIM), dtype=torch.float32))"),
-     "test-cem-reference", "Draw every random number"),
-    ("02_stochastic", "mu and log_sigma swapped",
-     ("stochastic-model", "mu, log_sigma = torch.chunk", "log_sigma, mu = torch.chunk"), "test-sto-split", "swapped"),
-    ("02_stochastic", "sigma from log_sigma without the clamp",
-     ("stochastic-model", "torch.clamp(torch.exp(log_sigma), min=SIGMA_MIN, max=SIGMA_MAX)", "torch.exp(log_sigma)"), "test-sto-sigma-clamp", "sigma from log_sigma without the clamp"),
-    ("02_stochastic", "log_sigma clamped instead of sigma",
-     ("stochastic-model", "torch.clamp(torch.exp(log_sigma), min=SIGMA_MIN, max=SIGMA_MAX)", "torch.exp(torch.clamp(log_sigma, min=SIGMA_MIN, max=SIGMA_MAX))"), "test-sto-sigma-clamp", "after the exponential"),
-    ("02_stochastic", "log_sigma used as sigma (no exponential)",
-     ("stochastic-model", "torch.clamp(torch.exp(log_sigma), min=SIGMA_MIN, max=SIGMA_MAX)", "torch.clamp(log_sigma, min=SIGMA_MIN, max=SIGMA_MAX)"), "test-sto-sigma-clamp", "sigma = exp(log_sigma)"),
-    ("02_stochastic", "wrong shapes (split along rows)",
-     ("stochastic-model", "torch.chunk(out, 2, dim=-1)", "torch.chunk(out, 2, dim=0)"), "test-sto-split", "Wrong shapes"),
-    ("02_stochastic", "prediction returns mu, no sampling",
-     ("stochastic-model", "return torch.distributions.Normal(mu, sigma).sample()", "return mu"), "test-sto-sampling", "returned mu"),
-    ("02_stochastic", "predicting the next state instead of the delta (sampling)",
-     ("stochastic-model", "return torch.distributions.Normal(mu, sigma).sample()", "return states + torch.distributions.Normal(mu, sigma).sample()"), "test-sto-sampling", "predicting the next state instead of the delta"),
-    ("02_stochastic", "variance used as the scale of the samples",
-     ("stochastic-model", "Normal(mu, sigma).sample()", "Normal(mu, sigma**2).sample()"), "test-sto-sampling", "not the variance"),
-    ("02_stochastic", "constant log(2 pi)/2 kept in the NLL",
-     ("stochastic-model", "+ torch.log(sigma)).mean()", "+ torch.log(sigma) + 0.5 * math.log(2 * math.pi)).mean()"), "test-sto-nll", "drop the constant"),
-    ("02_stochastic", "NLL summed instead of averaged",
-     ("stochastic-model", "+ torch.log(sigma)).mean()", "+ torch.log(sigma)).sum()"), "test-sto-nll", "is a sum"),
-    ("02_stochastic", "predicting the next state instead of the delta (NLL target)",
-     ("stochastic-model", "target = next_states - states", "target = next_states"), "test-sto-nll", "predicting the next state instead of the delta"),
-    ("02_stochastic", "log of the variance without the 1/2",
-     ("stochastic-model", "+ torch.log(sigma)).mean()", "+ torch.log(sigma**2)).mean()"), "test-sto-nll", "not log(sigma**2)"),
+    (
+        "01_deterministic_cem",
+        "predicting the next state instead of the delta (prediction)",
+        ("deterministic-model", "return self.net(", "return states + self.net("),
+        "test-det-predict-delta",
+        "predicting the next state instead of the delta",
+    ),
+    (
+        "01_deterministic_cem",
+        "predicting the next state instead of the delta (loss target)",
+        ("deterministic-model", "next_states - states)", "next_states)"),
+        "test-det-loss",
+        "predicting the next state instead of the delta",
+    ),
+    (
+        "01_deterministic_cem",
+        "sum instead of mean in the loss",
+        ("deterministic-model", "next_states - states)", "next_states - states, reduction='sum')"),
+        "test-det-loss",
+        "sum of the squared errors",
+    ),
+    (
+        "01_deterministic_cem",
+        "action first in the network's input",
+        ("deterministic-model", "torch.cat([states, actions], dim=-1)", "torch.cat([actions, states], dim=-1)"),
+        "test-det-predict-delta",
+        "Feed the network the state first",
+    ),
+    (
+        "01_deterministic_cem",
+        "wrong shapes (concatenation along rows)",
+        ("deterministic-model", "torch.cat([states, actions], dim=-1)", "torch.cat([states, actions], dim=0)"),
+        "test-det-predict-shape",
+        "Wrong shapes",
+    ),
+    (
+        "01_deterministic_cem",
+        "elites chosen by lowest return",
+        ("cem-plan", "returns.topk(n_elite)", "returns.topk(n_elite, largest=False)"),
+        "test-cem-elites",
+        "elites chosen by lowest return",
+    ),
+    (
+        "01_deterministic_cem",
+        "returning the last action instead of the first",
+        ("cem-plan", "return mean[0]", "return mean[-1]"),
+        "test-cem-first-action",
+        "returning the last action instead of the first",
+    ),
+    ("01_deterministic_cem", "std not floored", ("cem-plan", ".clamp(min=std_floor)", ""), "test-cem-std-floor", "std not floored"),
+    (
+        "01_deterministic_cem",
+        "samples not clamped to the action limits",
+        ("cem-plan", ".sample((n_samples,)).clamp(ACTION_LOW, ACTION_HIGH)", ".sample((n_samples,))"),
+        "test-cem-clamp",
+        "Clamp the samples",
+    ),
+    ("01_deterministic_cem", "wrong shapes (the whole mean returned)", ("cem-plan", "return mean[0]", "return mean"), "test-cem-output", "Wrong shapes"),
+    (
+        "01_deterministic_cem",
+        "random numbers not from torch",
+        (
+            "cem-plan",
+            "actions = Normal(mean, std).sample((n_samples,))",
+            "actions = (mean + std * torch.as_tensor(__import__('numpy').random.randn(n_samples, horizon, ACTION_DIM), dtype=torch.float32))",
+        ),
+        "test-cem-reference",
+        "Draw every random number",
+    ),
+    (
+        "02_stochastic",
+        "mu and log_sigma swapped",
+        ("stochastic-model", "mu, log_sigma = torch.chunk", "log_sigma, mu = torch.chunk"),
+        "test-sto-split",
+        "swapped",
+    ),
+    (
+        "02_stochastic",
+        "sigma from log_sigma without the clamp",
+        ("stochastic-model", "torch.clamp(torch.exp(log_sigma), min=SIGMA_MIN, max=SIGMA_MAX)", "torch.exp(log_sigma)"),
+        "test-sto-sigma-clamp",
+        "sigma from log_sigma without the clamp",
+    ),
+    (
+        "02_stochastic",
+        "log_sigma clamped instead of sigma",
+        (
+            "stochastic-model",
+            "torch.clamp(torch.exp(log_sigma), min=SIGMA_MIN, max=SIGMA_MAX)",
+            "torch.exp(torch.clamp(log_sigma, min=SIGMA_MIN, max=SIGMA_MAX))",
+        ),
+        "test-sto-sigma-clamp",
+        "after the exponential",
+    ),
+    (
+        "02_stochastic",
+        "log_sigma used as sigma (no exponential)",
+        ("stochastic-model", "torch.clamp(torch.exp(log_sigma), min=SIGMA_MIN, max=SIGMA_MAX)", "torch.clamp(log_sigma, min=SIGMA_MIN, max=SIGMA_MAX)"),
+        "test-sto-sigma-clamp",
+        "sigma = exp(log_sigma)",
+    ),
+    (
+        "02_stochastic",
+        "wrong shapes (split along rows)",
+        ("stochastic-model", "torch.chunk(out, 2, dim=-1)", "torch.chunk(out, 2, dim=0)"),
+        "test-sto-split",
+        "Wrong shapes",
+    ),
+    (
+        "02_stochastic",
+        "prediction returns mu, no sampling",
+        ("stochastic-model", "return torch.distributions.Normal(mu, sigma).sample()", "return mu"),
+        "test-sto-sampling",
+        "returned mu",
+    ),
+    (
+        "02_stochastic",
+        "predicting the next state instead of the delta (sampling)",
+        ("stochastic-model", "return torch.distributions.Normal(mu, sigma).sample()", "return states + torch.distributions.Normal(mu, sigma).sample()"),
+        "test-sto-sampling",
+        "predicting the next state instead of the delta",
+    ),
+    (
+        "02_stochastic",
+        "variance used as the scale of the samples",
+        ("stochastic-model", "Normal(mu, sigma).sample()", "Normal(mu, sigma**2).sample()"),
+        "test-sto-sampling",
+        "not the variance",
+    ),
+    (
+        "02_stochastic",
+        "constant log(2 pi)/2 kept in the NLL",
+        ("stochastic-model", "+ torch.log(sigma)).mean()", "+ torch.log(sigma) + 0.5 * math.log(2 * math.pi)).mean()"),
+        "test-sto-nll",
+        "drop the constant",
+    ),
+    (
+        "02_stochastic",
+        "NLL summed instead of averaged",
+        ("stochastic-model", "+ torch.log(sigma)).mean()", "+ torch.log(sigma)).sum()"),
+        "test-sto-nll",
+        "is a sum",
+    ),
+    (
+        "02_stochastic",
+        "predicting the next state instead of the delta (NLL target)",
+        ("stochastic-model", "target = next_states - states", "target = next_states"),
+        "test-sto-nll",
+        "predicting the next state instead of the delta",
+    ),
+    (
+        "02_stochastic",
+        "log of the variance without the 1/2",
+        ("stochastic-model", "+ torch.log(sigma)).mean()", "+ torch.log(sigma**2)).mean()"),
+        "test-sto-nll",
+        "not log(sigma**2)",
+    ),
     # (The NLL from the unclamped sigma matches the lecture notes' GaussianNLLLoss form where the
     # visible check looks; only the checker's hidden case, where exp(log_sigma) underflows, tells them apart.)
-    ("03_ensemble", "predicting the next state instead of the delta (ensemble)",
-     ("ensemble-model", "return self.net(", "return states + self.net("), "test-ens-predict-members", "predicting the next state instead of the delta"),
-    ("03_ensemble", "wrong shapes (shared actions not expanded to the members)",
-     ("ensemble-model", "actions = actions.expand(self.n_members, -1, -1)", "pass"), "test-ens-predict-shapes", "Wrong shapes"),
-    ("03_ensemble", "members' losses averaged instead of summed",
-     ("ensemble-model", "squared_errors.mean(dim=(1, 2)).sum()", "squared_errors.mean()"), "test-ens-loss", "sum them instead"),
-    ("03_ensemble", "predicting the next state instead of the delta (ensemble loss)",
-     ("ensemble-model", "- (next_states - states)) ** 2", "- next_states) ** 2"), "test-ens-loss", "predicting the next state instead of the delta"),
-    ("03_ensemble", "every member scored on row 0",
-     ("ensemble-model", "- (next_states - states)) ** 2", "- (next_states - states)[0]) ** 2"), "test-ens-loss", "row 0"),
-    ("03_ensemble", "one minibatch shared by all members",
-     ("member-batches", "[buffer.sample(batch_size) for _ in range(n_members)]", "[buffer.sample(batch_size)] * n_members"), "test-ens-member-batches", "one minibatch shared by all members"),
-    ("03_ensemble", "ensemble ranked by one member",
-     ("ensemble-cem-plan", "expected_returns = returns.mean(dim=0)", "expected_returns = returns[0]"), "test-ens-cem-mean-return", "ranked by one member"),
-    ("03_ensemble", "wrong shapes (rollouts not repeated for every member)",
-     ("ensemble-cem-plan", "states = state.expand(n_members, n_samples, -1)", "states = state.expand(n_samples, -1)"), "test-ens-cem-output", "Wrong shapes"),
-    ("03_ensemble", "elites chosen by lowest return (ensemble)",
-     ("ensemble-cem-plan", "expected_returns.topk(n_elite)", "expected_returns.topk(n_elite, largest=False)"), "test-ens-cem-elites-first-floor", "elites chosen by lowest return"),
-    ("03_ensemble", "returning the last action instead of the first (ensemble)",
-     ("ensemble-cem-plan", "return mean[0]", "return mean[-1]"), "test-ens-cem-elites-first-floor", "returning the last action instead of the first"),
-    ("03_ensemble", "std not floored (ensemble)",
-     ("ensemble-cem-plan", ".clamp(min=std_floor)", ""), "test-ens-cem-elites-first-floor", "std not floored"),
-    ("04_closing_the_loop", "next state equal to the state",
-     ("add-episode", 'episode.states[1:]])', 'episode.states[:-1]])'), "test-loop-add-episode", "Each new next state equals its state"),
-    ("04_closing_the_loop", "every state taken as a transition",
-     ("add-episode", '"states": np.concatenate([dataset["states"], episode.states[:-1]])', '"states": np.concatenate([dataset["states"], episode.states])'), "test-loop-add-episode", "One transition too many"),
-    ("04_closing_the_loop", "episode put before the old data",
-     ("add-episode", '[dataset["states"], episode.states[:-1]]', '[episode.states[:-1], dataset["states"]]'), "test-loop-add-episode", "The old transitions must come first"),
-    ("04_closing_the_loop", "retrained on the start data every time",
-     ("loop", "agent = train_agent(dataset)", "agent = train_agent(dataset if not returns else start)\n        start = dataset if not returns else start"), "test-loop-iterations", "that is the start data again"),
-    ("04_closing_the_loop", "return of the first episode recorded every time",
-     ("loop", "returns.append(episode.episode_return)", "returns.append(returns[0] if returns else episode.episode_return)"), "test-loop-iterations", "returns must be the episodes' returns in order"),
+    (
+        "03_ensemble",
+        "predicting the next state instead of the delta (ensemble)",
+        ("ensemble-model", "return self.net(", "return states + self.net("),
+        "test-ens-predict-members",
+        "predicting the next state instead of the delta",
+    ),
+    (
+        "03_ensemble",
+        "wrong shapes (shared actions not expanded to the members)",
+        ("ensemble-model", "actions = actions.expand(self.n_members, -1, -1)", "pass"),
+        "test-ens-predict-shapes",
+        "Wrong shapes",
+    ),
+    (
+        "03_ensemble",
+        "members' losses averaged instead of summed",
+        ("ensemble-model", "squared_errors.mean(dim=(1, 2)).sum()", "squared_errors.mean()"),
+        "test-ens-loss",
+        "sum them instead",
+    ),
+    (
+        "03_ensemble",
+        "predicting the next state instead of the delta (ensemble loss)",
+        ("ensemble-model", "- (next_states - states)) ** 2", "- next_states) ** 2"),
+        "test-ens-loss",
+        "predicting the next state instead of the delta",
+    ),
+    (
+        "03_ensemble",
+        "every member scored on row 0",
+        ("ensemble-model", "- (next_states - states)) ** 2", "- (next_states - states)[0]) ** 2"),
+        "test-ens-loss",
+        "row 0",
+    ),
+    (
+        "03_ensemble",
+        "one minibatch shared by all members",
+        ("member-batches", "[buffer.sample(batch_size) for _ in range(n_members)]", "[buffer.sample(batch_size)] * n_members"),
+        "test-ens-member-batches",
+        "one minibatch shared by all members",
+    ),
+    (
+        "03_ensemble",
+        "ensemble ranked by one member",
+        ("ensemble-cem-plan", "expected_returns = returns.mean(dim=0)", "expected_returns = returns[0]"),
+        "test-ens-cem-mean-return",
+        "ranked by one member",
+    ),
+    (
+        "03_ensemble",
+        "wrong shapes (rollouts not repeated for every member)",
+        ("ensemble-cem-plan", "states = state.expand(n_members, n_samples, -1)", "states = state.expand(n_samples, -1)"),
+        "test-ens-cem-output",
+        "Wrong shapes",
+    ),
+    (
+        "03_ensemble",
+        "elites chosen by lowest return (ensemble)",
+        ("ensemble-cem-plan", "expected_returns.topk(n_elite)", "expected_returns.topk(n_elite, largest=False)"),
+        "test-ens-cem-elites-first-floor",
+        "elites chosen by lowest return",
+    ),
+    (
+        "03_ensemble",
+        "returning the last action instead of the first (ensemble)",
+        ("ensemble-cem-plan", "return mean[0]", "return mean[-1]"),
+        "test-ens-cem-elites-first-floor",
+        "returning the last action instead of the first",
+    ),
+    ("03_ensemble", "std not floored (ensemble)", ("ensemble-cem-plan", ".clamp(min=std_floor)", ""), "test-ens-cem-elites-first-floor", "std not floored"),
+    (
+        "04_closing_the_loop",
+        "next state equal to the state",
+        ("add-episode", "episode.states[1:]])", "episode.states[:-1]])"),
+        "test-loop-add-episode",
+        "Each new next state equals its state",
+    ),
+    (
+        "04_closing_the_loop",
+        "every state taken as a transition",
+        ("add-episode", '"states": np.concatenate([dataset["states"], episode.states[:-1]])', '"states": np.concatenate([dataset["states"], episode.states])'),
+        "test-loop-add-episode",
+        "One transition too many",
+    ),
+    (
+        "04_closing_the_loop",
+        "episode put before the old data",
+        ("add-episode", '[dataset["states"], episode.states[:-1]]', '[episode.states[:-1], dataset["states"]]'),
+        "test-loop-add-episode",
+        "The old transitions must come first",
+    ),
+    (
+        "04_closing_the_loop",
+        "retrained on the start data every time",
+        ("loop", "agent = train_agent(dataset)", "agent = train_agent(dataset if not returns else start)\n        start = dataset if not returns else start"),
+        "test-loop-iterations",
+        "that is the start data again",
+    ),
+    (
+        "04_closing_the_loop",
+        "return of the first episode recorded every time",
+        ("loop", "returns.append(episode.episode_return)", "returns.append(returns[0] if returns else episode.episode_return)"),
+        "test-loop-iterations",
+        "returns must be the episodes' returns in order",
+    ),
 ]
 
 
@@ -401,7 +588,7 @@ def test_planning_with_autograd_on_is_advised_not_failed(capsys):
 # Correct solutions written differently from the reference: they must pass every autograded cell.
 VARIANTS = {
     "01_deterministic_cem": {
-        "deterministic-model": '''
+        "deterministic-model": """
 class DeterministicModel(nn.Module):
     def __init__(self, state_dim=STATE_DIM, action_dim=ACTION_DIM, hidden_size=HIDDEN_SIZE, n_hidden=N_HIDDEN):
         super().__init__()
@@ -413,8 +600,8 @@ class DeterministicModel(nn.Module):
     def loss(self, states, actions, next_states):
         error = self.predict_delta(states, actions) - (next_states - states)
         return (error ** 2).sum() / error.numel()
-''',
-        "cem-plan": '''
+""",
+        "cem-plan": """
 @torch.no_grad()
 def cem_plan(predict_delta, state, horizon=CEM_SETTINGS["horizon"], n_samples=CEM_SETTINGS["n_samples"], n_elite=CEM_SETTINGS["n_elite"],
              n_iters=CEM_SETTINGS["n_iters"], std_floor=CEM_SETTINGS["std_floor"], reward_fn=compute_rewards):
@@ -429,10 +616,10 @@ def cem_plan(predict_delta, state, horizon=CEM_SETTINGS["horizon"], n_samples=CE
         mean = elites.mean(0)
         std = torch.maximum(elites.std(0, unbiased=False), torch.tensor(std_floor))
     return mean[0].clone()
-''',
+""",
     },
     "02_stochastic": {
-        "stochastic-model": '''
+        "stochastic-model": """
 SIGMA_MIN, SIGMA_MAX = 1e-8, 10.0
 
 
@@ -452,10 +639,10 @@ class StochasticModel(nn.Module):
     def loss(self, states, actions, next_states):
         mu, sigma = self.distribution_params(states, actions)
         return nn.GaussianNLLLoss(full=False)(mu, next_states - states, sigma ** 2)
-''',
+""",
     },
     "03_ensemble": {
-        "ensemble-model": '''
+        "ensemble-model": """
 class EnsembleModel(nn.Module):
     def __init__(self, n_members=N_MEMBERS, state_dim=STATE_DIM, action_dim=ACTION_DIM, hidden_size=HIDDEN_SIZE, n_hidden=N_HIDDEN):
         super().__init__()
@@ -470,13 +657,13 @@ class EnsembleModel(nn.Module):
     def loss(self, states, actions, next_states):
         predictions = self.predict_delta(states, actions)
         return sum(F.mse_loss(predictions[k], next_states[k] - states[k]) for k in range(self.n_members))
-''',
-        "member-batches": '''
+""",
+        "member-batches": """
 def sample_member_batches(buffer, batch_size, n_members=N_MEMBERS):
     states, actions, next_states = buffer.sample(batch_size * n_members)
     return tuple(x.reshape(n_members, batch_size, -1) for x in (states, actions, next_states))
-''',
-        "ensemble-cem-plan": '''
+""",
+        "ensemble-cem-plan": """
 @torch.no_grad()
 def ensemble_cem_plan(predict_delta, state, n_members, horizon=CEM_SETTINGS["horizon"], n_samples=CEM_SETTINGS["n_samples"],
                       n_elite=CEM_SETTINGS["n_elite"], n_iters=CEM_SETTINGS["n_iters"], std_floor=CEM_SETTINGS["std_floor"],
@@ -492,25 +679,25 @@ def ensemble_cem_plan(predict_delta, state, n_members, horizon=CEM_SETTINGS["hor
         elites = samples[torch.argsort(total, descending=True)[:n_elite]]
         mean, std = elites.mean(0), elites.std(0).clamp(min=std_floor)
     return mean[0]
-''',
+""",
     },
 }
 VARIANTS["04_closing_the_loop"] = {
-    "add-episode": '''
+    "add-episode": """
 def add_episode(dataset, episode):
     n = episode.steps
     return {"states": np.vstack([dataset["states"], episode.states[:n]]),
             "actions": np.vstack([dataset["actions"], episode.actions]),
             "next_states": np.vstack([dataset["next_states"], episode.states[1 : n + 1]])}
-''',
-    "loop": '''
+""",
+    "loop": """
 def closing_the_loop(dataset, train_agent, run_agent, n_iterations):
     history = [run_agent(train_agent(dataset))]
     while len(history) < n_iterations:
         dataset = add_episode(dataset, history[-1])
         history.append(run_agent(train_agent(dataset)))
     return add_episode(dataset, history[-1]), [e.episode_return for e in history]
-''',
+""",
 }
 VARIANT_CELLS = [
     (assignment, cell.get("id"))

@@ -1,4 +1,5 @@
 """The reference CEM planners and mbrl_helpers' random shooting, on toy problems whose optimum is known in closed form."""
+
 import numpy as np
 import torch
 
@@ -63,12 +64,15 @@ def test_ensemble_cem_ranks_by_the_mean_return_over_members():
         return gains * actions.unsqueeze(0)
 
     torch.manual_seed(0)
-    action = ensemble_cem_plan(ensemble_delta, torch.zeros(1), n_members=3, reward_fn=distance_reward(1.2), horizon=1, n_samples=400, n_elite=40, n_iters=8, std_floor=0.5)
+    action = ensemble_cem_plan(
+        ensemble_delta, torch.zeros(1), n_members=3, reward_fn=distance_reward(1.2), horizon=1, n_samples=400, n_elite=40, n_iters=8, std_floor=0.5
+    )
     # seeds 0-199: error std 0.006, largest 0.02; 0.05 is 8 std
     assert abs(action.item() - 1.2 * 6 / 14) < 0.05
 
 
 # ---- random shooting (mbrl_helpers.planning): the planner later notebooks use, not graded code ----
+
 
 def test_random_shooting_finds_the_closed_form_optimum():
     # One step from 0, reward -(s_1 - 1.2)^2: the best action is 1.2. With 2000 uniform samples in

@@ -38,9 +38,7 @@ def fake_episode(steps=20, seed=0, fell=False) -> EpisodeResult:
     if fell:
         states[-1, 1] = 0.25
     actions = np.clip(2 * np.sin(2 * times[:-1]), -3, 3).astype(np.float32)[:, None]
-    return EpisodeResult(
-        seed=seed, episode_return=float(steps), states=states, actions=actions, decision_seconds=np.full(steps, 0.01), terminated=fell
-    )
+    return EpisodeResult(seed=seed, episode_return=float(steps), states=states, actions=actions, decision_seconds=np.full(steps, 0.01), terminated=fell)
 
 
 def labelled_lines(ax):
@@ -118,7 +116,8 @@ def seeded_errors(scale, members=False, spread=False, length=10):
     """MultiStepErrors whose component c has error scale * 10**c * horizon (members: 3 members around it)."""
     per_dim = scale * np.outer(np.arange(1, length + 1), 10.0 ** np.arange(4))
     return MultiStepErrors(
-        rmse=per_dim.mean(axis=1), rmse_per_dim=per_dim,
+        rmse=per_dim.mean(axis=1),
+        rmse_per_dim=per_dim,
         member_rmse_per_dim=np.stack([per_dim * f for f in (0.8, 1.0, 1.3)]) if members else None,
         spread_per_dim=per_dim / 2 if spread else None,
     )
@@ -161,7 +160,9 @@ def test_compounding_error_single_panel_also_takes_the_baseline():
 def test_uncertainty_side_by_side_draws_the_probabilistic_ensemble_on_one_shared_scale():
     values = np.linspace(-2, 2, 41)
     clean = UncertaintySweep(axis=0, values=values, action=0.0, ensemble_std=np.full((41, 4), 0.01), probabilistic_std=np.full((41, 4), 0.02))
-    noisy = UncertaintySweep(axis=0, values=values, action=0.0, ensemble_std=np.full((41, 4), 0.01), probabilistic_std=np.where(values[:, None] > 0, 1.0, 0.02) * np.ones((41, 4)))
+    noisy = UncertaintySweep(
+        axis=0, values=values, action=0.0, ensemble_std=np.full((41, 4), 0.01), probabilistic_std=np.where(values[:, None] > 0, 1.0, 0.02) * np.ones((41, 4))
+    )
     training_states = np.random.default_rng(0).uniform(-1, 1, size=(300, 4))
     fig = plot_uncertainty_side_by_side({"clean data": (clean, training_states), "noisy data": (noisy, {"states": training_states})})
     curve_axes = [ax for ax in fig.axes if ax.get_title()]
@@ -175,8 +176,12 @@ def test_uncertainty_side_by_side_draws_the_probabilistic_ensemble_on_one_shared
 def test_displaced_starts_grid_has_a_row_per_model_and_seed_and_a_column_per_start():
     starts = [(0.7, 0.0, 0.0, 0.0), (0.5, 0.1, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)]
     summaries = {
-        "deterministic": DisplacedStartSummary(returns=np.array([[100, 2, 100], [1, 100, 100]]), succeeded=np.array([[1, 0, 1], [0, 1, 1]], bool), training_seeds=[0, 1]),
-        "ensemble": DisplacedStartSummary(returns=np.array([[100, 100, 100], [100, 3, 100]]), succeeded=np.array([[1, 1, 1], [1, 0, 1]], bool), training_seeds=[0, 1]),
+        "deterministic": DisplacedStartSummary(
+            returns=np.array([[100, 2, 100], [1, 100, 100]]), succeeded=np.array([[1, 0, 1], [0, 1, 1]], bool), training_seeds=[0, 1]
+        ),
+        "ensemble": DisplacedStartSummary(
+            returns=np.array([[100, 100, 100], [100, 3, 100]]), succeeded=np.array([[1, 1, 1], [1, 0, 1]], bool), training_seeds=[0, 1]
+        ),
     }
     fig = plot_displaced_starts(summaries, starts, max_steps=100)
     ax = fig.axes[0]
@@ -241,6 +246,6 @@ def test_the_animation_player_needs_no_network():
     html = animation_html(animate_episode(fake_episode(steps=3).states))
     assert html.count("data:image/png;base64") == 4
     assert "http://" not in html and "https://" not in html and 'class="fa' not in html
-    assert "alt=\"Animation of the cart and pole\"" in html
+    assert 'alt="Animation of the cart and pole"' in html
     for glyph in ("&#x25B6;", "&#x2016;", "|&#x25C0;", "&#x25B6;|"):  # play, pause, first, last
         assert glyph in html

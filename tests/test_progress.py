@@ -1,6 +1,7 @@
 """The progress display of `grade` (autograder.term.progress): a line that fits the terminal, the
 seconds of the step each job is at, an estimate from measured notebook times, and plain lines when
 the output is a file."""
+
 from __future__ import annotations
 
 import io

@@ -3,6 +3,7 @@ ProtocolError (which fails the one request that got it), none raises anything el
 
 Each forged line is what student code could write to the runner's channel (its stdout is the pipe).
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,7 +47,11 @@ FORGED = {
     "lists nested 600 deep": nested(600),
     "objects nested 600 deep": b'{"op":"result","value":' + b'{"a":' * 600 + b"1" + b"}" * 600 + b"}",
     "lists nested 100,000 deep": nested(100_000),
-    "an array nested deep inside": b'{"op":"result","value":' + b"[" * (MAX_DEPTH + 5) + json.dumps({"__array__": ["float64", [1], base64.b64encode(b"\0" * 8).decode()]}).encode() + b"]" * (MAX_DEPTH + 5) + b"}",
+    "an array nested deep inside": b'{"op":"result","value":'
+    + b"[" * (MAX_DEPTH + 5)
+    + json.dumps({"__array__": ["float64", [1], base64.b64encode(b"\0" * 8).decode()]}).encode()
+    + b"]" * (MAX_DEPTH + 5)
+    + b"}",
     "not JSON": b"\xff\xfe garbage",
     "JSON that is not an object": b"[1, 2, 3]",
     "no op": b'{"value": 1}',
@@ -68,7 +73,10 @@ def test_a_line_longer_than_the_limit_is_refused_before_parsing():
 def test_honest_messages_still_decode():
     message = {
         "op": "result",
-        "value": {"kind": "sequence", "items": [{"kind": "tensor", "array": np.arange(12, dtype=np.float32).reshape(3, 4)}, {"kind": "number", "value": float("nan")}]},
+        "value": {
+            "kind": "sequence",
+            "items": [{"kind": "tensor", "array": np.arange(12, dtype=np.float32).reshape(3, 4)}, {"kind": "number", "value": float("nan")}],
+        },
         "grads": [np.zeros((0, 4)), np.array(2.5)],
     }
     got = decode(encode(message)[:-1])

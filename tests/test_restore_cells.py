@@ -1,16 +1,17 @@
 """RestoreCells (the autograde stage's first step) on a real gradebook: a submission whose course
 cells were deleted, moved or duplicated is graded as the course laid it out, and says what was
 repaired; only the student's own cells stay where the student put them."""
+
 from __future__ import annotations
 
 import copy
 
 import pytest
+from autograder_fixtures.toy_course import ASSIGNMENT, make_course, reference
 from nbformat.v4 import new_code_cell
 
 from autograder.nbgrader_glue.autograde import NOTE_MARKER, RestoreCells
 from autograder.nbgrader_glue.config import quiet_gradebook_warnings
-from autograder_fixtures.toy_course import ASSIGNMENT, make_course, reference
 
 quiet_gradebook_warnings()
 
@@ -55,7 +56,10 @@ def test_moved_course_cells_go_back_and_the_students_own_cell_stays_with_its_nei
     out, notes = restored(course, nb)
     assert grade_ids(out) == wanted
     sources = [cell.source for cell in out.cells]
-    assert sources.index("print('my own try')") == sources.index(next(c.source for c in out.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "square")) + 1
+    assert (
+        sources.index("print('my own try')")
+        == sources.index(next(c.source for c in out.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "square")) + 1
+    )
     assert any("`test_cube`" in note and "moved" in note for note in notes), notes
 
 

@@ -2,6 +2,7 @@
 
 Each test runs real cells in a real runner under bubblewrap (autograder.sandbox.bubblewrap), as grading does.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,7 +44,15 @@ def test_the_sandbox_starts_on_this_machine():
 
 
 def test_the_runner_sees_no_answers_no_grades_and_no_course_folder(runner):
-    hidden = [ROOT / "solutions", ROOT / "mbrl_reference", ROOT / "autograder" / "fixtures", ROOT / "autograder" / "checks", ROOT / "grading", ROOT / "notebooks", ROOT / "README.md"]
+    hidden = [
+        ROOT / "solutions",
+        ROOT / "mbrl_reference",
+        ROOT / "autograder" / "fixtures",
+        ROOT / "autograder" / "checks",
+        ROOT / "grading",
+        ROOT / "notebooks",
+        ROOT / "README.md",
+    ]
     probe = "import os\n" + "".join(f"print({str(p)!r}, os.path.exists({str(p)!r}))\n" for p in hidden)
     printed = run(runner, probe)
     assert printed.count(" False") == len(hidden), printed
@@ -81,20 +90,23 @@ def test_the_memory_cap_holds_and_cannot_be_raised(runner):
 
 
 def test_the_number_of_processes_is_capped(runner):
-    printed = run(runner, (
-        "import os, time\n"
-        "children = []\n"
-        "try:\n"
-        "    for _ in range(300):\n"
-        "        pid = os.fork()\n"
-        "        if pid == 0:\n"
-        "            time.sleep(20); os._exit(0)\n"
-        "        children.append(pid)\n"
-        "except OSError as error:\n"
-        "    print('refused after', len(children), type(error).__name__)\n"
-        "for pid in children:\n"
-        "    os.kill(pid, 9); os.waitpid(pid, 0)\n"
-    ))
+    printed = run(
+        runner,
+        (
+            "import os, time\n"
+            "children = []\n"
+            "try:\n"
+            "    for _ in range(300):\n"
+            "        pid = os.fork()\n"
+            "        if pid == 0:\n"
+            "            time.sleep(20); os._exit(0)\n"
+            "        children.append(pid)\n"
+            "except OSError as error:\n"
+            "    print('refused after', len(children), type(error).__name__)\n"
+            "for pid in children:\n"
+            "    os.kill(pid, 9); os.waitpid(pid, 0)\n"
+        ),
+    )
     assert "refused after" in printed, printed
     assert int(printed.split("refused after")[1].split()[0]) <= Limits().max_processes
 
@@ -114,13 +126,7 @@ def _processes_with(marker: str) -> list[int]:
 def test_processes_left_behind_die_with_the_runner():
     marker = f"301.{os.getpid()}"
     with Runner(Limits()) as runner:
-        run(runner, (
-            "import os\n"
-            "if os.fork() == 0:\n"
-            "    os.setsid()\n"
-            f"    os.execv('/bin/sleep', ['sleep', '{marker}'])\n"
-            "print('started')\n"
-        ))
+        run(runner, (f"import os\nif os.fork() == 0:\n    os.setsid()\n    os.execv('/bin/sleep', ['sleep', '{marker}'])\nprint('started')\n"))
         deadline = time.monotonic() + 10
         while not _processes_with(marker) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -189,7 +195,10 @@ def test_a_forged_error_location_is_not_shown():
     runner = Runner(Limits())  # never started: only its copy of the cells is used
     runner.cells = ["x = 1", LEAKING_CELL]
     claims = {
-        "innermost valid frame wins": ([{"cell": 1, "line": 2, "function": "leak"}, {"cell": 1, "line": 3, "function": "leak"}], " in `leak`, line 3 of its cell"),
+        "innermost valid frame wins": (
+            [{"cell": 1, "line": 2, "function": "leak"}, {"cell": 1, "line": 3, "function": "leak"}],
+            " in `leak`, line 3 of its cell",
+        ),
         "a line beyond the cell": ([{"cell": 1, "line": 999, "function": "leak"}], ""),
         "a cell never sent": ([{"cell": 7, "line": 1, "function": "leak"}], ""),
         "a function the cell does not define": ([{"cell": 0, "line": 1, "function": "leak"}], ""),
@@ -465,12 +474,14 @@ def test_a_course_that_lies_under_tmp_is_graded_in_fork_copies(tmp_path):
         "from autograder.checker.core import Runner, Tensor\n"
         "from autograder.protocol.limits import Limits\n"
         "import sys, mbrl_helpers, autograder\n"
-        "assert autograder.__file__.startswith(%r), autograder.__file__\n"
+        f"assert autograder.__file__.startswith({str(course)!r}), autograder.__file__\n"
         "with Runner(Limits(), log=sys.stderr) as runner:\n"
         "    runner.run_cell('import mbrl_helpers\\ndef twice(x):\\n    import mbrl_helpers.plots\\n    return x * 2', timeout=120)\n"
         "    for _ in range(2):  # the first call snapshots the runner; each call runs in a fresh copy\n"
         "        print(runner.call('twice', [Tensor(np.ones(3))], timeout=120).array().tolist())\n"
-    ) % str(course)
-    done = subprocess.run([sys.executable, "-c", probe], cwd=course, env={**__import__("os").environ, "PYTHONPATH": str(course)}, capture_output=True, text=True, timeout=600)
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=course, env={**__import__("os").environ, "PYTHONPATH": str(course)}, capture_output=True, text=True, timeout=600
+    )
     assert done.stdout.split("\n")[:2] == ["[2.0, 2.0, 2.0]", "[2.0, 2.0, 2.0]"], done.stdout[-2000:] + done.stderr[-3000:]
     assert "could not be made" not in done.stderr, done.stderr[-3000:]  # each call ran in a copy of its own

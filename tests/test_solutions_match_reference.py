@@ -4,11 +4,11 @@ reference implementation's outputs: same weights, same inputs, same torch seed, 
 The notebooks' cells that define a class or function are executed in a fresh namespace after the
 notebook's own setup cell; nothing else of the notebook runs.
 """
+
 import ast
 from pathlib import Path
 
 import nbformat
-import pytest
 import torch
 
 import mbrl_reference as ref

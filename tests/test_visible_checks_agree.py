@@ -38,6 +38,7 @@ about 35 s of CPU in all (the runners 18 s, this process 10 s, three fresh runne
 Notebooks 02 and 03 are skipped while their check modules (autograder/checker/checks/stochastic.py,
 ensemble.py) do not exist.
 """
+
 from __future__ import annotations
 
 import ast

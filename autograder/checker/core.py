@@ -11,19 +11,20 @@ runner that hangs, dies, lies about its protocol or floods it is killed; the req
 `RunnerFailed`, the check that made it fails with a message that says so, and the next check
 is answered by a fresh copy of the runner as it was after the notebook's cells (see `Runner`).
 """
+
 from __future__ import annotations
 
 import builtins
 import hashlib
-import re
 import json
 import math
 import os
+import re
 import secrets
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -62,7 +63,14 @@ class StuckBefore(BudgetUsedUp):
 
 # Exception types whose names feedback may show: Python's own. Student code can raise a class of its
 # own, whose name could carry anything (the hidden inputs it was called with, say).
-SHOWN_TYPE_NAMES = frozenset(name for name, value in vars(builtins).items() if isinstance(value, type)) | {"Tensor", "ndarray", "Normal", "Parameter", "EpisodeResult", "ReplayBuffer"}
+SHOWN_TYPE_NAMES = frozenset(name for name, value in vars(builtins).items() if isinstance(value, type)) | {
+    "Tensor",
+    "ndarray",
+    "Normal",
+    "Parameter",
+    "EpisodeResult",
+    "ReplayBuffer",
+}
 BUILTIN_EXCEPTIONS = frozenset(name for name, value in vars(builtins).items() if isinstance(value, type) and issubclass(value, BaseException))
 ERROR_MESSAGES_NOT_SHOWN = (
     "The grader shows no message of an error your code raised on its inputs (the message is your code's "
@@ -146,7 +154,7 @@ class Returned:
                 pass
         raise CheckFailed(f"expected numbers (a tensor), got a {self.type_name}")
 
-    def items(self) -> list["Returned"] | None:
+    def items(self) -> list[Returned] | None:
         if self.kind != "sequence" or not isinstance(self.raw.get("items"), list):
             return None
         return [Returned(item) for item in self.raw["items"]]
@@ -163,7 +171,7 @@ class Returned:
             return None
         return [g.astype(np.float64) for g in self.grads]
 
-    def mapping(self) -> dict[str, "Returned"] | None:
+    def mapping(self) -> dict[str, Returned] | None:
         """A returned dict, its string keys to their values; None for anything else."""
         if self.kind != "mapping" or not isinstance(self.raw.get("items"), dict):
             return None
@@ -385,12 +393,20 @@ class Runner:
                     if cpu_limit is None:
                         cpu_limit = self.cpu_seconds() + max(0.0, timeout - CPU_POLL_SECONDS)
                     elif self.cpu_seconds() > cpu_limit:
-                        self._fail(f"it did not finish within {timeout:.0f} s of CPU time (an endless loop, or far too slow), and was stopped", RunnerFailed.TIMEOUT, "cpu")
+                        self._fail(
+                            f"it did not finish within {timeout:.0f} s of CPU time (an endless loop, or far too slow), and was stopped",
+                            RunnerFailed.TIMEOUT,
+                            "cpu",
+                        )
                 try:
                     reply = self.channel.receive(timeout=max(0.0, min(next_read, deadline) - time.monotonic()))
                 except ChannelTimeout:
                     if time.monotonic() >= deadline:
-                        self._fail(f"it did not finish within {timeout:.0f} s of CPU time or {WALL_BACKSTOP * timeout:.0f} s of wall time (it waits or sleeps, or the machine is very busy), and was stopped", RunnerFailed.TIMEOUT, "wall")
+                        self._fail(
+                            f"it did not finish within {timeout:.0f} s of CPU time or {WALL_BACKSTOP * timeout:.0f} s of wall time (it waits or sleeps, or the machine is very busy), and was stopped",
+                            RunnerFailed.TIMEOUT,
+                            "wall",
+                        )
                     continue
                 if reply.get("id") != message["id"]:
                     raise ProtocolError("an answer that does not belong to the question asked")
@@ -412,7 +428,10 @@ class Runner:
                     code = self.process.process.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     pass
-            self._fail("the process running your code died" + (f" (exit status {code})" if code is not None else "") + ": it exited, crashed, or ran out of memory", RunnerFailed.DIED)
+            self._fail(
+                "the process running your code died" + (f" (exit status {code})" if code is not None else "") + ": it exited, crashed, or ran out of memory",
+                RunnerFailed.DIED,
+            )
         except ProtocolError as error:
             self._fail(f"the process running your code sent an invalid answer ({error})", RunnerFailed.PROTOCOL)
 
@@ -482,7 +501,17 @@ class Runner:
         describes the positional arguments as the call left them.
         """
         self.snapshot()
-        message = {"op": "call", "function": function, "model": model, "method": method, "args": args or [], "kwargs": kwargs or {}, "seed": seed, "grad": grad, "backward": backward}
+        message = {
+            "op": "call",
+            "function": function,
+            "model": model,
+            "method": method,
+            "args": args or [],
+            "kwargs": kwargs or {},
+            "seed": seed,
+            "grad": grad,
+            "backward": backward,
+        }
         if echo_args:
             message["echo_args"] = True
         name = function if function is not None else f"{(model or {}).get('cls')}.{method or 'forward'}"
@@ -496,7 +525,12 @@ class Runner:
     def start_agent(self, planner: str, model: dict, *, seed: int, plan_kwargs: dict | None = None, timeout: float = 60.0) -> None:
         self.snapshot()
         self._planner = planner
-        self._result(self._timed(planner, lambda: self._request({"op": "agent_start", "planner": planner, "model": model, "seed": seed, "plan_kwargs": plan_kwargs or {}}, timeout, {})))
+        self._result(
+            self._timed(
+                planner,
+                lambda: self._request({"op": "agent_start", "planner": planner, "model": model, "seed": seed, "plan_kwargs": plan_kwargs or {}}, timeout, {}),
+            )
+        )
 
     def act(self, state: np.ndarray, timeout: float) -> Returned:
         return self._result(self._timed(self._planner, lambda: self._request({"op": "act", "state": np.asarray(state, dtype=np.float64)}, timeout, {})))

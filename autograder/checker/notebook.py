@@ -23,16 +23,17 @@
 The same function serves `nbgrader autograde` (through `autograder.nbgrader_glue.autograde.CheckedExecute`)
 and `python -m autograder check` (hidden=False: the visible parts of the checks only).
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 from nbformat.notebooknode import NotebookNode, from_dict
 
-from autograder.checker.core import submission_hash, WALL_BACKSTOP, Context, Runner, RunnerFailed, Verdict, run_check
 from autograder.checker.checks import registry
+from autograder.checker.core import WALL_BACKSTOP, Context, Runner, RunnerFailed, Verdict, run_check, submission_hash
 from autograder.protocol.limits import Limits
 
 NO_CHECK = "This graded cell has no trusted check in the course's checker, so it cannot earn points; tell your instructor."
@@ -85,7 +86,11 @@ def not_run_reason(source: str) -> str:
 def not_run_cells(course_nb: NotebookNode) -> dict[str, str]:
     """cell id -> why it is not run, for the cells of the course's own notebook (source or release)
     tagged NOT_RUN_TAG. Pass it to `run_and_check` as `not_run`: never read it from a submission."""
-    return {cell["id"]: not_run_reason(cell.source) for cell in course_nb.cells if cell.get("cell_type") == "code" and cell.get("id") and is_not_run_while_grading(cell)}
+    return {
+        cell["id"]: not_run_reason(cell.source)
+        for cell in course_nb.cells
+        if cell.get("cell_type") == "code" and cell.get("id") and is_not_run_while_grading(cell)
+    }
 
 
 def skipped(cell, not_run: dict[str, str]) -> str | None:
@@ -170,7 +175,11 @@ def run_and_check(
             if is_graded_code(cell) or not cell.source.strip():
                 continue
             if time.monotonic() > deadline or restarts > max_restarts:
-                why = f"the notebook used up its {notebook_timeout:.0f} s of grading time" if restarts <= max_restarts else f"the process running it failed {restarts} times"
+                why = (
+                    f"the notebook used up its {notebook_timeout:.0f} s of grading time"
+                    if restarts <= max_restarts
+                    else f"the process running it failed {restarts} times"
+                )
                 cell.outputs = [error_output("NotRun", f"Not run: {why}.")]
                 continue
             say(f"cell {index + 1}/{len(nb.cells)}")
@@ -181,7 +190,9 @@ def run_and_check(
                 restarts += 1
                 runner.restart()
                 name = "CellTimeoutError" if error.kind == RunnerFailed.TIMEOUT else "DeadKernelError"
-                cell.outputs = [error_output(name, f"This cell could not finish: {error}. The grader started your code again from the top and went on after this cell.")]
+                cell.outputs = [
+                    error_output(name, f"This cell could not finish: {error}. The grader started your code again from the top and went on after this cell.")
+                ]
                 result.cell_failures.append(f"cell {index + 1}: {error}")
                 continue
             cell.execution_count = execution_count
@@ -209,7 +220,10 @@ def run_and_check(
             elif stuck:
                 # It would call the same code again and wait out its own budget too.
                 verdict = Verdict(
-                    grade_id, False, f"Not checked: it uses code whose own check ran out of time ({', '.join(stuck)}). Make that code finish, and this check runs.", timed_out=True
+                    grade_id,
+                    False,
+                    f"Not checked: it uses code whose own check ran out of time ({', '.join(stuck)}). Make that code finish, and this check runs.",
+                    timed_out=True,
                 )
             else:
                 say(f"check {grade_id}")

@@ -20,6 +20,7 @@
   clean to the same id, a blank notebook beside a victim with the reference answers (before, one of
   the two was dropped as "a second copy").
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,10 +28,10 @@ from pathlib import Path
 
 from nbformat.notebooknode import NotebookNode
 
-from autograder.nbgrader_glue.course import Course
 from autograder.examples.build import read, reference_submission, replace_cell, write
 from autograder.examples.catalogue import ALTERNATIVES, MISTAKES, Alternative, Mistake
 from autograder.examples.cheats import CHEATS, Cheat, cheat_student
+from autograder.nbgrader_glue.course import Course
 
 VICTIM_AFTER = "zz-victim-after"
 
@@ -77,7 +78,9 @@ def intake_examples(key: tuple[str, str], blank: NotebookNode, reference: Notebo
     ]
 
 
-def build_examples(course: Course | None = None, *, mistakes=MISTAKES, alternatives=ALTERNATIVES, cheats=CHEATS, victim: bool = True, intake: bool | None = None) -> list[Example]:
+def build_examples(
+    course: Course | None = None, *, mistakes=MISTAKES, alternatives=ALTERNATIVES, cheats=CHEATS, victim: bool = True, intake: bool | None = None
+) -> list[Example]:
     """All example submissions for the notebooks the course has (skipping examples of absent ones).
 
     Cheats and the victims are left out with `cheats=()` and `victim=False`; the intake cases go
@@ -149,7 +152,10 @@ def write_examples(examples: list[Example], folder: Path) -> Path:
     folder = Path(folder)
     for example in examples:
         name = example.handed_in_as or example.student
-        files = {f"{assignment}/{notebook}.ipynb" if name.endswith(".zip") else f"{notebook}.ipynb": nbformat.writes(nb) for (assignment, notebook), nb in example.notebooks.items()}
+        files = {
+            f"{assignment}/{notebook}.ipynb" if name.endswith(".zip") else f"{notebook}.ipynb": nbformat.writes(nb)
+            for (assignment, notebook), nb in example.notebooks.items()
+        }
         files.update(example.extra_files)
         if name.endswith(".zip"):
             folder.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ already removed by nbgrader) with every solution cell filled in from the source 
 solution markers dropped: exactly what a student who wrote the reference answers would hand in.
 A wrong submission is the reference with one text substitution in one solution cell.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,7 +16,6 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.utils import is_solution
 
 from autograder.nbgrader_glue import regions
-
 
 
 def grade_id(cell) -> str | None:

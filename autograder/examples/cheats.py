@@ -21,12 +21,13 @@ To keep the run short, a cheat's notebook is "lean" by default: the ordinary cod
 first solution cell (training, episodes, plots: no grading metadata, never graded, and not what
 any check uses) are left out, which leaves the twin's points as they are.
 """
+
 from __future__ import annotations
 
 import hashlib
 import textwrap
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import nbformat
@@ -130,7 +131,11 @@ class TestCells:
     value: Any = None
 
     def apply(self, nb: NotebookNode) -> None:
-        targets = [cell for cell in nb.cells if cell.cell_type == "code" and is_grade(cell) and not is_solution(cell) and (not self.cells or grade_id(cell) in self.cells)]
+        targets = [
+            cell
+            for cell in nb.cells
+            if cell.cell_type == "code" and is_grade(cell) and not is_solution(cell) and (not self.cells or grade_id(cell) in self.cells)
+        ]
         if self.cells and len(targets) != len(self.cells):
             raise ValueError(f"test cells {self.cells} not all found")
         if self.action == "delete":
@@ -266,20 +271,20 @@ HIDE_ERRORS = cheat_code("hide_errors")
 
 HIDE_ERRORS_AFTERWARDS = (
     code(
-        '''
+        """
         from IPython.display import clear_output
 
         raise AssertionError("this error should not show")
-        '''
+        """
     ),
     code(
-        '''
+        """
         clear_output()
         print("All tests passed.")
-        '''
+        """
     ),
     code(
-        '''
+        """
         # and answer the grader with garbage
         import gc
 
@@ -287,7 +292,7 @@ HIDE_ERRORS_AFTERWARDS = (
 
         channel = next(o for o in gc.get_objects() if isinstance(o, protocol.channel.Channel))
         os.write(channel.write_fd, b"this is not a message\\n")
-        '''
+        """
     ),
 )
 
@@ -305,7 +310,7 @@ KILL_OTHERS = cheat_code("kill_others")
 
 EXHAUST = (
     code(
-        '''
+        """
         import resource
         import threading
 
@@ -332,7 +337,7 @@ EXHAUST = (
                 threads += 1
         except RuntimeError as error:
             print(f"{threads} threads, then {type(error).__name__}")
-        '''
+        """
     ),
     'print("x" * 20_000_000)  # 20 MB of output',
     'print("y" * 70_000_000)  # more than one message may hold',
@@ -364,7 +369,14 @@ PASSED_OUTPUTS = (
 
 CHEATS = (
     # ---- patched comparison or assertion helpers -------------------------------------------------
-    Cheat("patched-comparisons", NB1, "helpers", "torch.allclose, Tensor.__eq__, np.allclose, np.testing, math.isclose all say 'equal'", "blank", (Insert((PATCH_COMPARISONS,)),)),
+    Cheat(
+        "patched-comparisons",
+        NB1,
+        "helpers",
+        "torch.allclose, Tensor.__eq__, np.allclose, np.testing, math.isclose all say 'equal'",
+        "blank",
+        (Insert((PATCH_COMPARISONS,)),),
+    ),
     Cheat(
         "patched-test-frameworks",
         NB1,
@@ -426,7 +438,9 @@ CHEATS = (
         "blank",
         (Insert((COPY_SOLUTIONS,), after="cem-plan"),),
     ),
-    Cheat("read-fixtures", NB2, "reading answers", "reads notebook 2's fixture and checks", "blank", (Insert((read_fixtures(NB2, "stochastic"),), after="end"),)),
+    Cheat(
+        "read-fixtures", NB2, "reading answers", "reads notebook 2's fixture and checks", "blank", (Insert((read_fixtures(NB2, "stochastic"),), after="end"),)
+    ),
     Cheat(
         "import-reference",
         NB3,
@@ -497,7 +511,10 @@ CHEATS = (
         "test cells",
         "the test cells turned into markdown and raw cells",
         "blank",
-        (TestCells("retype", ("test-det-predict-shape", "test-det-predict-delta", "test-det-loss", "test-cem-output", "test-cem-elites"), "markdown"), TestCells("retype", ("test-cem-first-action", "test-cem-std-floor", "test-cem-clamp", "test-cem-reference", "test-cem-return"), "raw")),
+        (
+            TestCells("retype", ("test-det-predict-shape", "test-det-predict-delta", "test-det-loss", "test-cem-output", "test-cem-elites"), "markdown"),
+            TestCells("retype", ("test-cem-first-action", "test-cem-std-floor", "test-cem-clamp", "test-cem-reference", "test-cem-return"), "raw"),
+        ),
         prelude=False,
     ),
     Cheat(
@@ -546,7 +563,14 @@ CHEATS = (
         (Insert(EXIT_KERNEL, after="end"),),
         prelude=False,
     ),
-    Cheat("kill-others", NB1, "killing the kernel", "SIGSTOP, SIGTERM and SIGKILL to every process (-1), the parent, process 1 and anything that looks like the grader", "blank", (Insert((KILL_OTHERS,), after="end"),)),
+    Cheat(
+        "kill-others",
+        NB1,
+        "killing the kernel",
+        "SIGSTOP, SIGTERM and SIGKILL to every process (-1), the parent, process 1 and anything that looks like the grader",
+        "blank",
+        (Insert((KILL_OTHERS,), after="end"),),
+    ),
     Cheat(
         "exhaust-resources",
         NB1,
@@ -556,7 +580,14 @@ CHEATS = (
         (Insert(EXHAUST, after="end"),),
     ),
     # ---- processes left behind ---------------------------------------------------------------------
-    Cheat("fork-bomb", NB1, "leftover processes", "forks until refused; every child sleeps for an hour in its own session", "blank", (Insert((FORK_BOMB,), after="end"),)),
+    Cheat(
+        "fork-bomb",
+        NB1,
+        "leftover processes",
+        "forks until refused; every child sleeps for an hour in its own session",
+        "blank",
+        (Insert((FORK_BOMB,), after="end"),),
+    ),
     Cheat(
         "leftover-killer",
         NB1,
@@ -609,8 +640,22 @@ FORGED_LOOP = cheat_code("forged_loop")
 # Notebook 4: the reference loop, imported or read from the course's files.
 READ_LOOP_REFERENCE = cheat_code("read_loop_reference")
 CHEATS = CHEATS + (
-    Cheat("forged-loop", NB4, "forged objects", "closing_the_loop returns the offline data and returns of 1000 without training or running anything", "blank", (Append("loop", FORGED_LOOP),)),
-    Cheat("loop-from-reference", NB4, "reading answers", "imports the reference loop, or reads and runs its file", "blank", (Insert((READ_LOOP_REFERENCE,), after="end"),)),
+    Cheat(
+        "forged-loop",
+        NB4,
+        "forged objects",
+        "closing_the_loop returns the offline data and returns of 1000 without training or running anything",
+        "blank",
+        (Append("loop", FORGED_LOOP),),
+    ),
+    Cheat(
+        "loop-from-reference",
+        NB4,
+        "reading answers",
+        "imports the reference loop, or reads and runs its file",
+        "blank",
+        (Insert((READ_LOOP_REFERENCE,), after="end"),),
+    ),
 )
 
 
@@ -626,7 +671,7 @@ LQR_OF_THE_COURSE = cheat_code("lqr_of_the_course")
 def swap_planner(planner: str, action: str, setup: str = "") -> str:
     """`planner` kept for the toy checks (2 state numbers); on the pendulum (4) `action` acts instead."""
     return (setup + "\n\n\n" if setup else "") + code(
-        f'''
+        f"""
         _own_{planner} = {planner}
 
 
@@ -634,7 +679,7 @@ def swap_planner(planner: str, action: str, setup: str = "") -> str:
             if state.shape[-1] == 4:  # the pendulum: the return check's episode
                 return {action}
             return _own_{planner}(predict_delta, state, *args, **kwargs)
-        '''
+        """
     )
 
 
@@ -649,19 +694,23 @@ SWAP_TABLE = swap_planner(
     LQR_OF_THE_COURSE
     + "\n\n"
     + code(
-        '''
+        """
         _TABLE_STATES = torch.as_tensor(_data["states"][:3000], dtype=torch.float32)
         _TABLE_ACTIONS = torch.stack([lqr_action(s) for s in _TABLE_STATES])
-        '''
+        """
     ),
 )
 SWAP_ENSEMBLE_LQR = swap_planner("ensemble_cem_plan", "lqr_action(state)", LQR_OF_THE_COURSE)
 # Notebook 2 plans with the course's random shooting, looked up by its name: rebind the name.
-SWAP_COURSE_PLANNER = LQR_OF_THE_COURSE + "\n\n\n" + code(
-    '''
+SWAP_COURSE_PLANNER = (
+    LQR_OF_THE_COURSE
+    + "\n\n\n"
+    + code(
+        """
     def random_shooting_plan(predict_delta, state, *args, **kwargs):
         return lqr_action(state)
-    '''
+    """
+    )
 )
 
 
@@ -683,8 +732,11 @@ FORGE_MESSAGE = cheat_code("forge_message")
 def forged_answers(in_loss: str, in_predict: str) -> str:
     """DeterministicModel.loss forges `in_loss` (test-det-loss), and predict_delta on 7 rows
     `in_predict` (only test-det-predict-shape asks about 7 rows), instead of answering."""
-    return FORGE_MESSAGE + "\n\n\n" + code(
-        f'''
+    return (
+        FORGE_MESSAGE
+        + "\n\n\n"
+        + code(
+            f"""
         _own_loss, _own_predict_delta = DeterministicModel.loss, DeterministicModel.predict_delta
 
 
@@ -700,16 +752,45 @@ def forged_answers(in_loss: str, in_predict: str) -> str:
 
 
         DeterministicModel.loss, DeterministicModel.predict_delta = _forging_loss, _forging_predict_delta
-        '''
+        """
+        )
     )
 
 
 FORGED_ANSWERS = "a forged answer fails the check that received it (test-det-loss, test-det-predict-shape); every other check keeps the twin's points"
 CHEATS = CHEATS + (
-    Cheat("swap-random-shooting", NB1, "planner swap", "a broken CEM that hands the pendulum to the course's random shooting planner", "elites-lowest-return", (Append("cem-plan", SWAP_RANDOM_SHOOTING),)),
-    Cheat("swap-lqr", NB1, "planner swap", "a broken CEM that hands the pendulum to the LQR controller of the course's P", "elites-lowest-return", (Append("cem-plan", SWAP_LQR),)),
-    Cheat("swap-noisy-lqr", NB1, "planner swap", "the same LQR controller with noise as wide as CEM's spread", "last-action", (Append("cem-plan", SWAP_NOISY_LQR),)),
-    Cheat("swap-table", NB1, "planner swap", "a lookup table of actions at 3,000 states, nearest state wins", "elites-lowest-return", (Append("cem-plan", SWAP_TABLE),)),
+    Cheat(
+        "swap-random-shooting",
+        NB1,
+        "planner swap",
+        "a broken CEM that hands the pendulum to the course's random shooting planner",
+        "elites-lowest-return",
+        (Append("cem-plan", SWAP_RANDOM_SHOOTING),),
+    ),
+    Cheat(
+        "swap-lqr",
+        NB1,
+        "planner swap",
+        "a broken CEM that hands the pendulum to the LQR controller of the course's P",
+        "elites-lowest-return",
+        (Append("cem-plan", SWAP_LQR),),
+    ),
+    Cheat(
+        "swap-noisy-lqr",
+        NB1,
+        "planner swap",
+        "the same LQR controller with noise as wide as CEM's spread",
+        "last-action",
+        (Append("cem-plan", SWAP_NOISY_LQR),),
+    ),
+    Cheat(
+        "swap-table",
+        NB1,
+        "planner swap",
+        "a lookup table of actions at 3,000 states, nearest state wins",
+        "elites-lowest-return",
+        (Append("cem-plan", SWAP_TABLE),),
+    ),
     Cheat(
         "swap-ensemble-lqr",
         NB3,
@@ -719,11 +800,48 @@ CHEATS = CHEATS + (
         (Append("ensemble-cem-plan", SWAP_ENSEMBLE_LQR),),
         may_score_less="the controller also plans from test-ens-cem-reference's pendulum states, where it is compared with the reference planner",
     ),
-    Cheat("swap-course-planner", NB2, "planner swap", "a model that fails its checks, and random_shooting_plan rebound to an LQR controller", "halves-swapped", (Insert((SWAP_COURSE_PLANNER,), after="planner"),)),
-    Cheat("replay-error-arguments", NB4, "replay from feedback", "add_episode and closing_the_loop raise errors whose message and class name carry every number they were given", "blank", (Append("loop", REPLAY_ADD_EPISODE),)),
-    Cheat("replay-returned-type", NB1, "replay from feedback", "cem_plan returns an object whose class name carries the state it was given", "blank", (Append("cem-plan", REPLAY_RETURNED_TYPE),)),
-    Cheat("decoder-oversize", NB1, "decoder attacks", "answers with an array of declared shape [2**62, 4] (an int64 size check wraps to 0) and one of NaN rows", "numpy-sampling", (Append("deterministic-model", forged_answers("OVERSIZE", "NAN_SHAPE")),), may_score_less=FORGED_ANSWERS),
-    Cheat("decoder-deep", NB1, "decoder attacks", "answers nested 600 deep, and with an array dimension of 5,000 digits", "numpy-sampling", (Append("deterministic-model", forged_answers("DEEP", "HUGE")),), may_score_less=FORGED_ANSWERS),
+    Cheat(
+        "swap-course-planner",
+        NB2,
+        "planner swap",
+        "a model that fails its checks, and random_shooting_plan rebound to an LQR controller",
+        "halves-swapped",
+        (Insert((SWAP_COURSE_PLANNER,), after="planner"),),
+    ),
+    Cheat(
+        "replay-error-arguments",
+        NB4,
+        "replay from feedback",
+        "add_episode and closing_the_loop raise errors whose message and class name carry every number they were given",
+        "blank",
+        (Append("loop", REPLAY_ADD_EPISODE),),
+    ),
+    Cheat(
+        "replay-returned-type",
+        NB1,
+        "replay from feedback",
+        "cem_plan returns an object whose class name carries the state it was given",
+        "blank",
+        (Append("cem-plan", REPLAY_RETURNED_TYPE),),
+    ),
+    Cheat(
+        "decoder-oversize",
+        NB1,
+        "decoder attacks",
+        "answers with an array of declared shape [2**62, 4] (an int64 size check wraps to 0) and one of NaN rows",
+        "numpy-sampling",
+        (Append("deterministic-model", forged_answers("OVERSIZE", "NAN_SHAPE")),),
+        may_score_less=FORGED_ANSWERS,
+    ),
+    Cheat(
+        "decoder-deep",
+        NB1,
+        "decoder attacks",
+        "answers nested 600 deep, and with an array dimension of 5,000 digits",
+        "numpy-sampling",
+        (Append("deterministic-model", forged_answers("DEEP", "HUGE")),),
+        may_score_less=FORGED_ANSWERS,
+    ),
 )
 
 

@@ -10,6 +10,7 @@
 - `ShowRubrics` (last steps): a locked cell with the model answer and rubric after each written
   answer, for formgrader; the feedback stage takes them out again.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,12 +20,11 @@ from dataclasses import fields
 from nbformat.notebooknode import NotebookNode, from_dict
 from nbformat.v4 import new_code_cell, new_markdown_cell
 from nbgrader import utils
-
-from autograder.nbgrader_glue import regions
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import ClearOutput, NbGraderPreprocessor, OverwriteCells
-from traitlets import Bool, Dict, Float, Integer, List, Unicode
+from traitlets import Bool, Dict, Float, Integer, Unicode
 
+from autograder.nbgrader_glue import regions
 from autograder.protocol.limits import Limits
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -238,7 +238,9 @@ class CheckedExecute(NbGraderPreprocessor):
 
     # One trait per limit, named, typed and defaulted as in Limits (its one home); `limits()` reads them back.
     for _limit in fields(Limits):
-        locals()[_limit.name] = {"int": Integer, "float": Float, "bool": Bool}[_limit.type](getattr(Limits(), _limit.name), help=Limits.describe(_limit.name)).tag(config=True)
+        locals()[_limit.name] = {"int": Integer, "float": Float, "bool": Bool}[_limit.type](
+            getattr(Limits(), _limit.name), help=Limits.describe(_limit.name)
+        ).tag(config=True)
     del _limit
     secret_file = Unicode("", help="File holding the course secret from which each student's hidden inputs are drawn").tag(config=True)
     check_modules = Dict(help="Extra notebook -> checks module entries (see autograder.checker.checks.registry)").tag(config=True)
@@ -410,5 +412,7 @@ class ShowRubrics(NbGraderPreprocessor):
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
             if cell.cell_type == "markdown" and utils.is_grade(cell) and utils.is_solution(cell) and regions.has(cell.source, regions.SOLUTION):
                 answer = regions.inside(cell.source, regions.SOLUTION)
-                rubrics[grade_id] = "\n".join(line for line in answer.split("\n") if regions.MARK_SCHEME.begin not in line and regions.MARK_SCHEME.end not in line).strip()
+                rubrics[grade_id] = "\n".join(
+                    line for line in answer.split("\n") if regions.MARK_SCHEME.begin not in line and regions.MARK_SCHEME.end not in line
+                ).strip()
         return rubrics

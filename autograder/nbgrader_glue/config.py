@@ -11,6 +11,7 @@ Layout, relative to the course's root folder:
     grading/autograded/, grading/feedback/      nbgrader's autograded copies and HTML feedback
     grading/gradebook.db                        the SQLite gradebook
 """
+
 from __future__ import annotations
 
 import functools
@@ -87,7 +88,10 @@ def missing_assignments(source: str, db_url: str) -> list[str]:
     missing = []
     with Gradebook(db_url, COURSE_ID) as gb:
         for folder in sorted(glob.glob(os.path.join(source, "*", ""))):
-            assignment, notebooks = os.path.basename(folder.rstrip(os.sep)), {os.path.basename(p)[: -len(".ipynb")] for p in glob.glob(os.path.join(folder, "*.ipynb"))}
+            assignment, notebooks = (
+                os.path.basename(folder.rstrip(os.sep)),
+                {os.path.basename(p)[: -len(".ipynb")] for p in glob.glob(os.path.join(folder, "*.ipynb"))},
+            )
             if not notebooks:
                 continue
             try:
@@ -99,7 +103,9 @@ def missing_assignments(source: str, db_url: str) -> list[str]:
     return missing
 
 
-def record_assignments_before_autograde(*, root: str, source_directory: str, release_directory: str, grading_directory: str, db_url: str, **hook_arguments) -> None:
+def record_assignments_before_autograde(
+    *, root: str, source_directory: str, release_directory: str, grading_directory: str, db_url: str, **hook_arguments
+) -> None:
     """nbgrader's pre-convert hook for autograde: plain `nbgrader autograde` in a fresh clone would
     stop with "No assignment ... exists in the database" until `release` had run; this records the
     missing assignments first, as `grade` does.
@@ -112,7 +118,15 @@ def record_assignments_before_autograde(*, root: str, source_directory: str, rel
     os.makedirs(os.path.join(root, grading_directory), exist_ok=True)
     if not missing_assignments(os.path.join(root, source_directory), db_url):
         return
-    arguments = json.dumps({"root": root, "source_directory": source_directory, "release_directory": release_directory, "grading_directory": grading_directory, "gradebook_url": db_url})
+    arguments = json.dumps(
+        {
+            "root": root,
+            "source_directory": source_directory,
+            "release_directory": release_directory,
+            "grading_directory": grading_directory,
+            "gradebook_url": db_url,
+        }
+    )
     code = f"import json; from autograder.nbgrader_glue.course import Course, ensure_gradebook; ensure_gradebook(Course(**json.loads({arguments!r})))"
     env = dict(os.environ)
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -204,7 +218,12 @@ def course_config(
     c.CheckedExecute.source_directory = c.ClearOutputExceptOwnRuns.source_directory = os.path.join(root, source_directory)
     # Plain `nbgrader autograde` in a fresh clone: record the assignments first, as `grade` does.
     c.Autograde.pre_convert_hook = functools.partial(
-        record_assignments_before_autograde, root=root, source_directory=source_directory, release_directory=release_directory, grading_directory=grading_directory, db_url=c.CourseDirectory.db_url
+        record_assignments_before_autograde,
+        root=root,
+        source_directory=source_directory,
+        release_directory=release_directory,
+        grading_directory=grading_directory,
+        db_url=c.CourseDirectory.db_url,
     )
     c.IgnorePattern.enabled = True
     c.IgnorePattern.pattern = IGNORED_STDERR_PATTERN
@@ -222,7 +241,10 @@ def course_config(
     # index.html.j2 and pass each output through `clean_html`; markdown goes through `markdown2html`,
     # which also writes formulas as MathML, so no page loads MathJax (the mathjax.html.j2 files stand
     # in front of nbconvert's, which loads it from a CDN).
-    c.HTMLExporter.extra_template_basedirs = [FEEDBACK_TEMPLATE, os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates")]
+    c.HTMLExporter.extra_template_basedirs = [
+        FEEDBACK_TEMPLATE,
+        os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates"),
+    ]
     c.HTMLExporter.template_file = "course.html.j2"
     c.HTMLExporter.sanitize_html = True  # nbconvert's own switch too: no JavaScript or widget output
     c.HTMLExporter.filters = {

@@ -1,11 +1,11 @@
 """A course directory as nbgrader sees it, and the two things done to it as a whole: releasing the
 student notebooks, and telling which assignment a submitted notebook belongs to."""
+
 from __future__ import annotations
 
 import json
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,7 +99,6 @@ class Course:
         """nbgrader's own Python API (nbgrader.apps.NbGraderAPI) on this course directory."""
         from nbgrader.apps import NbGraderAPI
         from nbgrader.coursedir import CourseDirectory
-
 
         cfg = self.nbgrader_config()
         self.gradebook.parent.mkdir(parents=True, exist_ok=True)

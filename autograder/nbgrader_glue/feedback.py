@@ -8,22 +8,17 @@
 - `math_as_mathml`: formulas as MathML, so that a page needs no network (used as markdown is rendered).
 - `check_description`: the score list's label of a check.
 """
+
 from __future__ import annotations
 
-
 import re
-from collections import defaultdict
 
-from nbformat.notebooknode import NotebookNode, from_dict
-from nbformat.v4 import new_markdown_cell
 from nbgrader import utils
-from nbgrader.api import Gradebook
-from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
-from traitlets import Bool, Dict, Integer, List, Unicode
-
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import List
 
 from autograder.nbgrader_glue import regions
-from autograder.nbgrader_glue.autograde import NOTE_MARKER, RUBRIC_MARKER, strip_ansi
+from autograder.nbgrader_glue.autograde import RUBRIC_MARKER, strip_ansi
 
 
 class FeedbackPreprocessor(NbGraderPreprocessor):
@@ -154,7 +149,7 @@ def check_description(cell) -> str:
     lines = cell.get("source", "").split("\n")
     if not lines or not lines[0].startswith("# Checks:"):
         return f"Check {cell.metadata.nbgrader.get('grade_id', '')}".strip()
-    words = [lines[0][len("# Checks:"):].strip()]
+    words = [lines[0][len("# Checks:") :].strip()]
     for line in lines[1:]:
         if not line.startswith("# ") or line.startswith("# hidden test"):
             break

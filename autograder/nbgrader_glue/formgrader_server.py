@@ -11,6 +11,7 @@ requirements.txt), which lists this module as a server extension.
   then shows no "exchange directory ... does not exist" banner and logs no "[C] Unwritable directory"
   each time it lists the assignments, and its Release and Collect buttons say what to do instead.
 """
+
 from __future__ import annotations
 
 from jupyter_server.utils import url_path_join

@@ -13,6 +13,7 @@ Layout, relative to the course's root folder:
     notebooks/<assignment>/<assignment>.ipynb   nbgrader's "release": what students get
     grading/                                    submissions, autograded copies, feedback, gradebook
 """
+
 import os
 import sys
 

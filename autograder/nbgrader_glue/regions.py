@@ -8,6 +8,7 @@ A marker counts wherever it stands on its line, as nbgrader reads them; a region
 the end of the cell. Every part of the course that looks inside a region (releasing, restoring cells,
 the rubric beside a written answer, feedback, building the examples, the leak detector) uses this.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

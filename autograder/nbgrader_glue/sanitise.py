@@ -23,6 +23,7 @@ nbconvert's own `sanitize_html` switch is on as well (it drops JavaScript and wi
 alone it does not suffice: nbgrader's formgrade and feedback templates render markdown cells
 without it, its bleach allow-list drops MathML and images, and it leaves output metadata unchecked.
 """
+
 from __future__ import annotations
 
 import base64

@@ -10,6 +10,7 @@ received it, never the grading around it. A ProtocolError's text names the rule 
 value the other side chose (it reaches the student's feedback, and student code can write here). Only the standard library and NumPy are used, so both
 sides import this file as it is.
 """
+
 from __future__ import annotations
 
 import base64

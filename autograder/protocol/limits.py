@@ -7,6 +7,7 @@ The command line (`autograder.cli`), the course (`Course.limits`), nbgrader's `C
 traits, the grading workers and the sandbox (`autograder.sandbox.bubblewrap`) all read this one
 value; no other module writes a default. Standard library only: the runner's side may import it.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields

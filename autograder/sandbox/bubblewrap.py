@@ -22,6 +22,7 @@ Without the sandbox (`Limits.sandbox` False: no user namespaces, or not Linux) t
 process with the same rlimits and cgroups, started in an empty scratch folder, but it can read what this user
 can read; grading then says so on every report.
 """
+
 from __future__ import annotations
 
 import functools
@@ -191,8 +192,16 @@ class SandboxCgroup:
             for controller in (c for c, on in wanted.items() if on):
                 self._make_v1(name, controller)
         settings = {
-            "memory": _v2_or_v1(self.groups.get("memory"), {"memory.max": limits.memory_mb * 2**20, "memory.swap.max": 0}, {"memory.limit_in_bytes": limits.memory_mb * 2**20, "memory.memsw.limit_in_bytes": limits.memory_mb * 2**20}),
-            "cpu": _v2_or_v1(self.groups.get("cpu"), {"cpu.max": f"{int(limits.cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}"}, {"cpu.cfs_period_us": CPU_PERIOD_US, "cpu.cfs_quota_us": int(limits.cpus * CPU_PERIOD_US)}),
+            "memory": _v2_or_v1(
+                self.groups.get("memory"),
+                {"memory.max": limits.memory_mb * 2**20, "memory.swap.max": 0},
+                {"memory.limit_in_bytes": limits.memory_mb * 2**20, "memory.memsw.limit_in_bytes": limits.memory_mb * 2**20},
+            ),
+            "cpu": _v2_or_v1(
+                self.groups.get("cpu"),
+                {"cpu.max": f"{int(limits.cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}"},
+                {"cpu.cfs_period_us": CPU_PERIOD_US, "cpu.cfs_quota_us": int(limits.cpus * CPU_PERIOD_US)},
+            ),
             "pids": {"pids.max": limits.max_processes},
         }
         for controller, group in list(self.groups.items()):
@@ -241,7 +250,9 @@ class SandboxCgroup:
             return
 
     def _make_v1(self, name: str, controller: str) -> None:
-        hierarchy = next((CGROUP_ROOT / d for d in (controller, f"{controller},cpuacct", f"cpuacct,{controller}") if (CGROUP_ROOT / d / "cgroup.procs").exists()), None)
+        hierarchy = next(
+            (CGROUP_ROOT / d for d in (controller, f"{controller},cpuacct", f"cpuacct,{controller}") if (CGROUP_ROOT / d / "cgroup.procs").exists()), None
+        )
         if hierarchy is None or not os.access(hierarchy, os.W_OK):
             return
         own = _own_cgroup(controller)

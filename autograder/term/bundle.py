@@ -9,6 +9,7 @@ graded solution appears: a later notebook must not hand out an earlier notebook'
 
 The leak detector is here too, so that the build and the tests use the same one.
 """
+
 from __future__ import annotations
 
 import ast
@@ -104,7 +105,13 @@ packages = []
 "etc/jupyter/jupyter_server_config.d" = ["mbrl_course_student.json"]
 """,
     "page_config.json": json.dumps(
-        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True, "@jupyter/nbgrader:assignment-list": True, "@jupyter/nbgrader:course-list": True}},
+        {
+            "disabledExtensions": {
+                "@jupyterlab/apputils-extension:announcements": True,
+                "@jupyter/nbgrader:assignment-list": True,
+                "@jupyter/nbgrader:course-list": True,
+            }
+        },
         indent=1,
     )
     + "\n",
@@ -136,7 +143,7 @@ class Bundle:
     files: tuple[str, ...]
     """paths inside the bundle, relative to its top folder"""
     size_bytes: int
-    leaks: tuple["Leak", ...] = ()
+    leaks: tuple[Leak, ...] = ()
     """lines of graded solutions it holds: none unless built with check_leaks=False"""
 
 
@@ -277,7 +284,8 @@ def build_bundle(*, course: Course | None = None, output: Path | None = None, as
     leaks = find_leaks(graded_answer_lines(course), bundle_documents(sources))
     if leaks and check_leaks:
         raise BundleError(
-            "refusing to bundle answers; a graded solution's line appears in a bundled file:\n" + format_leaks(leaks)
+            "refusing to bundle answers; a graded solution's line appears in a bundled file:\n"
+            + format_leaks(leaks)
             + "\nTake them out of those files and release again (or, to ship them anyway, --skip-leak-check)."
         )
     target = Path(output) if output is not None else course.root / DEFAULT_OUTPUT
@@ -392,7 +400,9 @@ def module_solution_lines(path: Path, label: str) -> list[SolutionLine]:
     for node in ast.walk(ast.parse(source)):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
-        body = node.body[1:] if node.body and isinstance(node.body[0], ast.Expr) and isinstance(getattr(node.body[0], "value", None), ast.Constant) else node.body
+        body = (
+            node.body[1:] if node.body and isinstance(node.body[0], ast.Expr) and isinstance(getattr(node.body[0], "value", None), ast.Constant) else node.body
+        )
         for statement in body:
             for row in range(statement.lineno, (statement.end_lineno or statement.lineno) + 1):
                 rows_of.setdefault(row, node.name)

@@ -8,6 +8,7 @@ notebook, and with the visible parts of the checks only: passing here is necessa
 sufficient. The report lists every graded cell with pass/fail, its points and, when it fails,
 the message of the check that failed (the hint).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -16,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from autograder.term.collect import read_notebook
-from autograder.nbgrader_glue.course import Course, identify_notebook, notebook_grade_ids, release
 from autograder.nbgrader_glue.autograde import strip_ansi
 from autograder.nbgrader_glue.config import quiet_gradebook_warnings
+from autograder.nbgrader_glue.course import Course, identify_notebook, notebook_grade_ids, release
+from autograder.term.collect import read_notebook
 
 STUDENT = "me"
 

@@ -14,6 +14,7 @@ belongs to is read from its graded cells (see `autograder.nbgrader_glue.course.i
 files are recognised. A file that is not a readable notebook is kept, with the reason, so that
 grading can give it zero and say why.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -79,7 +80,10 @@ def read_notebook(path: Path) -> tuple[dict | None, str | None]:
     except OSError as error:
         return None, f"the file could not be read ({error})"
     if size > MAX_NOTEBOOK_BYTES:
-        return None, f"the file is {size / 2**20:.1f} MiB, over the {MAX_NOTEBOOK_BYTES // 2**20} MiB a notebook may be; clear its outputs (Edit > Clear Outputs of All Cells) and hand it in again"
+        return (
+            None,
+            f"the file is {size / 2**20:.1f} MiB, over the {MAX_NOTEBOOK_BYTES // 2**20} MiB a notebook may be; clear its outputs (Edit > Clear Outputs of All Cells) and hand it in again",
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -157,7 +161,9 @@ def collect_submissions(submissions: Path, *, course: Course, student_pattern: s
         """Two different submitter names never become one student: the second is refused, by name."""
         owner = owners.setdefault(student, name)
         if owner != name:
-            students[student].problems.append(f"{item.name}: refused: its name {name!r} gives the student id {student!r}, which {owner!r} already has; rename one of them")
+            students[student].problems.append(
+                f"{item.name}: refused: its name {name!r} gives the student id {student!r}, which {owner!r} already has; rename one of them"
+            )
             return False
         return True
 
@@ -217,6 +223,7 @@ def _notebooks_under(folder: Path) -> list[Path]:
 
 def _preferred(a: SubmittedNotebook, b: SubmittedNotebook) -> SubmittedNotebook:
     """Of two files for the same notebook: a readable one, then the exact file name, then the newer."""
+
     def rank(sub: SubmittedNotebook):
         return (sub.error is None, sub.path.name == f"{sub.notebook}.ipynb", sub.path.stat().st_mtime)
 

@@ -14,19 +14,20 @@ of its twin (the blank release or a mistake): a cheat that scores more is a hole
 The cheats (autograder.examples.cheats) are graded only with the sandbox on: without it, student
 code can read the grader's files by design, and some cheats would succeed.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, TextIO
+from typing import TextIO
 
-from autograder.nbgrader_glue.course import Course, release
 from autograder.examples import Example, build_examples, write_examples
-from autograder.examples.cheats import LEFTOVER_MARKER
 from autograder.examples.build import read
+from autograder.examples.cheats import LEFTOVER_MARKER
+from autograder.nbgrader_glue.course import Course, release
 from autograder.term.grading import GradingRun, format_table, grade
-
 
 DEMO_SECRET = "mbrl-course-demo"
 
@@ -52,7 +53,12 @@ def demo(
         shutil.rmtree(workdir)
     shutil.copytree(course.source, workdir / course.source_directory)
     scratch = Course(
-        root=workdir, source_directory=course.source_directory, release_directory=course.release_directory, limits=course.limits, gradebook_url=course.gradebook_url, secret_file=course.secret_file
+        root=workdir,
+        source_directory=course.source_directory,
+        release_directory=course.release_directory,
+        limits=course.limits,
+        gradebook_url=course.gradebook_url,
+        secret_file=course.secret_file,
     )
     if course.secret_file is None:
         # The checks' hidden inputs come from the course secret: a fixed one makes the demo's table
@@ -84,7 +90,11 @@ def demo(
     mismatches += [f"process left behind by a cheat: {pid} {command}" for pid, command in leftover_processes()]
     print(f"\n{len(run.students)} students graded in {run.seconds:.0f} s; grades: {run.csv_path}; feedback: {scratch.feedback}", file=stream, flush=True)
     if stale:
-        print("Note: notebooks/ differs from a fresh release of solutions/ (" + ", ".join(stale) + "): run `python -m autograder release`.", file=stream, flush=True)
+        print(
+            "Note: notebooks/ differs from a fresh release of solutions/ (" + ", ".join(stale) + "): run `python -m autograder release`.",
+            file=stream,
+            flush=True,
+        )
     cheats = [example for example in examples if example.kind == "cheat"]
     if cheats:
         gained = [c.student for c in cheats if c.student in graded and graded[c.student] > expected[c.student] + 1e-9]
@@ -96,7 +106,11 @@ def demo(
         )
     elif not scratch.limits.sandbox:
         print("The cheats were not graded: without the sandbox student code may read the grader's files.", file=stream, flush=True)
-    print("Every student got the expected points." if not mismatches else f"Unexpected points, or notebooks not graded, for: {', '.join(mismatches)}", file=stream, flush=True)
+    print(
+        "Every student got the expected points." if not mismatches else f"Unexpected points, or notebooks not graded, for: {', '.join(mismatches)}",
+        file=stream,
+        flush=True,
+    )
     return run, mismatches
 
 

@@ -18,6 +18,7 @@ reports the student as failed.
 Every worker needs the course at the path the client names (a shared folder, or the same image on
 every machine) and the same Python environment.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,20 +54,23 @@ def open_engine(*, scheduler: str | None = None, jobs: int = 1):
 
     if scheduler is None:
         try:
-            with LocalCluster(
-                n_workers=max(1, jobs),
-                threads_per_worker=1,
-                processes=False,
-                memory_limit=0,  # each student's memory is capped in the sandbox, not by Dask
-                # Every service of the local cluster on this machine's loopback only (the workers talk
-                # in-process; their HTTP servers otherwise listen on all interfaces).
-                dashboard_address=None,
-                worker_dashboard_address="127.0.0.1:0",
-                # The scheduler still serves a few HTTP routes, on 8787 unless told: a second grading
-                # run would warn "Port 8787 is already in use". A free port of this machine instead.
-                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-                silence_logs=logging.ERROR,
-            ) as cluster, Client(cluster) as client:
+            with (
+                LocalCluster(
+                    n_workers=max(1, jobs),
+                    threads_per_worker=1,
+                    processes=False,
+                    memory_limit=0,  # each student's memory is capped in the sandbox, not by Dask
+                    # Every service of the local cluster on this machine's loopback only (the workers talk
+                    # in-process; their HTTP servers otherwise listen on all interfaces).
+                    dashboard_address=None,
+                    worker_dashboard_address="127.0.0.1:0",
+                    # The scheduler still serves a few HTTP routes, on 8787 unless told: a second grading
+                    # run would warn "Port 8787 is already in use". A free port of this machine instead.
+                    scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+                    silence_logs=logging.ERROR,
+                ) as cluster,
+                Client(cluster) as client,
+            ):
                 yield client
         finally:
             close_local_workers()
@@ -96,14 +100,30 @@ def process_cluster(folder: Path, *, workers: int = 2, scheduler_config: dict[st
     processes = []
     with open(folder / "cluster.log", "w") as log:
         try:
-            processes.append(subprocess.Popen(dask + ["scheduler", "--scheduler-file", str(scheduler_file), "--port", "0", "--no-dashboard"], env=env, stdout=log, stderr=log))
+            processes.append(
+                subprocess.Popen(
+                    dask + ["scheduler", "--scheduler-file", str(scheduler_file), "--port", "0", "--no-dashboard"], env=env, stdout=log, stderr=log
+                )
+            )
             deadline = time.monotonic() + timeout
             while not scheduler_file.is_file():
                 if time.monotonic() > deadline or processes[0].poll() is not None:
                     raise RuntimeError(f"the Dask scheduler did not start; see {folder / 'cluster.log'}")
                 time.sleep(0.2)
             for i in range(workers):
-                worker = ["worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1", "--no-nanny", "--no-dashboard", "--memory-limit", "0", "--name", f"worker-{i}"]
+                worker = [
+                    "worker",
+                    "--scheduler-file",
+                    str(scheduler_file),
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--no-dashboard",
+                    "--memory-limit",
+                    "0",
+                    "--name",
+                    f"worker-{i}",
+                ]
                 processes.append(subprocess.Popen(dask + worker, env=env, stdout=log, stderr=log, cwd=folder))
             with Client(scheduler_file=str(scheduler_file)) as client:
                 client.wait_for_workers(workers, timeout=timeout)
@@ -125,7 +145,10 @@ def grade_task(task: dict, template_gradebook: bytes) -> dict:
     outcome = {"student": task["student"], "host": socket.gethostname(), "returncode": 0, "results": {}, "log": "", "files": {}, "gradebook": {}}
     course_root = Path(task["course_root"])
     if not (course_root / task["source_directory"]).is_dir():
-        return refused(outcome, f"the course's source folder {course_root / task['source_directory']} does not exist on grading machine {outcome['host']}; every worker needs the course at the same path")
+        return refused(
+            outcome,
+            f"the course's source folder {course_root / task['source_directory']} does not exist on grading machine {outcome['host']}; every worker needs the course at the same path",
+        )
     if task["limits"].get("sandbox", True):
         from autograder.sandbox.bubblewrap import sandbox_status
 
@@ -201,8 +224,7 @@ def read_auto_grades(db_url: str, student: str, assignments: list[str]) -> dict:
     timestamp and, per notebook, the late penalty and each grade's and comment's automatic part."""
     from nbgrader.api import Gradebook
 
-    from autograder.nbgrader_glue.config import COURSE_ID
-    from autograder.nbgrader_glue.config import quiet_gradebook_warnings
+    from autograder.nbgrader_glue.config import COURSE_ID, quiet_gradebook_warnings
 
     quiet_gradebook_warnings()
     recorded = {}

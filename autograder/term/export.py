@@ -16,6 +16,7 @@ student and assignment in grading/grading-statuses.json, which every export read
 
 Nothing here imports torch or the grading engine: nbgrader imports this module at every start.
 """
+
 from __future__ import annotations
 
 import csv
@@ -115,7 +116,12 @@ class GradeRow:
     def csv_row(self) -> list[str]:
         cells = [spreadsheet_text(self.student)] + ["" if value is None else number_text(value) for value in self.points.values()]
         total = self.total
-        return cells + ["" if total is None else number_text(total), number_text(self.max_total), "pending" if self.hand_grading_pending else "done", spreadsheet_text(self.status)]
+        return cells + [
+            "" if total is None else number_text(total),
+            number_text(self.max_total),
+            "pending" if self.hand_grading_pending else "done",
+            spreadsheet_text(self.status),
+        ]
 
 
 # -- what grading runs found, beside the gradebook ---------------------------------------------------
@@ -390,7 +396,9 @@ def record_roster_names(course, roster: list[RosterStudent]) -> None:
         for student in roster:
             if student.student_id in known and student.name:
                 first, _, last = student.name.rpartition(" ")
-                gb.update_or_create_student(student.student_id, first_name=first or None, last_name=last, email=student.email or None, lms_user_id=student.lms_id or None)
+                gb.update_or_create_student(
+                    student.student_id, first_name=first or None, last_name=last, email=student.email or None, lms_user_id=student.lms_id or None
+                )
 
 
 def export(*, course=None, roster: Path | None = None) -> Export:
@@ -426,6 +434,8 @@ class GradesExport(ExportPlugin):
     def export(self, gradebook) -> None:
         folder = Path(self.grading_directory or ".")
         destination = Path(self.to) if self.to else folder / GRADES_NAME
-        rows = grade_rows(gradebook, read_statuses(folder, gradebook.engine.url), students=[str(s) for s in self.student], assignments=[str(a) for a in self.assignment])
+        rows = grade_rows(
+            gradebook, read_statuses(folder, gradebook.engine.url), students=[str(s) for s in self.student], assignments=[str(a) for a in self.assignment]
+        )
         self.log.info("Exporting grades to %s", destination)
         write_grades_csv(destination, rows)

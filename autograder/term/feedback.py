@@ -9,6 +9,7 @@ students' HTML feedback again so that it shows the manual scores and comments.
 `generate_feedback` skips a page that already exists unless told `--force`. This runs nbgrader's
 generate_feedback, forced, on exactly the pages that are out of date.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,9 +44,7 @@ def feedback(*, course: Course | None = None, students: list[str] | None = None,
     """Write again the feedback of the students graded by hand (or of `students`, or of `everyone`
     with an autograded notebook); returns what was written, and what failed and why."""
     course = course or Course()
-    graded = sorted(
-        (folder.parent.name, folder.name) for folder in course.autograded.glob("*/*") if folder.is_dir() and any(folder.glob("*.ipynb"))
-    )
+    graded = sorted((folder.parent.name, folder.name) for folder in course.autograded.glob("*/*") if folder.is_dir() and any(folder.glob("*.ipynb")))
     if students:
         wanted = set(students)
         pairs = [pair for pair in graded if pair[0] in wanted]

@@ -19,6 +19,7 @@
    grading/grades.csv (autograder.term.export: one row per student, a column per assignment) is written
    for every student in the gradebook, with the table of this run's students.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,7 +28,6 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 import time
 import uuid
 import zlib
@@ -36,11 +36,11 @@ from datetime import datetime
 from pathlib import Path
 
 from autograder.nbgrader_glue import config
-from autograder.term import engine, export
-from autograder.term.progress import Progress
-from autograder.term.collect import StudentSubmission, collect_submissions
-from autograder.nbgrader_glue.course import Course, ensure_gradebook
 from autograder.nbgrader_glue.config import quiet_gradebook_warnings
+from autograder.nbgrader_glue.course import Course, ensure_gradebook
+from autograder.term import engine, export
+from autograder.term.collect import StudentSubmission, collect_submissions
+from autograder.term.progress import Progress
 
 
 @dataclass
@@ -137,7 +137,15 @@ def grade(
                 if client is None:
                     client = stack.enter_context(engine.open_engine(scheduler=scheduler, jobs=jobs))
                 shown.jobs = max(1, sum(client.nthreads().values()))
-                reports = grade_on(client, students, course=course, template=template, secret=secret, status_dir=status_dir, done=lambda r: shown.finished(r.student, len(r.statuses), r.seconds))
+                reports = grade_on(
+                    client,
+                    students,
+                    course=course,
+                    template=template,
+                    secret=secret,
+                    status_dir=status_dir,
+                    done=lambda r: shown.finished(r.student, len(r.statuses), r.seconds),
+                )
         finally:
             shown.stop()
     finally:
@@ -194,7 +202,15 @@ def template_gradebook(course: Course) -> bytes:
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(f".partial-{os.getpid()}")
         partial.unlink(missing_ok=True)
-        ensure_gradebook(Course(root=course.root, source_directory=course.source_directory, release_directory=course.release_directory, grading_directory=course.grading_directory, db_path=partial))
+        ensure_gradebook(
+            Course(
+                root=course.root,
+                source_directory=course.source_directory,
+                release_directory=course.release_directory,
+                grading_directory=course.grading_directory,
+                db_path=partial,
+            )
+        )
         os.replace(partial, cached)  # whole or not at all, also for two runs at once
     with tempfile.TemporaryDirectory(prefix="autograder-template-") as folder:
         template = Path(folder) / "gradebook.db"
@@ -214,7 +230,12 @@ def student_task(submission: StudentSubmission, *, course: Course, secret: str, 
             unreadable.append({"assignment": assignment, "notebook": notebook, "filename": submitted.path.name, "reason": submitted.error})
             continue
         notebooks.append(
-            {"assignment": assignment, "notebook": notebook, "text": submitted.path.read_text(errors="replace"), "timestamp": submission.timestamps.get(assignment)}
+            {
+                "assignment": assignment,
+                "notebook": notebook,
+                "text": submitted.path.read_text(errors="replace"),
+                "timestamp": submission.timestamps.get(assignment),
+            }
         )
     return {
         "student": submission.student,
@@ -232,7 +253,9 @@ def student_task(submission: StudentSubmission, *, course: Course, secret: str, 
     }
 
 
-def grade_on(client, students: list[StudentSubmission], *, course: Course, template: bytes, secret: str, status_dir: Path, done=lambda report: None) -> list[StudentReport]:
+def grade_on(
+    client, students: list[StudentSubmission], *, course: Course, template: bytes, secret: str, status_dir: Path, done=lambda report: None
+) -> list[StudentReport]:
     """Send the students to the engine, and merge each outcome into the course as it comes back.
 
     Students with the most notebooks go first, so that no long grading is left to run alone at the
@@ -331,7 +354,7 @@ def merge_outcome(outcome: dict, submission: StudentSubmission, course: Course) 
             prefix = f"{kind}/{assignment}/"
             for name, data in outcome["files"].items():
                 if name.startswith(prefix):
-                    path = destination / name[len(prefix):]
+                    path = destination / name[len(prefix) :]
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(data)
     return report
@@ -468,8 +491,6 @@ def gradebook_scores(course: Course, also: list[str] = ()) -> dict[str, list[Not
     return scores
 
 
-
-
 def format_table(run: GradingRun, expected: dict[str, float] | None = None, mismatched: set[str] | None = None) -> str:
     """The grade table: automatically graded points per notebook, written answers pending. With
     `expected`, a column of expected points, marked MISMATCH for the students in `mismatched`
@@ -514,4 +535,3 @@ def format_table(run: GradingRun, expected: dict[str, float] | None = None, mism
     if any(s.status == "graded without sandbox" for r in run.students for s in r.scores):
         footer.append("NOT SANDBOXED: this run used --no-sandbox; the checker decided the points, but student code could read the grader's files.")
     return "\n".join(lines + [""] + footer + notes)
-

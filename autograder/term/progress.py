@@ -14,6 +14,7 @@ began), so each step's seconds count from its own start. The estimate is the num
 still to grade times the median seconds per notebook measured so far in this run, divided among
 the jobs; before the first student is done it is PRIOR_NOTEBOOK_SECONDS per notebook.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -32,7 +33,7 @@ PRIOR_NOTEBOOK_SECONDS = 10.0
 
 
 def short_notebook(notebook: str) -> str:
-    """"01_deterministic_cem" -> "01": the number is enough on one line."""
+    """ "01_deterministic_cem" -> "01": the number is enough on one line."""
     return notebook.split("_", 1)[0] if notebook[:2].isdigit() else notebook
 
 
@@ -107,7 +108,9 @@ class Progress:
             left = self.seconds_left()
         if not self.enabled:
             return
-        text = f"graded {student}: {notebooks} notebook{'s' * (notebooks != 1)} in {seconds:.0f} s ({self.done_count}/{self.total}, about {duration(left)} left)"
+        text = (
+            f"graded {student}: {notebooks} notebook{'s' * (notebooks != 1)} in {seconds:.0f} s ({self.done_count}/{self.total}, about {duration(left)} left)"
+        )
         if self.terminal:
             width = shutil.get_terminal_size((100, 20)).columns - 1
             self.stream.write("\r" + text[:width].ljust(width) + "\n")

@@ -8,6 +8,7 @@ zero for notebooks that could not be read, and writes what happened to the job's
 Only the workspace is written to: the parent process merges it into the course afterwards, one
 student at a time, so parallel workers never share a gradebook.
 """
+
 from __future__ import annotations
 
 import html

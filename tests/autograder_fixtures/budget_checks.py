@@ -1,4 +1,5 @@
 """Checks of a tiny notebook for tests/test_grading_budgets.py: `slow` may loop, `after_slow` uses it."""
+
 from __future__ import annotations
 
 from autograder.checker.core import CheckFailed, CheckRegistry, Value

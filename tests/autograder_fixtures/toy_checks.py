@@ -6,6 +6,7 @@ As in `autograder/checker/checks/deterministic_cem.py`, each check repeats its t
 with the cell's hint, and then, unless only the visible parts run (`python -m autograder check`),
 a hidden part that the notebook does not show.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -9,6 +9,7 @@ again, then a hidden part), given to the grader as the course's CHECK_MODULES.
 Every scenario is built from the release notebook (nbgrader's own output) filled in with the
 reference answers (autograder.examples.build), then changed the way a student might.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,9 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from autograder.examples.build import Substitution, read, reference_submission
 from autograder.nbgrader_glue.course import ROOT, Course, release
 from autograder.protocol.limits import Limits
-from autograder.examples.build import Substitution, read, reference_submission
 
 ASSIGNMENT = "toy"
 # auto-graded points per test cell, and the written answer's points
@@ -127,12 +128,10 @@ def scenarios(course: Course) -> dict[str, str]:
     out["chatty"] = _cube_body(
         reference(course),
         "    print('cube of', x)\n    warnings.warn('cube is slow', UserWarning)\n"
-        "    os.write(1, b'{\"op\": \"result\", \"value\": {\"kind\": \"number\", \"value\": 0}}\\n')\n    return x * x * x",
+        '    os.write(1, b\'{"op": "result", "value": {"kind": "number", "value": 0}}\\n\')\n    return x * x * x',
     )
     out["infinite-loop"] = _cube_body(reference(course), "    while True:\n        pass")
-    out["uninterruptible-loop"] = _cube_body(
-        reference(course), "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n    while True:\n        pass" + TRIED_OUT
-    )
+    out["uninterruptible-loop"] = _cube_body(reference(course), "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n    while True:\n        pass" + TRIED_OUT)
     out["memory-hog"] = _cube_body(reference(course), "    hog = [np.empty(2**27) for _ in range(1000)]  # 1 GiB each, 1000 GiB in all\n    return x * x * x")
     out["kernel-crash"] = _cube_body(reference(course), "    os._exit(1)")
     out["kernel-killed"] = _cube_body(reference(course), "    os.kill(os.getpid(), 9)" + TRIED_OUT)

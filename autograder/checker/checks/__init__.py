@@ -6,6 +6,7 @@
 One module per notebook, read top to bottom like the notebook. They run in the checker process,
 may import `mbrl_reference` and the fixtures, and never import or run student code.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -14,6 +14,7 @@ once per course: its episodes are kept by a hash of the exact data, seeds and re
 (`reference_episode`), in this process and in the checker's cache folder, for every student whose
 loop sends the same data.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,10 +25,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from autograder.checker.core import CheckFailed, CheckRegistry, Returned, StudentError, Value
 from autograder.checker.checks.common import call
-from mbrl_helpers import ACTION_DIM, ACTION_HIGH, ACTION_LOW, STATE_DIM
-from mbrl_helpers import hints
+from autograder.checker.core import CheckFailed, CheckRegistry, Returned, StudentError, Value
+from mbrl_helpers import ACTION_DIM, ACTION_HIGH, ACTION_LOW, STATE_DIM, hints
 from mbrl_helpers.closing_the_loop import LOOP_ITERATIONS, LOOP_TRAIN_STEPS, SMALL_DATASET_SEED, SMALL_DATASET_SIZE, collect_reset_only
 
 NOTEBOOK = "04_closing_the_loop"
@@ -79,7 +79,10 @@ def added(dataset: dict, episode: dict) -> dict:
     from mbrl_reference.closing_the_loop import add_episode
 
     states = np.asarray(episode["states"], dtype=np.float64)
-    result = add_episode({key: np.asarray(dataset[key], dtype=np.float64) for key in KEYS}, SimpleNamespace(states=states, actions=np.asarray(episode["actions"], dtype=np.float64)))
+    result = add_episode(
+        {key: np.asarray(dataset[key], dtype=np.float64) for key in KEYS},
+        SimpleNamespace(states=states, actions=np.asarray(episode["actions"], dtype=np.float64)),
+    )
     return {key: result[key] for key in KEYS}
 
 
@@ -135,7 +138,9 @@ def explain_difference(got: dict, old: dict, episode: dict, visible: bool = True
         numbers = f": the result has {sizes['states']} rows, the old data {n} and the episode {steps}" if visible else ""
         return f"The old transitions are gone{numbers}. Keep the old data and put the episode's transitions after it."
     if sizes["states"] == n + steps + 1 or sizes["next_states"] == n + steps + 1:
-        numbers = f"{steps} actions and {steps + 1} states, so it gives {steps} transitions" if visible else "T actions and T + 1 states, so it gives T transitions"
+        numbers = (
+            f"{steps} actions and {steps + 1} states, so it gives {steps} transitions" if visible else "T actions and T + 1 states, so it gives T transitions"
+        )
         return f"One transition too many: the episode has {numbers}. {ALIGN}"
     if len(set(sizes.values())) != 1 or sizes["states"] != n + steps:
         if not visible:
@@ -165,7 +170,9 @@ def _add_episode_case(runner, context, dataset: dict, episode: dict, what: str, 
         value = call(runner, context, function="add_episode", args=[{"dataset": dataset}, {"episode": episode}], echo_args=True)
     except StudentError as error:
         if error.ename in ("ValueError", "IndexError", "KeyError", "TypeError", "AttributeError"):
-            raise CheckFailed(f"add_episode raised {error.describe()} ({what}). The episode has .states (T + 1, 4) and .actions (T, 1); the dataset is a dict of arrays.") from None
+            raise CheckFailed(
+                f"add_episode raised {error.describe()} ({what}). The episode has .states (T + 1, 4) and .actions (T, 1); the dataset is a dict of arrays."
+            ) from None
         raise
     got = returned_dataset(value, "add_episode's result")
     if not same(got, added(dataset, episode)):
@@ -218,10 +225,16 @@ class LoopProbes:
         self.rng = np.random.default_rng()
 
     def train_agent(self, states, actions, next_states, grad=False):
-        data = {"states": np.asarray(states, dtype=np.float64), "actions": np.asarray(actions, dtype=np.float64), "next_states": np.asarray(next_states, dtype=np.float64)}
+        data = {
+            "states": np.asarray(states, dtype=np.float64),
+            "actions": np.asarray(actions, dtype=np.float64),
+            "next_states": np.asarray(next_states, dtype=np.float64),
+        }
         iteration = len(self.tokens)
         if iteration >= self.n_iterations:
-            raise CheckFailed(f"The loop called train_agent more than n_iterations{f' = {self.n_iterations}' if self.visible else ''} times: train once per iteration.")
+            raise CheckFailed(
+                f"The loop called train_agent more than n_iterations{f' = {self.n_iterations}' if self.visible else ''} times: train once per iteration."
+            )
         if len(self.runs) != iteration:
             raise CheckFailed("The loop trained twice without running the agent in between: each iteration trains once, then runs the new agent once.")
         expected = self.expected_data[iteration]
@@ -310,11 +323,15 @@ def run_loop(runner, context, start: dict, n_iterations: int, probes: LoopProbes
             returns = None
     expected_returns = [episode["episode_return"] for episode in probes.episodes]
     if returns is None or len(returns) != n_iterations:
-        raise CheckFailed(f"The returns must be a list of {n_iterations if visible else 'n_iterations'} numbers, one per iteration (episode.episode_return), got a {returns_value.type_name}.")
+        raise CheckFailed(
+            f"The returns must be a list of {n_iterations if visible else 'n_iterations'} numbers, one per iteration (episode.episode_return), got a {returns_value.type_name}."
+        )
     if not np.allclose(returns, expected_returns, atol=1e-3):
         if not visible:
             raise CheckFailed("On the grader's own case the returns are not the episodes' returns: record each episode's episode_return, in order.")
-        raise CheckFailed(f"The returns {np.round(returns, 1).tolist()} are not the episodes' returns {expected_returns}: record each episode's episode_return, in order.")
+        raise CheckFailed(
+            f"The returns {np.round(returns, 1).tolist()} are not the episodes' returns {expected_returns}: record each episode's episode_return, in order."
+        )
     return dataset, returns
 
 
@@ -362,9 +379,10 @@ _EPISODES_KEPT = 16
 
 def _reference_code_digest() -> str:
     """A digest of the code the reference episodes come from (reference answers and course helpers)."""
+    import torch
+
     import mbrl_helpers
     import mbrl_reference
-    import torch
 
     digest = hashlib.sha256(f"torch {torch.__version__}\0steps {LOOP_TRAIN_STEPS} {RETURN_CHECK_STEPS}".encode())
     for package in (mbrl_reference, mbrl_helpers):
@@ -398,7 +416,12 @@ def reference_episode(data: dict, iteration: int) -> dict:
     path = CACHE_DIRECTORY / f"loop-episode-{key}.npz"
     try:
         with np.load(path) as stored:
-            episode = {"states": stored["states"], "actions": stored["actions"], "episode_return": float(stored["episode_return"]), "terminated": bool(stored["terminated"])}
+            episode = {
+                "states": stored["states"],
+                "actions": stored["actions"],
+                "episode_return": float(stored["episode_return"]),
+                "terminated": bool(stored["terminated"]),
+            }
     except (OSError, KeyError, ValueError):
         episode = _real_episode(_train_reference(data, iteration), iteration)
         try:

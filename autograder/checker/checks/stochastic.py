@@ -17,6 +17,7 @@ and still fail the constant kept, the next state as the target, a sum, log(sigma
 by 2 sigma; hidden, they fail a loss that becomes infinite where exp(log_sigma) underflows to 0
 (sigma neither clamped nor its variance floored, as when sigma = exp(log_sigma) is used as it is).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autograder.checker.core import CheckFailed, CheckRegistry, StudentError, Tensor, constant_net, model_spec
 from autograder.checker.checks.common import (
     call,
     check_gradients,
@@ -41,8 +41,8 @@ from autograder.checker.checks.common import (
     shape_error,
     trained_net,
 )
-from mbrl_helpers import ACTION_DIM, ACTION_HIGH, ACTION_LOW, STATE_DIM
-from mbrl_helpers import hints
+from autograder.checker.core import CheckFailed, CheckRegistry, StudentError, Tensor, constant_net, model_spec
+from mbrl_helpers import ACTION_DIM, ACTION_HIGH, ACTION_LOW, STATE_DIM, hints
 
 NOTEBOOK = "02_stochastic"
 MODEL = "StochasticModel"
@@ -253,9 +253,7 @@ def sampling(runner, context):
     # Tolerances: 6 standard errors of the sample mean (sigma / sqrt(n)) and of the sample std (sigma / sqrt(2 n));
     # a correct model fails them less than once in 10^8 runs.
     if np.allclose(mean, 1.0 + mu, rtol=1e-5, atol=0.1):
-        raise CheckFailed(
-            "The draws are centred on states + mu: mistake, predicting the next state instead of the delta. Return the sampled change only."
-        )
+        raise CheckFailed("The draws are centred on states + mu: mistake, predicting the next state instead of the delta. Return the sampled change only.")
     # Draws of Normal(mu, 1) (the noise not scaled by sigma): the std is 1 in every component, 0.1 to 2 wanted
     # (and their mean strays from mu by more than sigma allows, so this comes first).
     if not (np.abs(std - sigma) < 6 * sigma / math.sqrt(2 * n)).all() and (np.abs(std - 1.0) < 6 / math.sqrt(2 * n)).all():
@@ -291,10 +289,18 @@ def _loss(runner, context, states, actions, next_states, net):
     """model.loss(...) as training calls it, with backward(): the value and the network's gradients."""
     try:
         value = call(
-            runner, context, model=model_spec(MODEL, seed=0, net=net), method="loss", args=[Tensor(states), Tensor(actions), Tensor(next_states)], grad=True, backward=True
+            runner,
+            context,
+            model=model_spec(MODEL, seed=0, net=net),
+            method="loss",
+            args=[Tensor(states), Tensor(actions), Tensor(next_states)],
+            grad=True,
+            backward=True,
         )
     except StudentError as error:
-        raise shape_error(error, f"Wrong shapes: loss failed on states {states.shape}, actions {actions.shape} and next_states {next_states.shape}. {SPLIT}") from None
+        raise shape_error(
+            error, f"Wrong shapes: loss failed on states {states.shape}, actions {actions.shape} and next_states {next_states.shape}. {SPLIT}"
+        ) from None
     return value
 
 
@@ -308,7 +314,9 @@ def _expected_text(accepted: dict[str, float], fmt: str) -> str:
     values = list(accepted.values())
     if math.isclose(values[0], values[1], rel_tol=1e-4):
         return format(values[0], fmt)
-    return " or ".join(f"{format(v, fmt)} (from the {k})" if k != "lecture notes" else f"{format(v, fmt)} (as in the lecture notes)" for k, v in accepted.items())
+    return " or ".join(
+        f"{format(v, fmt)} (from the {k})" if k != "lecture notes" else f"{format(v, fmt)} (as in the lecture notes)" for k, v in accepted.items()
+    )
 
 
 @checks.add("test-sto-nll", reference_seconds=0.3, after=("test-sto-split", "test-sto-sigma-clamp"))
@@ -329,9 +337,7 @@ def nll(runner, context):
     expected = accepted["clamped sigma"]
     close = lambda other: math.isclose(value, other, rel_tol=1e-4, abs_tol=1e-6)  # noqa: E731
     if close(expected + 0.5 * math.log(2 * math.pi)):
-        raise CheckFailed(
-            "Your loss is larger than expected by log(2 pi) / 2 = 0.919: drop the constant term (-Normal(mu, sigma).log_prob(y) includes it)."
-        )
+        raise CheckFailed("Your loss is larger than expected by log(2 pi) / 2 = 0.919: drop the constant term (-Normal(mu, sigma).log_prob(y) includes it).")
     if close(wrong(next_states)):
         raise CheckFailed("Mistake: predicting the next state instead of the delta. Your loss scores next_states; the target is next_states - states.")
     if close(wrong(change, reduce=torch.sum)):
@@ -438,7 +444,13 @@ def nll_clamped(runner, context):
 @checks.add("test-sto-return", reference_seconds=7.0, after=("test-sto-split", "test-sto-sigma-clamp", "test-sto-sampling"))
 def sto_return(runner, context):
     """the planner drives your StochasticModel; hidden: fixed well-trained weights in your class, one 1000-step episode, return >= 950, planned by the course's random shooting (its actions distributed as with the reference model)."""
-    value = call(runner, context, function=PLANNER, args=[{"method_of": model_spec(MODEL, seed=0), "method": "predict_delta"}, Tensor(np.array([0.0, 0.05, 0.0, 0.0]))], seed=0)
+    value = call(
+        runner,
+        context,
+        function=PLANNER,
+        args=[{"method_of": model_spec(MODEL, seed=0), "method": "predict_delta"}, Tensor(np.array([0.0, 0.05, 0.0, 0.0]))],
+        seed=0,
+    )
     if value.shape != (ACTION_DIM,):
         raise CheckFailed(f"the agent must produce one action of shape (1,), got shape {value.shape if value.shape is not None else value.type_name}")
     first_action(value, PLANNER)

@@ -8,7 +8,10 @@ def append(path, text, mode="a"):
 
 helpers = os.path.join(CODE, "mbrl_helpers")
 packages = site.getsitepackages()[0]
-attempt("make the reward zero for everyone", lambda: append(os.path.join(helpers, "reward.py"), "\ncompute_rewards = lambda states: states.new_zeros(states.shape[:-1])\n"))
+attempt(
+    "make the reward zero for everyone",
+    lambda: append(os.path.join(helpers, "reward.py"), "\ncompute_rewards = lambda states: states.new_zeros(states.shape[:-1])\n"),
+)
 attempt("change the helpers' package", lambda: append(os.path.join(helpers, "__init__.py"), "\nACTION_HIGH = 0.0\n"))
 attempt("add a module to the helpers", lambda: append(os.path.join(helpers, "evil.py"), "print('poisoned')\n", "w"))
 attempt("plant bytecode", lambda: os.makedirs(os.path.join(helpers, "__pycache__", "evil")))

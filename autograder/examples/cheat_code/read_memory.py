@@ -30,4 +30,9 @@ if found:
 for device in ("/dev/mem", "/proc/kcore", "/dev/kmem"):
     attempt(f"read {device}", lambda: open(device, "rb").read(4096))
 attempt("read the parent's working folder", lambda: os.listdir(f"/proc/{os.getppid()}/cwd/grading"))
-attempt("read the grader's command line", lambda: must_find([p for p in (f"/proc/{pid}/cmdline" for pid in pids) if any(word in open(p, "rb").read() for word in (b"autograder.term.worker", b"nbgrader"))]))
+attempt(
+    "read the grader's command line",
+    lambda: must_find(
+        [p for p in (f"/proc/{pid}/cmdline" for pid in pids) if any(word in open(p, "rb").read() for word in (b"autograder.term.worker", b"nbgrader"))]
+    ),
+)

@@ -27,7 +27,16 @@ attempt("give everyone full marks in the gradebook", full_marks_everywhere)
 attempt("delete the gradebook", lambda: os.remove(os.path.join(COURSE, "grading", "gradebook.db")))
 attempt("append to grades.csv", lambda: write(os.path.join(COURSE, "grading", "grades.csv"), "01-cheat,01_deterministic_cem,18,18,18,graded\n", "a"))
 attempt("replace the course secret", lambda: write(os.path.join(COURSE, "grading", "checker-secret"), "0" * 64 + "\n"))
-attempt("plant feedback for the next student", lambda: write(os.path.join(COURSE, "grading", "feedback", "zz-victim-after", "01_deterministic_cem", "01_deterministic_cem.html"), "<h1>0 points</h1>"))
-attempt("plant an autograded notebook", lambda: write(os.path.join(COURSE, "grading", "autograded", "zz-victim-after", "01_deterministic_cem", "01_deterministic_cem.ipynb"), "{}"))
-attempt("replace the next student's submission", lambda: write(os.path.join(COURSE, "submissions", "zz-victim-after", "01_deterministic_cem.ipynb"), "{}", inside="submissions"))
+attempt(
+    "plant feedback for the next student",
+    lambda: write(os.path.join(COURSE, "grading", "feedback", "zz-victim-after", "01_deterministic_cem", "01_deterministic_cem.html"), "<h1>0 points</h1>"),
+)
+attempt(
+    "plant an autograded notebook",
+    lambda: write(os.path.join(COURSE, "grading", "autograded", "zz-victim-after", "01_deterministic_cem", "01_deterministic_cem.ipynb"), "{}"),
+)
+attempt(
+    "replace the next student's submission",
+    lambda: write(os.path.join(COURSE, "submissions", "zz-victim-after", "01_deterministic_cem.ipynb"), "{}", inside="submissions"),
+)
 attempt("write a grading log", lambda: write(os.path.join(COURSE, "grading", "logs", "zz-victim-after.log"), "graded: 18/18"))

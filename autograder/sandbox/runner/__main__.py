@@ -15,6 +15,7 @@ Standard output is the channel: before any student code runs, file descriptor 1 
 private descriptor and 1 is pointed at standard error, so that a print or a C library writing to
 1 cannot break a message.
 """
+
 from __future__ import annotations
 
 import os

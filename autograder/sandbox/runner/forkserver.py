@@ -26,6 +26,7 @@ code runs in it again:
 Where namespaces cannot be made (outside the sandbox, on some kernels) the copy is a plain fork:
 memory is still its own, files are not; the copy says so on stderr.
 """
+
 from __future__ import annotations
 
 import ctypes

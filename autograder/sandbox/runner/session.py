@@ -7,6 +7,7 @@ are collected as nbformat outputs, in order. Calls build the arguments the check
 a network the checker gives), call the named student function or method, and describe what it
 returned as plain data.
 """
+
 from __future__ import annotations
 
 import math
