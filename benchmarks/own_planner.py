@@ -30,6 +30,7 @@ this process, with the notebook's fixed weights:
   episode seeds 0, 1, ...; an episode whose return is under 950 earns nothing anyway and is
   counted apart. A swap passes the test when its statistic is at most the limit.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -280,7 +281,7 @@ def run_episode(act, seed: int, max_steps: int = 1000) -> Episode:
     states, actions = [], []
     state, _ = env.reset(seed=seed)
     total, steps = 0.0, 0
-    for steps in range(1, max_steps + 1):
+    for steps in range(1, max_steps + 1):  # noqa: B007 (steps is the episode's length after the loop)
         state32 = np.asarray(state, dtype=np.float32)
         action = float(np.clip(act(state32), ACTION_LOW, ACTION_HIGH))
         states.append(state32)
@@ -307,7 +308,9 @@ def null_runs(episodes: list[Episode], decide, runs: int, seed: int, pool_states
     states = np.concatenate([e.states for e in episodes])
     states = states[rng.choice(len(states), size=pool_states, replace=False)]
     planner_pool = np.array([[decide(s, int(rng.integers(2**31))) for _ in range(pool_size)] for s in states])
-    reference_pool = planner_pool if decide is reference_decide else np.array([[reference_decide(s, int(rng.integers(2**31))) for _ in range(pool_size)] for s in states])
+    reference_pool = (
+        planner_pool if decide is reference_decide else np.array([[reference_decide(s, int(rng.integers(2**31))) for _ in range(pool_size)] for s in states])
+    )
     statistics = []
     for _ in range(runs):
         picked = rng.choice(pool_states, size=OWN_PLANNER_STEPS, replace=False)
@@ -346,19 +349,24 @@ def main(argv: list[str] | None = None) -> int:
         episodes = []
         for seed in seeds if args.null_runs else ():
             step_seeds = np.random.default_rng([3, seed])
-            episodes.append(run_episode(lambda s: decide(s, int(step_seeds.integers(2**31))), seed))
+            episodes.append(run_episode(lambda s: decide(s, int(step_seeds.integers(2**31))), seed))  # noqa: B023 (run now)
         result["reference_episode_returns"] = [round(e.total) for e in episodes]
         for name, planner in ({"reference": decide, **({} if args.no_variants else variants)} if args.null_runs else {}).items():
             statistics = null_runs(episodes, planner, args.null_runs, seed=1)
             chi, z = np.array(statistics).T
-            result[f"null/{name}"] = {"runs": len(statistics), "failed": int(sum(not own_planner_passes(*s) for s in statistics)), "max_chi_square": float(chi.max()), "max_abs_z": float(np.abs(z).max())}
+            result[f"null/{name}"] = {
+                "runs": len(statistics),
+                "failed": int(sum(not own_planner_passes(*s) for s in statistics)),
+                "max_chi_square": float(chi.max()),
+                "max_abs_z": float(np.abs(z).max()),
+            }
             print(name, result[f"null/{name}"], file=sys.stderr, flush=True)
         for name, planner in swaps(args.notebook, predict, decide).items():
             passed = fell = 0
             zs = []
             for seed in range(args.swap_runs):
                 rng = np.random.default_rng(seed)
-                episode = run_episode(lambda s: planner(s, rng), seed)
+                episode = run_episode(lambda s: planner(s, rng), seed)  # noqa: B023 (run now)
                 if episode.total < RETURN_NEEDED:
                     fell += 1
                     continue

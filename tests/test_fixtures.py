@@ -70,7 +70,7 @@ def test_a_fresh_install_ships_the_fixtures():
     from setuptools import find_packages
 
     assert "autograder.checker.fixtures" in find_packages(str(ROOT), include=["autograder*"])
-    assert FIXTURE_DIR == ROOT / "autograder" / "fixtures"
+    assert FIXTURE_DIR == ROOT / "autograder" / "checker" / "fixtures"
 
 
 def test_the_command_line_names_its_assignments(tmp_path):

@@ -2,6 +2,7 @@
 distributions are known: the reference's own passes, a controller without sampling, a noisier or a
 biased planner fail; and the comparison with the mirrored model, which a controller that ignores
 its model fails. The figures on the course's real planners: python -m benchmarks.own_planner."""
+
 from __future__ import annotations
 
 import re
@@ -145,8 +146,14 @@ def _mirror_verdict(act):
     context = Context(secret="s", student="ada", notebook="01_deterministic_cem")
     try:
         plan_against_mirrored_reference(
-            runner, context, "cem-return", planner="cem_plan", reference_planner=cem_plan, net_spec=trained_net("01_deterministic_cem"),
-            plan_states=fixture("01_deterministic_cem")["plan_states"].numpy(), hint="HINT",
+            runner,
+            context,
+            "cem-return",
+            planner="cem_plan",
+            reference_planner=cem_plan,
+            net_spec=trained_net("01_deterministic_cem"),
+            plan_states=fixture("01_deterministic_cem")["plan_states"].numpy(),
+            hint="HINT",
         )
     except CheckFailed as failed:
         return str(failed), runner.calls

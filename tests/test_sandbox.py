@@ -63,10 +63,10 @@ def test_the_runner_sees_no_answers_no_grades_and_no_course_folder(runner):
 def test_the_runner_has_the_course_helpers_and_data_read_only(runner):
     printed = run(runner, "from mbrl_helpers import load_dataset\nprint(len(load_dataset()['states']))")
     assert printed.strip().isdigit() and int(printed) > 1000, printed
-    import mbrl_helpers
-
-    target = Path(mbrl_helpers.__file__).parent / "reward.py"
-    assert "Read-only file system" in run(runner, f"open({str(target)!r}, 'a').write('# poisoned')")
+    # the helpers appear at one place in the sandbox, wherever the course lies (see bwrap_command)
+    target = f"{sandbox.SANDBOX_COURSE_ROOT}/mbrl_helpers/reward.py"
+    assert run(runner, "import mbrl_helpers\nprint(mbrl_helpers.__file__)").strip() == f"{sandbox.SANDBOX_COURSE_ROOT}/mbrl_helpers/__init__.py"
+    assert "Read-only file system" in run(runner, f"open({target!r}, 'a').write('# poisoned')")
     assert "ok" in run(runner, "open('/tmp/scratch.txt', 'w').write('x'); print('ok')")
 
 

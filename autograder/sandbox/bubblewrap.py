@@ -155,7 +155,7 @@ def sandbox_status() -> tuple[bool, str]:
         command = bwrap_command()
     except SandboxUnavailable as error:
         return False, str(error)
-    probe = command[: command.index("--")] + ["--", sys.executable, "-c", "import numpy, protocol.channel, runner"]
+    probe = command[: command.index("--")] + ["--", _sandbox_path(sys.executable), "-c", "import numpy, protocol.channel, runner"]
     try:
         done = subprocess.run(probe, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as error:

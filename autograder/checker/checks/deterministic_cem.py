@@ -4,6 +4,7 @@ Each check repeats the visible test of its cell (same inputs where they matter, 
 then, unless only the visible part is asked for, the hidden part: the student's code against the
 reference on inputs drawn for this student, with the course's fixed, well-trained weights.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,7 +12,6 @@ import math
 import numpy as np
 import torch
 
-from autograder.checker.core import Callback, CheckFailed, CheckRegistry, StudentError, Tensor, Value, constant_net, linear_net, model_spec
 from autograder.checker.checks.common import (
     TOY_SETTINGS,
     TOY_START,
@@ -38,8 +38,8 @@ from autograder.checker.checks.common import (
     tensor_of_shape,
     trained_net,
 )
-from mbrl_helpers import ACTION_DIM, ACTION_HIGH, ACTION_LOW, CEM_SETTINGS, STATE_DIM
-from mbrl_helpers import hints
+from autograder.checker.core import Callback, CheckFailed, CheckRegistry, StudentError, Tensor, Value, constant_net, linear_net, model_spec
+from mbrl_helpers import ACTION_DIM, ACTION_HIGH, ACTION_LOW, CEM_SETTINGS, STATE_DIM, hints
 from mbrl_helpers.cem_toys import FIRST_ACTION_SETTINGS, FIRST_ACTION_TOLERANCE, REFIT_SETTINGS, REFIT_TARGET, refit_verdict
 
 NOTEBOOK = "01_deterministic_cem"
@@ -110,14 +110,20 @@ def predict_delta(runner, context):
         with torch.no_grad():
             expected = reference_module(net)(torch.cat([torch.as_tensor(states), torch.as_tensor(actions)], dim=-1)).numpy()
         if not np.allclose(got, expected, atol=1e-5):
-            raise CheckFailed(
-                f"On the grader's own inputs and fixed weights, predict_delta differs from the expected changes. {STATE_FIRST}"
-            )
+            raise CheckFailed(f"On the grader's own inputs and fixed weights, predict_delta differs from the expected changes. {STATE_FIRST}")
     return "predict_delta: returns the change"
 
 
 def _loss(runner, context, states, actions, next_states, net):
-    return call(runner, context, model=model_spec(MODEL, seed=0, net=net), method="loss", args=[Tensor(states), Tensor(actions), Tensor(next_states)], grad=True, backward=True)
+    return call(
+        runner,
+        context,
+        model=model_spec(MODEL, seed=0, net=net),
+        method="loss",
+        args=[Tensor(states), Tensor(actions), Tensor(next_states)],
+        grad=True,
+        backward=True,
+    )
 
 
 @checks.add("test-det-loss", reference_seconds=0.5, after=("test-det-predict-shape", "test-det-predict-delta"))
@@ -158,7 +164,9 @@ def loss(runner, context):
         with torch.no_grad():
             want = float(reference_mse(module))
         if not math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-7):
-            raise CheckFailed(f"On the grader's own inputs and fixed weights, the loss differs from the mean squared error of the predicted changes. {STATE_FIRST}")
+            raise CheckFailed(
+                f"On the grader's own inputs and fixed weights, the loss differs from the mean squared error of the predicted changes. {STATE_FIRST}"
+            )
         check_gradients(returned, network_gradients(module, reference_mse))
     return "loss: OK"
 
@@ -211,7 +219,15 @@ def cem_output(runner, context):
         return np.zeros_like(np.asarray(states, dtype=np.float32))
 
     try:
-        value = call(runner, context, function="cem_plan", args=[Callback("model"), Tensor(np.array([0.1, 0.02, 0.0, 0.0]))], seed=0, grad=True, callbacks={"model": nothing_moves})
+        value = call(
+            runner,
+            context,
+            function="cem_plan",
+            args=[Callback("model"), Tensor(np.array([0.1, 0.02, 0.0, 0.0]))],
+            seed=0,
+            grad=True,
+            callbacks={"model": nothing_moves},
+        )
     except StudentError as error:
         raise _planner_error(error, f"cem_plan failed with a model in which nothing moves. {PLANNER_SHAPES}", CEM_SETTINGS) from None
     if value.shape != (ACTION_DIM,):
@@ -294,7 +310,9 @@ def cem_clamp(runner, context):
     return "all sampled actions lie in [-3, 3]"
 
 
-@checks.add("test-cem-reference", reference_seconds=6.0, after=("test-cem-output", "test-cem-elites", "test-cem-first-action", "test-cem-std-floor", "test-cem-clamp"))
+@checks.add(
+    "test-cem-reference", reference_seconds=6.0, after=("test-cem-output", "test-cem-elites", "test-cem-first-action", "test-cem-std-floor", "test-cem-clamp")
+)
 def cem_reference(runner, context):
     """the planner repeats under torch.manual_seed; hidden: on the pendulum its actions match the reference planner's in distribution."""
     # The second call names its callbacks differently: the same question, but not the same message.
@@ -322,27 +340,66 @@ def cem_reference(runner, context):
             more_seeds=[context.seed(f"cem-reference/{i}") % 100_000 for i in range(30, 120)],
             hint="Check the elite selection (highest returns), that you return mean[0], and the refit of mean and std.",
         )
+        # A controller that ignores the model can sit close to the reference here (an LQR did, in the
+        # demo); with the mirrored model it pushes the wrong way (see common.plan_against_mirrored_reference).
+        plan_against_mirrored_reference(
+            runner,
+            context,
+            "cem-reference",
+            planner="cem_plan",
+            reference_planner=reference_cem_plan,
+            net_spec=trained_net(NOTEBOOK),
+            plan_states=fixture(NOTEBOOK)["plan_states"].numpy(),
+            hint="Plan with the predict_delta you are given: roll every sequence out with it.",
+        )
     return "the planner is reproducible"
 
 
-@checks.add("test-cem-return", reference_seconds=6.0, after=("test-det-predict-shape", "test-det-predict-delta", "test-cem-output", "test-cem-elites", "test-cem-first-action", "test-cem-std-floor", "test-cem-clamp", "test-cem-reference"))
+@checks.add(
+    "test-cem-return",
+    reference_seconds=6.0,
+    after=(
+        "test-det-predict-shape",
+        "test-det-predict-delta",
+        "test-cem-output",
+        "test-cem-elites",
+        "test-cem-first-action",
+        "test-cem-std-floor",
+        "test-cem-clamp",
+        "test-cem-reference",
+    ),
+)
 def cem_return(runner, context):
     """your cem_plan with your DeterministicModel class plans an action; hidden: fixed well-trained weights, one 1000-step episode, return >= 950, planned by your cem_plan (its actions distributed as the reference planner's, and following the model it is given)."""
-    value = call(runner, context, function="cem_plan", args=[{"method_of": model_spec(MODEL, seed=0), "method": "predict_delta"}, Tensor(np.array([0.0, 0.05, 0.0, 0.0]))], seed=0)
+    value = call(
+        runner,
+        context,
+        function="cem_plan",
+        args=[{"method_of": model_spec(MODEL, seed=0), "method": "predict_delta"}, Tensor(np.array([0.0, 0.05, 0.0, 0.0]))],
+        seed=0,
+    )
     if value.shape != (ACTION_DIM,):
         raise CheckFailed(f"the agent must produce one action of shape (1,), got {value.shape if value.shape is not None else value.type_name}")
     if context.hidden:
         from mbrl_reference.planners import cem_plan as reference_cem_plan
 
         net = trained_net(NOTEBOOK)
-        episode = checker_episode(runner, context, planner="cem_plan", model=model_spec(MODEL, seed=0, net=net, eval=True), seed=EPISODE_SEEDS[context.seed("cem-return") % len(EPISODE_SEEDS)])
+        episode = checker_episode(
+            runner,
+            context,
+            planner="cem_plan",
+            model=model_spec(MODEL, seed=0, net=net, eval=True),
+            seed=EPISODE_SEEDS[context.seed("cem-return") % len(EPISODE_SEEDS)],
+        )
         if episode.total < 950:
             raise CheckFailed(
                 "With fixed, well-trained weights in your DeterministicModel, your planner did not keep the pole up for the "
                 "1000 steps of the grader's episode (a return under 950); the reference planner reaches 1000 with the same weights, "
                 "so training is not the cause. Check cem_plan (highest returns, std floor, clamp, mean[0]) and predict_delta."
             )
-        require_own_planner(context, "cem-return", episode, reference_decisions(reference_cem_plan, network_predict_delta(reference_module(net))), planner="cem_plan")
+        require_own_planner(
+            context, "cem-return", episode, reference_decisions(reference_cem_plan, network_predict_delta(reference_module(net))), planner="cem_plan"
+        )
         # Near upright, where the episode stays, other planners act much as CEM does (the course's random
         # shooting passes the rank test above): the return also needs the comparison of
         # test-cem-reference, on pendulum states away from upright, with seeds of its own (and as
@@ -363,6 +420,13 @@ def cem_return(runner, context):
         # A controller that ignores the model (an LQR, noisy or not, a table) passes the two tests
         # above when it acts as CEM does; with the mirrored model it pushes the wrong way.
         plan_against_mirrored_reference(
-            runner, context, "cem-return", planner="cem_plan", reference_planner=reference_cem_plan, net_spec=net, plan_states=fixture(NOTEBOOK)["plan_states"].numpy(), hint=OWN_PLANNER_HINT
+            runner,
+            context,
+            "cem-return",
+            planner="cem_plan",
+            reference_planner=reference_cem_plan,
+            net_spec=net,
+            plan_states=fixture(NOTEBOOK)["plan_states"].numpy(),
+            hint=OWN_PLANNER_HINT,
         )
     return "the agent plans an action"

@@ -12,6 +12,7 @@ networks it gives are stacks of the course's `EnsembleLinear` layers (`build_ens
 notebook's `self.net` is, so code that reads the members' weights from `self.net`'s layers (as the
 catalogue's loop-ensemble does) works too.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,6 @@ import math
 import numpy as np
 import torch
 
-from autograder.checker.core import Callback, CheckFailed, CheckRegistry, StudentError, Tensor, Value, mlp_net, model_spec
 from autograder.checker.checks.common import (
     REFERENCE_NET,
     TOY_SETTINGS,
@@ -45,8 +45,8 @@ from autograder.checker.checks.common import (
     tensor_of_shape,
     trained_net,
 )
-from mbrl_helpers import ACTION_DIM, ACTION_HIGH, ACTION_LOW, CEM_SETTINGS, N_MEMBERS, STATE_DIM
-from mbrl_helpers import hints
+from autograder.checker.core import Callback, CheckFailed, CheckRegistry, StudentError, Tensor, Value, mlp_net, model_spec
+from mbrl_helpers import ACTION_DIM, ACTION_HIGH, ACTION_LOW, CEM_SETTINGS, N_MEMBERS, STATE_DIM, hints
 from mbrl_helpers.cem_toys import FIRST_ACTION_SETTINGS, FIRST_ACTION_TOLERANCE, REFIT_SETTINGS, REFIT_TARGET, refit_verdict
 
 NOTEBOOK = "03_ensemble"
@@ -105,7 +105,13 @@ def _predict(runner, context, states, actions, what: str, *, k: int, net: dict |
     `call_predict_delta` hint when it fails on the shapes (with the sizes only when `visible`)."""
     what_states = f"{tuple(states.shape)}" if visible else "(K, N, 4)"
     try:
-        return call(runner, context, model=model_spec(MODEL, seed=seed, net=net, kwargs={"n_members": k}), method="predict_delta", args=[Tensor(states), Tensor(actions)])
+        return call(
+            runner,
+            context,
+            model=model_spec(MODEL, seed=seed, net=net, kwargs={"n_members": k}),
+            method="predict_delta",
+            args=[Tensor(states), Tensor(actions)],
+        )
     except StudentError as error:
         if error.ename in SHAPE_ERRORS:
             raise CheckFailed(
@@ -273,8 +279,7 @@ def loss(runner, context):
         )
     if close(((predictions - s2) ** 2).mean(axis=(1, 2)).sum()):
         raise CheckFailed(
-            "Mistake: predicting the next state instead of the delta. Your loss compares the predictions with next_states; "
-            "the target is next_states - states."
+            "Mistake: predicting the next state instead of the delta. Your loss compares the predictions with next_states; the target is next_states - states."
         )
     if close(((predictions - (s2 - s)[0]) ** 2).mean(axis=(1, 2)).sum()):
         raise CheckFailed("Every member is scored on row 0: member k's loss must use its own minibatch, row k of the inputs.")
@@ -307,7 +312,14 @@ def loss(runner, context):
 def _toy_buffer(n: int, seed: int) -> dict:
     """The notebook's toy buffer: transition i is state (i, i, i, i), action i, next state (i + 0.5, ...)."""
     index = np.arange(n, dtype=np.float32)
-    return {"buffer": {"states": np.repeat(index[:, None], 4, axis=1), "actions": index[:, None].copy(), "next_states": np.repeat(index[:, None], 4, axis=1) + 0.5, "seed": seed}}
+    return {
+        "buffer": {
+            "states": np.repeat(index[:, None], 4, axis=1),
+            "actions": index[:, None].copy(),
+            "next_states": np.repeat(index[:, None], 4, axis=1) + 0.5,
+            "seed": seed,
+        }
+    }
 
 
 @checks.add("test-ens-member-batches", reference_seconds=0.1)
@@ -327,7 +339,9 @@ def member_batches(runner, context):
             if not part.is_tensor() or part.shape != shape:
                 got = part.shape if part.is_tensor() else part.type_name
                 if case > 0:  # the grader's own sizes: no numbers (see common.shown)
-                    raise CheckFailed(f"Wrong shapes: {name} must have shape (K, B, .) (on the grader's own sizes). Stack the K batches along a new first dimension.")
+                    raise CheckFailed(
+                        f"Wrong shapes: {name} must have shape (K, B, .) (on the grader's own sizes). Stack the K batches along a new first dimension."
+                    )
                 raise CheckFailed(f"Wrong shapes: {name} must have shape (K, B, .) = {shape}, got {got}. Stack the K batches along a new first dimension.")
             arrays.append(part.array())
         states, actions, next_states = arrays
@@ -338,7 +352,9 @@ def member_batches(runner, context):
             )
         # Hidden: rows that are transitions of this buffer (a visible answer kept and returned again is not).
         if case > 0 and not (np.all(states == np.round(states)) and states.min() >= 0 and states.max() <= n - 1 and np.all(states == states[..., :1])):
-            raise CheckFailed("Some rows are not transitions of the buffer given (transition i is the state (i, i, i, i), i below the buffer's size). Draw them with buffer.sample(batch_size).")
+            raise CheckFailed(
+                "Some rows are not transitions of the buffer given (transition i is the state (i, i, i, i), i below the buffer's size). Draw them with buffer.sample(batch_size)."
+            )
         for i in range(k):
             for j in range(i + 1, k):
                 if np.array_equal(states[i], states[j]):
@@ -440,7 +456,9 @@ def cem_mean_return(runner, context):
                 "Mistake: ensemble ranked by one member? Average the returns over the member dimension, returns.mean(dim=0) "
                 "(K, N) -> (N,), and choose the elites by that mean."
             )
-    return "first action close to the best on average over members, +1.2" if context.hidden else f"first action {value:+.2f} (best on average over members: +1.2)"
+    return (
+        "first action close to the best on average over members, +1.2" if context.hidden else f"first action {value:+.2f} (best on average over members: +1.2)"
+    )
 
 
 @checks.add("test-ens-cem-elites-first-floor", reference_seconds=0.6, after=("test-ens-cem-output",))
@@ -491,8 +509,7 @@ def cem_reference(runner, context):
     second = _plan(runner, context, 1.0, [1.0, 0.5], seed=3, names=("model-again", "reward-again"))
     if first != second:
         raise CheckFailed(
-            f"Two calls after the same torch.manual_seed(3) returned {first} and {second}. Draw every random number with torch, "
-            "so that seeded runs repeat."
+            f"Two calls after the same torch.manual_seed(3) returned {first} and {second}. Draw every random number with torch, so that seeded runs repeat."
         )
     if context.hidden:
         from mbrl_reference.planners import ensemble_cem_plan as reference_ensemble_cem_plan
@@ -511,10 +528,33 @@ def cem_reference(runner, context):
             members=k,
             hint="Check the ranking (mean return over members, highest first), that you return mean[0], and the refit.",
         )
+        # As in notebook 1: with the mirrored model a controller that ignores the model pushes the wrong way.
+        plan_against_mirrored_reference(
+            runner,
+            context,
+            "cem-reference",
+            planner=PLANNER,
+            reference_planner=reference_ensemble_cem_plan,
+            net_spec=trained_net(NOTEBOOK, members=k),
+            plan_states=fixture(NOTEBOOK)["plan_states"].numpy(),
+            members=k,
+            hint="Plan with the predict_delta you are given: roll every sequence out with it.",
+        )
     return "the planner is reproducible"
 
 
-@checks.add("test-ens-return", reference_seconds=6.0, after=("test-ens-predict-shapes", "test-ens-predict-members", "test-ens-cem-output", "test-ens-cem-mean-return", "test-ens-cem-elites-first-floor", "test-ens-cem-reference"))
+@checks.add(
+    "test-ens-return",
+    reference_seconds=6.0,
+    after=(
+        "test-ens-predict-shapes",
+        "test-ens-predict-members",
+        "test-ens-cem-output",
+        "test-ens-cem-mean-return",
+        "test-ens-cem-elites-first-floor",
+        "test-ens-cem-reference",
+    ),
+)
 def ensemble_return(runner, context):
     """ensemble_cem_plan drives your EnsembleModel; hidden: fixed well-trained weights in your class, one 1000-step episode, return >= 950, planned by your ensemble_cem_plan (its actions distributed as the reference planner's, and following the model it is given)."""
     value = call(
@@ -526,7 +566,9 @@ def ensemble_return(runner, context):
         seed=0,
     )
     if value.shape != (ACTION_DIM,):
-        raise CheckFailed(f"the agent must produce one action of shape (1,), got {'shape ' + str(value.shape) if value.shape is not None else 'a ' + value.type_name}")
+        raise CheckFailed(
+            f"the agent must produce one action of shape (1,), got {'shape ' + str(value.shape) if value.shape is not None else 'a ' + value.type_name}"
+        )
     if context.hidden:
         from mbrl_reference.planners import ensemble_cem_plan as reference_ensemble_cem_plan
 
