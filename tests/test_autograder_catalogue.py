@@ -390,7 +390,7 @@ def test_the_intake_keeps_alike_names_apart_and_never_records_a_forged_time(grad
     "01-intake-name_alike" (the same id once cleaned, before), and a zip carrying its own
     timestamp.txt."""
     from autograder.examples import FORGED_TIME, INTAKE_NAME
-    from autograder.term.collect import safe_student_id
+    from autograder.nbgrader_glue.course import safe_student_id
 
     alike = safe_student_id("01-intake-name alike")
     assert alike != INTAKE_NAME

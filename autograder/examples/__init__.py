@@ -31,7 +31,7 @@ from nbformat.notebooknode import NotebookNode
 from autograder.examples.build import read, reference_submission, replace_cell, write
 from autograder.examples.catalogue import ALTERNATIVES, MISTAKES, Alternative, Mistake
 from autograder.examples.cheats import CHEATS, Cheat, cheat_student
-from autograder.nbgrader_glue.course import Course
+from autograder.nbgrader_glue.course import Course, safe_student_id
 
 VICTIM_AFTER = "zz-victim-after"
 
@@ -61,8 +61,6 @@ INTAKE_NAME = "01-intake-name_alike"  # the victim's id; the blank twin hands in
 
 def intake_examples(key: tuple[str, str], blank: NotebookNode, reference: NotebookNode) -> list[Example]:
     """The intake cases of notebook `key` (see the module's docstring)."""
-    from autograder.term.collect import safe_student_id
-
     alike = "01-intake-name alike"
     return [
         Example(

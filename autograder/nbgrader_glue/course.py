@@ -3,9 +3,11 @@ student notebooks, and telling which assignment a submitted notebook belongs to.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +146,17 @@ def with_package_on_path(env: dict[str, str]) -> dict[str, str]:
 
 
 config.put_environment_tools_on_path()
+
+
+def safe_student_id(name: str) -> str:
+    """A student id for the file system and the gradebook. A name that is not already one keeps a
+    short hash of itself, so that names which clean to the same text ("ann lee" and "ann_lee", two
+    names in Chinese characters) stay two students."""
+    cleaned = re.sub(r"[^A-Za-z0-9._@+-]+", "_", name).strip("._")[:64]
+    if cleaned == name:
+        return cleaned
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{cleaned or 'student'}-{digest}"
 
 
 def notebook_grade_ids(nb: dict) -> set[str]:

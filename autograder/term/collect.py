@@ -17,7 +17,6 @@ grading can give it zero and say why.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -29,7 +28,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.utils import parse_utc
 
-from autograder.nbgrader_glue.course import Course, identify_notebook
+from autograder.nbgrader_glue.course import Course, identify_notebook, safe_student_id
 
 SKIPPED_PARTS = {"__MACOSX", ".ipynb_checkpoints", "__pycache__"}
 # What one student may hand in, whatever the layout (folder, zip, loose file), checked before any
@@ -59,17 +58,6 @@ class StudentSubmission:
     @property
     def assignments(self) -> list[str]:
         return sorted({assignment for assignment, _ in self.notebooks})
-
-
-def safe_student_id(name: str) -> str:
-    """A student id for the file system and the gradebook. A name that is not already one keeps a
-    short hash of itself, so that names which clean to the same text ("ann lee" and "ann_lee", two
-    names in Chinese characters) stay two students."""
-    cleaned = re.sub(r"[^A-Za-z0-9._@+-]+", "_", name).strip("._")[:64]
-    if cleaned == name:
-        return cleaned
-    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-    return f"{cleaned or 'student'}-{digest}"
 
 
 def read_notebook(path: Path) -> tuple[dict | None, str | None]:
