@@ -34,7 +34,7 @@ import tempfile
 from pathlib import Path
 
 from autograder.examples import build_examples, write_examples
-from autograder.nbgrader_glue.course import Course, release
+from autograder.nbgrader_glue.course import Course, released_copy
 from autograder.term.engine import process_cluster
 from autograder.term.grading import grade
 
@@ -56,15 +56,7 @@ def grading_times(
     try:
         for n_jobs in jobs:
             root = workdir / f"jobs-{n_jobs}"
-            shutil.copytree(course.source, root / course.source_directory)
-            scratch = Course(
-                root=root,
-                source_directory=course.source_directory,
-                release_directory=course.release_directory,
-                limits=course.limits,
-                check_modules=course.check_modules,
-            )
-            release(course=scratch)
+            scratch = released_copy(course, root)
             reference = next(e for e in build_examples(scratch, mistakes=(), alternatives=(), cheats=(), victim=False) if e.student == "reference")
             report["notebooks"] = sorted(notebook for _, notebook in reference.notebooks)
             submissions = root / "submissions"

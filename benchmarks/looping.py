@@ -33,7 +33,7 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 
 from autograder.examples import Example, build_examples, write_examples
-from autograder.nbgrader_glue.course import Course, release
+from autograder.nbgrader_glue.course import Course, released_copy
 from autograder.term.grading import grade
 
 NOTEBOOK = "01_deterministic_cem"
@@ -103,15 +103,7 @@ def looping_times(*, course: Course | None = None, notebook: str = NOTEBOOK, sce
     report = {"notebook": notebook, "target_seconds": TARGET_SECONDS, "scenarios": {}}
     try:
         root = workdir / "course"
-        shutil.copytree(course.source, root / course.source_directory)
-        scratch = Course(
-            root=root,
-            source_directory=course.source_directory,
-            release_directory=course.release_directory,
-            limits=course.limits,
-            check_modules=course.check_modules,
-        )
-        release(course=scratch)
+        scratch = released_copy(course, root)
         reference = next(e for e in build_examples(scratch, mistakes=(), alternatives=(), cheats=(), victim=False) if e.student == "reference")
         key = next(key for key in reference.notebooks if key[1] == notebook)
         for name, edit in scenarios.items():

@@ -206,6 +206,23 @@ def release(*, course: Course | None = None, assignments: list[str] | None = Non
     return written
 
 
+def released_copy(course: Course, root: Path) -> Course:
+    """A course at `root` holding a copy of `course`'s source notebooks, released by nbgrader into
+    its own gradebook: where the benchmarks grade without touching the course itself."""
+    import shutil
+
+    shutil.copytree(course.source, Path(root) / course.source_directory)
+    copy = Course(
+        root=root,
+        source_directory=course.source_directory,
+        release_directory=course.release_directory,
+        limits=course.limits,
+        check_modules=course.check_modules,
+    )
+    release(course=copy)
+    return copy
+
+
 def missing_assignments(course: Course) -> list[str]:
     """The source folder's assignments that the gradebook does not know, notebooks and all."""
     course.gradebook.parent.mkdir(parents=True, exist_ok=True)
