@@ -284,6 +284,19 @@ def test_every_graded_cell_has_a_check_and_every_check_a_graded_cell(notebook, e
 def test_the_cells_left_out_define_nothing_the_checks_call(notebook, examples):
     # Leaving the free cells out is sound only if they redefine nothing that the solution and
     # read-only cells define (the classes and functions the checks call, the helpers of the test cells).
+    def assigned(target) -> set[str]:
+        """The names an assignment binds or changes: `x`, `a, b`, and `x` itself for `x[key]` or
+        `x.attribute` (not the names used inside the key)."""
+        if isinstance(target, ast.Name):
+            return {target.id}
+        if isinstance(target, (ast.Tuple, ast.List)):
+            return set().union(*(assigned(element) for element in target.elts))
+        if isinstance(target, ast.Starred):
+            return assigned(target.value)
+        if isinstance(target, (ast.Subscript, ast.Attribute)):
+            return assigned(target.value)
+        return set()
+
     def top_level_names(source: str) -> set[str]:
         names = set()
         for node in ast.parse("\n".join(line for line in source.split("\n") if not line.lstrip().startswith(("%", "!")))).body:
@@ -291,7 +304,7 @@ def test_the_cells_left_out_define_nothing_the_checks_call(notebook, examples):
                 names.add(node.name)
             elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                    names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+                    names |= assigned(target)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
         return names
