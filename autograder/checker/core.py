@@ -230,6 +230,13 @@ class CellResult:
     error: tuple[str, str] | None
 
 
+# A copy takes milliseconds (0.1 to 0.2 s at a load of 24 on 2 cores, benchmarks.restart_cost): a fork
+# server that has not answered in FORK_TIMEOUT seconds is gone. After MAX_COPY_FAILURES such failures in
+# one notebook, every later request fails at once.
+FORK_TIMEOUT = 15.0
+MAX_COPY_FAILURES = 2
+
+
 class Runner:
     """One student's runner. Its cells run in one process; the first call after them turns that
     process into a fork server (`autograder.sandbox.runner.forkserver`), and from then on a *copy*
@@ -252,6 +259,7 @@ class Runner:
         self.replay_timeout = 600.0
         self.output_bytes = 0  # of all cells' outputs so far (Limits.notebook_output_mb)
         self.setup_cpu = 0.0  # CPU seconds of the runner's own life, not counted against any budget (cpu_seconds)
+        self.copy_failures = 0  # copies the fork server could not make: after MAX_COPY_FAILURES, no more tries
         self.stuck: set[str] = set()  # student functions that ran out of time once (`_timed`)
         self._planner: str | None = None  # the planner of the agent `act` asks
 
@@ -274,6 +282,10 @@ class Runner:
         self.forking = False
 
     def _ensure(self) -> None:
+        if self.copy_failures >= MAX_COPY_FAILURES:
+            # Student code that ends the fork server (a daemon that kills what it sees) would otherwise
+            # cost every later check a new sandbox, the cells again and the fork's whole wait.
+            raise RunnerFailed(f"the process running your code could not be copied ({self.copy_failures} times); no check can run it", RunnerFailed.DIED)
         if self.process is not None and not self.process.alive():
             self.close()  # the sandbox itself ended: start again, cells replayed
         if self.process is None:
@@ -319,8 +331,9 @@ class Runner:
         """A fresh copy of the snapshot (the copy before it ends), with the cells run since replayed."""
         self._drop_copy()
         try:
-            self._copy_fds = self.process.fork(secrets.token_hex(16), timeout=60)
+            self._copy_fds = self.process.fork(secrets.token_hex(16), timeout=FORK_TIMEOUT)
         except OSError as error:
+            self.copy_failures += 1
             self.close()  # the server is gone: the next request starts from the top
             raise RunnerFailed(f"the process running your code could not be copied ({error})", RunnerFailed.DIED) from None
         self.copies += 1
