@@ -111,7 +111,7 @@ def test_the_budget_clock_is_the_cpu_time_of_the_runners_processes():
         after_child = runner.cpu_seconds()
         runner.run_cell("import time\ntime.sleep(1.0)", timeout=120)
         after_sleep = runner.cpu_seconds()
-    assert after_child - before >= 1.0, (before, after_child)
+    assert after_child - before >= 1.0 - 0.02, (before, after_child)  # /proc counts CPU time in 10 ms ticks
     assert after_sleep - after_child < 0.5, (after_child, after_sleep)
 
 
