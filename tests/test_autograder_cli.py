@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from autograder_fixtures.toy_course import ASSIGNMENT, source_notebook
+from autograder_fixtures.toy_course import ASSIGNMENT
 from traitlets.config.loader import PyFileConfigLoader
 
 from autograder import cli
@@ -179,16 +179,6 @@ def test_without_a_sandbox_grading_refuses_and_says_why_and_what_to_do(tmp_path,
     nb = nbformat.v4.new_notebook()
     with pytest.raises(SandboxError, match="no user namespaces"):
         CheckedExecute(sandbox=True).preprocess(nb, {"nbgrader": {"notebook": ASSIGNMENT, "student": "ada"}})
-
-
-@pytest.fixture
-def toy_source(tmp_path):
-    """The toy course's source notebook alone, as a course directory sees it."""
-    course = Course(root=tmp_path / "course")
-    path = course.source_notebook(ASSIGNMENT, ASSIGNMENT)
-    path.parent.mkdir(parents=True)
-    nbformat.write(source_notebook(), str(path))
-    return course
 
 
 # -- hidden tests in feedback ------------------------------------------------------------------------

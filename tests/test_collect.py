@@ -8,20 +8,9 @@ import json
 import zipfile
 
 import nbformat
-import pytest
 from autograder_fixtures.toy_course import ASSIGNMENT, source_notebook
 
-from autograder.nbgrader_glue.course import Course
 from autograder.term.collect import collect_submissions, read_notebook
-
-
-@pytest.fixture
-def toy_source(tmp_path):
-    course = Course(root=tmp_path / "course")
-    path = course.source_notebook(ASSIGNMENT, ASSIGNMENT)
-    path.parent.mkdir(parents=True)
-    nbformat.write(source_notebook(), str(path))
-    return course
 
 
 def _notebook_text() -> str:
