@@ -86,6 +86,7 @@ ENSEMBLE_MISTAKES = {
         ),
     ],
     "ranked-by-first-member": [("expected_returns = returns.mean(dim=0)", "expected_returns = returns[0]")],
+    "ranked-by-best-member": [("expected_returns = returns.mean(dim=0)", "expected_returns = returns.max(dim=0).values")],
     "ensemble-std-not-floored": [
         (
             "std = elite_actions.std(dim=0).clamp(min=std_floor)",
@@ -131,11 +132,22 @@ def planner_source(function: str, substitutions: list[tuple[str, str]]) -> str:
 def pendulum_gaps(notebook: str, names: list[str], students: int) -> dict:
     """The hidden part of test-cem-reference / test-ens-cem-reference, in this process: for each made-up
     student (its own pendulum states and seeds, as `plan_against_reference` draws them: 30 seeds, 90
-    more when the gap is ambiguous), the largest gap / tolerance over the three states (>= 1 fails),
-    with the check's own tolerance and rule (autograder.checker.checks.common)."""
+    more when the gap or the spread is ambiguous), the verdict (`plan_failure`), the largest gap /
+    tolerance over the three states (>= 1 fails) and the spread ratio (`spread_ratio`), with the
+    check's own rules (autograder.checker.checks.common)."""
     import torch
 
-    from autograder.checker.checks.common import AMBIGUOUS, _gap_over_tolerance, fixture, network_predict_delta, pendulum_states, reference_module, trained_net
+    from autograder.checker.checks.common import (
+        _gap_over_tolerance,
+        fixture,
+        needs_more_seeds,
+        network_predict_delta,
+        pendulum_states,
+        plan_failure,
+        reference_module,
+        spread_ratio,
+        trained_net,
+    )
     from autograder.checker.core import Context
     from mbrl_reference import planners
 
@@ -150,7 +162,7 @@ def pendulum_gaps(notebook: str, names: list[str], students: int) -> dict:
         namespace = dict(vars(planners))
         exec(planner_source(function, mistakes[name]), namespace)  # noqa: S102 - the reference's own code, changed by one substitution
         planner = namespace[function]
-        ratios, first_ratios, extended = [], [], 0
+        ratios, first_ratios, spreads, failures, extended = [], [], [], [], 0
         for student in range(students):
             context = Context(student=f"student-{student}", notebook=notebook, secret="rates", hidden=True)
             states = pendulum_states(context, "cem-reference", fixture(notebook)["plan_states"].numpy())
@@ -168,19 +180,24 @@ def pendulum_gaps(notebook: str, names: list[str], students: int) -> dict:
 
             planned, reference = both([context.seed(f"cem-reference/{i}") % 100_000 for i in range(30)])
             first_ratios.append(_gap_over_tolerance(planned, reference))
-            if AMBIGUOUS[0] <= first_ratios[-1] < AMBIGUOUS[1]:
+            first_failure = plan_failure(planned, reference)
+            if needs_more_seeds(planned, reference):
                 extended += 1
                 more = both([context.seed(f"cem-reference/{i}") % 100_000 for i in range(30, 120)])
                 planned, reference = np.concatenate([planned, more[0]], axis=1), np.concatenate([reference, more[1]], axis=1)
             ratios.append(_gap_over_tolerance(planned, reference))
-        ratios, first = np.array(ratios), np.array(first_ratios)
+            spreads.append(spread_ratio(planned, reference))
+            failures.append((plan_failure(planned, reference), first_failure))
+        ratios, first, spreads = np.array(ratios), np.array(first_ratios), np.array(spreads)
         spread = lambda values: [round(float(values.min()), 2), round(float(np.median(values)), 2), round(float(values.max()), 2)]  # noqa: E731
         result[name] = {
-            "failed": int((ratios >= 1).sum()),
+            "failed": sum(final is not None for final, _ in failures),
             "of": students,
+            "verdicts": {verdict or "passed": sum(final == verdict for final, _ in failures) for verdict in {final for final, _ in failures}},
             "gap_over_tolerance": spread(ratios),
+            "spread_ratio": spread(spreads),
             "extended_to_120_seeds": extended,
-            "with_30_seeds_only": {"failed": int((first >= 1).sum()), "gap_over_tolerance": spread(first)},
+            "with_30_seeds_only": {"failed": sum(first is not None for _, first in failures), "gap_over_tolerance": spread(first)},
         }
         print(f"{notebook} cem-reference (in process) {name:24s} {result[name]}", flush=True)
     return result

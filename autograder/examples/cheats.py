@@ -394,6 +394,7 @@ CHEATS = (
         "predicts-next-state",
         (Append("deterministic-model", LYING_TENSOR),),
         prelude=False,
+        may_score_less="its tensors also flow through cem_plan in the return check's episode, where the actions they give are not distributed as CEM's",
     ),
     Cheat(
         "perfect-loss-object",

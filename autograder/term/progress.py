@@ -77,7 +77,7 @@ class Progress:
             where, _, since = line.partition(STATUS_SEPARATOR)
             notebook, _, step = where.partition(": ")
             try:
-                seconds = f" {now - float(since):.0f}s"
+                seconds = f" {max(0.0, now - float(since)):.0f}s"  # the file rounds to 0.1 s
             except ValueError:
                 seconds = ""
             parts.append(f"{path.name} {short_notebook(notebook)} {step}{seconds}" if step else f"{path.name} starting")
