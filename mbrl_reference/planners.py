@@ -79,3 +79,49 @@ def ensemble_cem_plan(
         mean = elite_actions.mean(dim=0)
         std = elite_actions.std(dim=0).clamp(min=std_floor)
     return mean[0]
+
+
+@torch.no_grad()
+def cem_first_actions(
+    predict_delta: PredictDelta,
+    states: torch.Tensor,
+    seeds: list[int],
+    n_members: int = 0,
+    horizon: int = CEM_SETTINGS["horizon"],
+    n_samples: int = CEM_SETTINGS["n_samples"],
+    n_elite: int = CEM_SETTINGS["n_elite"],
+    n_iters: int = CEM_SETTINGS["n_iters"],
+    std_floor: float = CEM_SETTINGS["std_floor"],
+    reward_fn: Callable[[torch.Tensor], torch.Tensor] = compute_rewards,
+) -> torch.Tensor:
+    """B decisions at once, for the grader: decision b is what `cem_plan` (n_members 0) or
+    `ensemble_cem_plan` (n_members K) returns from states[b] after torch.manual_seed(seeds[b]) (the
+    same random numbers; equal up to float rounding, as the rows go through the model together).
+    The algorithm is theirs, with a batch dimension B in front. states (B, S) -> actions (B, A).
+
+    Why: the checks ask the reference for hundreds of decisions on a model of 16 hidden units, where
+    one decision is mostly the cost of calling torch; together they cost a few calls' worth."""
+    batch = states.shape[0]
+    generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+    mean = torch.zeros(batch, horizon, ACTION_DIM)
+    std = torch.ones(batch, horizon, ACTION_DIM)
+    rows = torch.arange(batch)[:, None]
+    for _ in range(n_iters):
+        # Normal(mean, std).sample((N,)) is torch.normal on the expanded loc and scale: the same draws.
+        shape = (n_samples, horizon, ACTION_DIM)
+        actions = torch.stack([torch.normal(mean[b].expand(shape), std[b].expand(shape), generator=g) for b, g in enumerate(generators)])
+        actions = actions.clamp(ACTION_LOW, ACTION_HIGH)  # (B, N, T, A)
+        flat_actions = actions.reshape(batch * n_samples, horizon, ACTION_DIM)  # (B*N, T, A)
+        rolled = states[:, None, :].expand(batch, n_samples, -1).reshape(batch * n_samples, -1)  # (B*N, S)
+        if n_members:
+            rolled = rolled.expand(n_members, -1, -1)  # (K, B*N, S)
+        returns = torch.zeros(rolled.shape[:-1])
+        for t in range(horizon):
+            rolled = rolled + predict_delta(rolled, flat_actions[:, t])
+            returns += reward_fn(rolled)
+        if n_members:
+            returns = returns.mean(dim=0)  # (B*N,): the mean over members, as ensemble_cem_plan ranks
+        elite_actions = actions[rows, returns.reshape(batch, n_samples).topk(n_elite, dim=1).indices]  # (B, n_elite, T, A)
+        mean = elite_actions.mean(dim=1)
+        std = elite_actions.std(dim=1).clamp(min=std_floor)
+    return mean[:, 0]

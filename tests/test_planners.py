@@ -1,6 +1,7 @@
 """The reference CEM planners and mbrl_helpers' random shooting, on toy problems whose optimum is known in closed form."""
 
 import numpy as np
+import pytest
 import torch
 
 from mbrl_helpers import ACTION_HIGH, ACTION_LOW, MPCAgent
@@ -135,3 +136,28 @@ def test_random_shooting_uses_the_course_settings_and_plugs_into_mpc_agent():
     assert action.shape == (1,) and isinstance(action, np.ndarray)
     n, horizon = RANDOM_SHOOTING_SETTINGS["n_samples"], RANDOM_SHOOTING_SETTINGS["horizon"]
     assert calls == [((n, 4), (n, 1))] * horizon
+
+
+@pytest.mark.parametrize("members", [0, 3])
+def test_the_graders_batched_cem_repeats_the_reference_decisions_seed_for_seed(members):
+    """cem_first_actions (the grader's many decisions at once) gives what cem_plan / ensemble_cem_plan
+    give one at a time after torch.manual_seed(seed), on a small real network."""
+    from mbrl_helpers import build_ensemble_mlp, build_mlp
+    from mbrl_reference.planners import cem_first_actions
+
+    torch.manual_seed(0)
+    net = build_ensemble_mlp(members, 5, 4, 16, 2) if members else build_mlp(5, 4, 16, 2)
+
+    def predict_delta(states, actions):
+        if members and actions.dim() == states.dim() - 1:
+            actions = actions.expand(members, *actions.shape)
+        return 0.1 * net(torch.cat([states, actions], dim=-1))
+
+    states = torch.randn(12, 4) * 0.1
+    seeds = list(range(100, 112))
+    many = cem_first_actions(predict_delta, states, seeds, n_members=members)
+    assert many.shape == (12, 1)
+    for state, seed, action in zip(states, seeds, many):
+        torch.manual_seed(seed)
+        one = ensemble_cem_plan(predict_delta, state, n_members=members) if members else cem_plan(predict_delta, state)
+        assert torch.allclose(one, action, atol=1e-5), (seed, one, action)

@@ -348,7 +348,6 @@ def _gap_over_tolerance(planned: np.ndarray, reference: np.ndarray) -> float:
 
 def _plan_both(runner, context, planner, reference_planner, reference_predict_delta, net_spec, states, seeds, members, extra, hint):
     planned = np.zeros((len(states), len(seeds)))
-    reference = np.zeros((len(states), len(seeds)))
     for i, state in enumerate(states):
         for j, seed in enumerate(seeds):
             # The fixed network runs in the runner: the planner calls it thousands of times here. Its
@@ -358,10 +357,26 @@ def _plan_both(runner, context, planner, reference_planner, reference_predict_de
             except StudentError as error:
                 raise shape_error(error, f"{planner} failed from a pendulum state (one of the grader's own) with a fixed model. {hint}") from None
             planned[i, j] = first_action(value, planner)
-            torch.manual_seed(seed)
-            with torch.no_grad():
-                reference[i, j] = float(reference_planner(reference_predict_delta, torch.as_tensor(state, dtype=torch.float32), **extra)[0])
-    return planned, reference
+    pairs = np.repeat(np.asarray(states), len(seeds), axis=0)  # (states x seeds, S), seeds varying fastest
+    reference = reference_first_actions(reference_planner, reference_predict_delta, pairs, list(seeds) * len(states), **extra)
+    return planned, reference.reshape(len(states), len(seeds))
+
+
+def reference_first_actions(reference_planner: Callable, predict_delta: Callable, states: np.ndarray, seeds: list[int], **plan_kwargs) -> np.ndarray:
+    """The reference planner's first action from each states[b] (B, S) after torch.manual_seed(seeds[b]),
+    as an array (B,): the reference's CEM planners all at once (mbrl_reference.planners.cem_first_actions,
+    the same numbers), any other planner one decision at a time."""
+    from mbrl_reference import planners
+
+    states = torch.as_tensor(np.asarray(states), dtype=torch.float32).reshape(-1, STATE_DIM)
+    if reference_planner in (planners.cem_plan, planners.ensemble_cem_plan):
+        return planners.cem_first_actions(predict_delta, states, seeds, **plan_kwargs)[:, 0].double().numpy()
+    actions = np.zeros(len(states))
+    for b, (state, seed) in enumerate(zip(states, seeds)):
+        torch.manual_seed(int(seed))
+        with torch.no_grad():
+            actions[b] = float(reference_planner(predict_delta, state, **plan_kwargs).reshape(-1)[0])
+    return actions
 
 
 @dataclass
@@ -453,13 +468,16 @@ def rank_statistic(actions: np.ndarray, references: np.ndarray, rng: np.random.G
 
 
 def reference_decisions(reference_planner: Callable, predict_delta: Callable, **plan_kwargs) -> Callable[[np.ndarray, int], float]:
-    """f(state, seed): the reference planner's first action from `state` after torch.manual_seed(seed)."""
+    """f(state, seed): the reference planner's first action from `state` after torch.manual_seed(seed);
+    f.many(states (B, S), seeds (B,)) -> (B,) asks for many at once (`reference_first_actions`)."""
+
+    def many(states: np.ndarray, seeds: list[int]) -> np.ndarray:
+        return reference_first_actions(reference_planner, predict_delta, states, seeds, **plan_kwargs)
 
     def decide(state: np.ndarray, seed: int) -> float:
-        torch.manual_seed(int(seed))
-        with torch.no_grad():
-            return float(reference_planner(predict_delta, torch.as_tensor(np.asarray(state), dtype=torch.float32), **plan_kwargs).reshape(-1)[0])
+        return float(many(np.asarray(state)[None], [seed])[0])
 
+    decide.many = many
     return decide
 
 
@@ -480,7 +498,10 @@ def own_planner_statistic(episode: Episode, decide: Callable[[np.ndarray, int], 
     OWN_PLANNER_REFERENCES reference decisions at each (seeds drawn with `rng` too)."""
     steps = rng.choice(len(episode.actions), size=min(OWN_PLANNER_STEPS, len(episode.actions)), replace=False)
     seeds = rng.integers(0, 2**31, (len(steps), OWN_PLANNER_REFERENCES))
-    references = np.array([[decide(episode.states[t], seed) for seed in row] for t, row in zip(steps, seeds)])
+    if hasattr(decide, "many"):  # all at once (reference_decisions)
+        references = decide.many(np.repeat(episode.states[steps], OWN_PLANNER_REFERENCES, axis=0), seeds.reshape(-1).tolist()).reshape(seeds.shape)
+    else:
+        references = np.array([[decide(episode.states[t], seed) for seed in row] for t, row in zip(steps, seeds)])
     return rank_statistic(episode.actions[steps], references, rng)
 
 
