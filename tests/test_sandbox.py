@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder.checker.core import Runner, RunnerFailed
+from autograder.checker.core import MAX_COPY_FAILURES, Runner, RunnerFailed
 from autograder.protocol.channel import ProtocolError, decode, encode
 from autograder.protocol.limits import Limits
 from autograder.sandbox import bubblewrap as sandbox
@@ -412,6 +412,24 @@ def test_a_call_that_loops_costs_a_new_copy_not_a_replay(runner):
     started = time.perf_counter()
     assert runner.call("get", timeout=30).raw["value"] == 42.0  # the cell run since the snapshot is replayed in the copy
     assert time.perf_counter() - started < 2.0 and runner.process.process.pid == sandbox_pid
+
+
+def test_a_snapshot_that_dies_before_it_answers_is_known_at_once_and_twice_ends_the_questions():
+    """Student code that ends the snapshot as it is made (as a daemon left by the cells, killing what
+    it sees, did in a catalogue run; here the cells patch the fork server so that the snapshot exits):
+    the sandbox ends with it, so the checker hears of it at once instead of at its wall-clock limit
+    (30 minutes), and after MAX_COPY_FAILURES such failures a question fails without a new sandbox."""
+    with Runner(Limits()) as runner:
+        run(runner, "import os\nimport runner.forkserver as fork_server\nfork_server._end_other_processes = lambda *args: os._exit(3)")
+        for _ in range(MAX_COPY_FAILURES):
+            started = time.perf_counter()
+            with pytest.raises(RunnerFailed, match="died"):
+                runner.snapshot()
+            assert time.perf_counter() - started < 60
+        started = time.perf_counter()
+        with pytest.raises(RunnerFailed, match="could not be copied"):
+            runner.call("print", timeout=30)
+        assert time.perf_counter() - started < 1
 
 
 @pytest.mark.parametrize(

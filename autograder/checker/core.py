@@ -318,7 +318,11 @@ class Runner:
         def become_server():
             reply.update(self._request({"op": "fork_server"}, self.replay_timeout, {}))
 
-        self._setup(become_server)
+        try:
+            self._setup(become_server)
+        except RunnerFailed:
+            self.copy_failures += 1  # (a snapshot that the cells' leftovers end: as a copy that does not come)
+            raise
         if reply.get("op") != "result":
             self._fail("the process running your code could not be copied", RunnerFailed.PROTOCOL)
         self.isolated = reply.get("isolated") is True

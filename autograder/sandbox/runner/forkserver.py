@@ -47,11 +47,22 @@ _libc.mmap.restype = ctypes.c_void_p
 _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 
+# The waiter reaps what ends (the processes the cells started are its children too) and ends when the
+# snapshot does: the sandbox then ends, and the checker's pipe closes at once. (Had it waited forever,
+# a snapshot killed by a daemon the cells left behind, before it could answer, would have left the
+# checker waiting for an answer until its wall-clock limit, 30 minutes.)
 WAITER = (
-    "import ctypes, os, signal\n"
+    "import ctypes, os, sys\n"
     "ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"  # not dumpable: a copy cannot reach the snapshot's files through /proc/<this>/root
+    "snapshot = int(sys.argv[1])\n"
     "os.write(3, b'.'); os.close(3)\n"
-    "while True: signal.pause()\n"
+    "while True:\n"
+    "    try:\n"
+    "        pid, _ = os.wait()\n"
+    "    except ChildProcessError:\n"
+    "        os._exit(0)\n"
+    "    if pid == snapshot:\n"
+    "        os._exit(0)\n"
 )
 
 
@@ -65,14 +76,15 @@ def become_server(control_fd: int, reply_fd: int, request_id, scratch: str, in_s
     """Turn this runner into the fork server; returns only in a copy, which then serves the checker
     on the pipes in `copy_pipes` (see `serve_copies`)."""
     ready_read, ready_write = os.pipe()
-    if os.fork() != 0:  # this process, threads and all, becomes the waiter
+    snapshot = os.fork()
+    if snapshot != 0:  # this process, threads and all, becomes the waiter
         os.dup2(ready_write, 3)
         os.set_inheritable(3, True)
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1):
             os.dup2(devnull, fd)
         os.closerange(4, 1 << 16)
-        os.execv(sys.executable, [sys.executable, "-S", "-I", "-c", WAITER])
+        os.execv(sys.executable, [sys.executable, "-S", "-I", "-c", WAITER, str(snapshot)])
     os.close(ready_write)
     os.read(ready_read, 1)  # the waiter is no longer dumpable
     os.close(ready_read)
