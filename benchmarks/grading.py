@@ -14,8 +14,10 @@ first run, and the projection for 1,000 students on W workers from the last run'
 Wall time depends on what else the machine runs, so each run also reports the CPU seconds of the
 whole process tree (this process, the grading processes, nbgrader, every student's runner:
 getrusage of this process and of its children, which have all ended and been waited for when a
-run is over) per submission, and the load average before and after it. With --cluster the Dask
-workers' own children count only as far as the workers wait for them before they end.
+run is over) per submission, the busy time of the whole machine per submission (benchmarks.cpu:
+it also holds what a killed sandbox's processes used, which getrusage can miss, and whatever else
+runs), and the load average before and after it. With --cluster the Dask workers' own children
+count only as far as the workers wait for them before they end.
 Targets on a 2-core CPU: one complete submission (all four notebooks) graded in at most 20 s of CPU
 (`cpu_seconds_per_submission` of the 1-worker run), and `speedup` of 2 workers over 1 at least
 1.6 on 4 students.
@@ -27,7 +29,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import shutil
 import statistics
 import tempfile
@@ -37,13 +38,9 @@ from autograder.examples import build_examples, write_examples
 from autograder.nbgrader_glue.course import Course, released_copy
 from autograder.term.engine import process_cluster
 from autograder.term.grading import grade
+from benchmarks.cpu import machine_cpu_seconds, tree_cpu_seconds
 
 PROJECTED_WORKERS = (1, 2, 8, 32, 128)
-
-
-def tree_cpu_seconds() -> float:
-    """CPU seconds (user + system) of this process and of every child it has waited for."""
-    return sum(usage.ru_utime + usage.ru_stime for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def grading_times(
@@ -63,9 +60,10 @@ def grading_times(
             for i in range(students):
                 reference.student = f"student-{i + 1}"
                 write_examples([reference], submissions)
-            load_before, cpu_before = os.getloadavg(), tree_cpu_seconds()
+            load_before, cpu_before, machine_before = os.getloadavg(), tree_cpu_seconds(), machine_cpu_seconds()
             with process_cluster(root / "cluster", workers=n_jobs) if cluster else contextlib.nullcontext() as scheduler_file:
                 run = grade(submissions, course=scratch, jobs=n_jobs, progress=False, scheduler=str(scheduler_file) if cluster else None)
+            machine_seconds = machine_cpu_seconds() - machine_before
             cpu_seconds = tree_cpu_seconds() - cpu_before  # the grading processes have ended: their CPU time is in
             seconds = [r.seconds for r in run.students]
             report["runs"].append(
@@ -74,6 +72,7 @@ def grading_times(
                     "seconds": round(run.seconds, 1),
                     "cpu_seconds": round(cpu_seconds, 1),
                     "cpu_seconds_per_submission": round(cpu_seconds / students, 1),
+                    "machine_cpu_seconds_per_submission": round(machine_seconds / students, 1),
                     "load_average_before": [round(x, 2) for x in load_before],
                     "load_average_after": [round(x, 2) for x in os.getloadavg()],
                     "submissions_per_minute": round(students / run.seconds * 60, 3),

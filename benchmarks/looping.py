@@ -22,7 +22,6 @@ import argparse
 import ast
 import json
 import os
-import resource
 import shutil
 import tempfile
 import time
@@ -35,15 +34,12 @@ from nbformat.notebooknode import NotebookNode
 from autograder.examples import Example, build_examples, write_examples
 from autograder.nbgrader_glue.course import Course, released_copy
 from autograder.term.grading import grade
+from benchmarks.cpu import machine_cpu_seconds, tree_cpu_seconds
 
 NOTEBOOK = "01_deterministic_cem"
 LOOP = "while True:\n    pass"
 SLEEP = "import time\ntime.sleep(10**6)"
 TARGET_SECONDS = 120
-
-
-def tree_cpu_seconds() -> float:
-    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def _solution_cells(nb: NotebookNode):
@@ -109,13 +105,14 @@ def looping_times(*, course: Course | None = None, notebook: str = NOTEBOOK, sce
         for name, edit in scenarios.items():
             submission = nbformat.reads(nbformat.writes(reference.notebooks[key]), as_version=4)
             folder = write_examples([Example(name, "benchmark", {key: edit(submission)})], workdir / f"submissions-{name}")
-            load, cpu, started = os.getloadavg(), tree_cpu_seconds(), time.perf_counter()
+            load, cpu, machine, started = os.getloadavg(), tree_cpu_seconds(), machine_cpu_seconds(), time.perf_counter()
             run = grade(folder, course=scratch, jobs=1, progress=False)
-            seconds, cpu = time.perf_counter() - started, tree_cpu_seconds() - cpu
+            seconds, cpu, machine = time.perf_counter() - started, tree_cpu_seconds() - cpu, machine_cpu_seconds() - machine
             student = run.students[0]
             report["scenarios"][name] = {
                 "wall_seconds": round(seconds, 1),
                 "cpu_seconds": round(cpu, 1),
+                "machine_cpu_seconds": round(machine, 1),
                 "student_seconds": round(student.seconds, 1),
                 "load_average_before": [round(x, 2) for x in load],
                 "points": student.score(notebook).auto_points,
