@@ -17,7 +17,7 @@ copy of the reference returns the reference's actions and cannot fail. The catal
 expected lost checks do not include the return (`MISTAKES`) are measured too.
 
 The test (`autograder.checker.checks.common.require_own_planner`) ranks the actions that drove the
-checker's 1000-step episode among the reference planner's decisions at the same states. Here, in
+checker's episode (RETURN_CHECK_STEPS steps) among the reference planner's decisions at the same states. Here, in
 this process, with the notebook's fixed weights:
 
 - null: a planner that is the reference in distribution. Its false-fail rate is that of the
@@ -46,6 +46,7 @@ from autograder.checker.checks.common import (
     MIRROR_STATES,
     OWN_PLANNER_REFERENCES,
     OWN_PLANNER_STEPS,
+    RETURN_CHECK_STEPS,
     Episode,
     fixture,
     mirror_passes,
@@ -276,7 +277,7 @@ def table_of_actions(planner, seed: int = 1000, steps: int = 300):
     return episode.states, episode.actions
 
 
-def run_episode(act, seed: int, max_steps: int = 1000) -> Episode:
+def run_episode(act, seed: int, max_steps: int = RETURN_CHECK_STEPS) -> Episode:
     env = make_env()
     states, actions = [], []
     state, _ = env.reset(seed=seed)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from autograder.checker.checks.common import RETURN_CHECK_STEPS
 from autograder.checker.fixtures import ASSIGNMENTS, FIXTURE_DIR, fixture_path, load_fixture
 from autograder.checker.fixtures.generate import generate
 from mbrl_helpers import MPCAgent, run_episode
@@ -108,15 +109,15 @@ EPISODES = [(name, seed) for name in PLANNERS for seed in checker_episode_seeds(
 
 @pytest.mark.parametrize("name, seed", EPISODES, ids=[f"{name}-seed{seed}" for name, seed in EPISODES])
 def test_the_reference_planner_balances_the_pendulum_with_the_shipped_model(name, seed):
-    # The hidden return check asks >= 950 of a student's planner with these weights, on one of these
-    # seeds drawn for the student: the reference reaches 1000 on each.
+    # The hidden return check asks RETURN_CHECK_MIN of a student's planner with these weights over
+    # RETURN_CHECK_STEPS, on one of these seeds drawn for the student: the reference stays up for all of them.
     model_class, plan, plan_kwargs = PLANNERS[name]
     torch.set_num_threads(1)
     model = model_class()
     model.load_state_dict(load_fixture(name)["trained_state_dict"])
     model.eval()
-    result = run_episode(MPCAgent(plan, model.predict_delta, device="cpu", **plan_kwargs), seed=seed, progress=False)
-    assert result.episode_return == 1000
+    result = run_episode(MPCAgent(plan, model.predict_delta, device="cpu", **plan_kwargs), seed=seed, max_steps=RETURN_CHECK_STEPS, progress=False)
+    assert result.episode_return == RETURN_CHECK_STEPS
 
 
 @pytest.mark.parametrize("name", PLANNERS)

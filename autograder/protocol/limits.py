@@ -20,7 +20,7 @@ class Limits:
     cell_timeout: int = 300
     """CPU seconds the runner may use on one cell before it is stopped (and, for code that waits
     instead of computing, three times as many seconds of wall time): a real 1000-step episode with
-    a CEM planner takes about 30 s on one thread, so a slower but correct solution has room"""
+    the course's CEM planner takes about 10 s on one thread, so a slower but correct solution has room"""
     notebook_timeout: int = 1200
     """seconds all cells and checks of one notebook may take together; a complete reference notebook
     needs well under a tenth of it"""

@@ -25,7 +25,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from autograder.checker.checks.common import call
+from autograder.checker.checks.common import RETURN_CHECK_STEPS, call
 from autograder.checker.core import CheckFailed, CheckRegistry, Returned, StudentError, Value
 from mbrl_helpers import ACTION_DIM, ACTION_HIGH, ACTION_LOW, STATE_DIM, hints
 from mbrl_helpers.closing_the_loop import LOOP_ITERATIONS, LOOP_TRAIN_STEPS, SMALL_DATASET_SEED, SMALL_DATASET_SIZE, collect_reset_only
@@ -33,9 +33,8 @@ from mbrl_helpers.closing_the_loop import LOOP_ITERATIONS, LOOP_TRAIN_STEPS, SMA
 NOTEBOOK = "04_closing_the_loop"
 checks = CheckRegistry(NOTEBOOK)
 KEYS = ("states", "actions", "next_states")
-# The return check's episodes are cut at 300 steps (30 s of balancing) to keep grading short; the
-# agent of the last iteration must stay upright for all of them.
-RETURN_CHECK_STEPS = 300
+# The return check's episodes are cut at RETURN_CHECK_STEPS (as the other notebooks' return checks):
+# the agent of the last iteration must stay upright for all of them.
 ALIGN = "Step t of an episode is the transition (states[t], actions[t], states[t + 1]): T actions give T transitions, from states[:-1] to states[1:]."
 
 

@@ -244,6 +244,7 @@ def plan_against_reference(
     members: int = 0,
     hint: str,
     min_spread: float = 0.0,
+    model: dict | None = None,
 ) -> None:
     """The student's planner and the reference, with the same fixed network as the model, from each
     state for each seed; their mean first actions must agree within a tolerance that fails a
@@ -256,7 +257,13 @@ def plan_against_reference(
     with `more_seeds` too, and judged on all of them: with 30 seeds alone, summing the rewards of
     s_0..s_(T-1) sat at 0.85 to 1.19 times the tolerance, and ranking the ensemble's sequences by one
     member at 0.63 to 1.29, so their verdicts depended on the student's seeds (benchmarks.check_rates
-    --pendulum)."""
+    --pendulum).
+
+    `model`: what the student's planner gets as predict_delta instead of the bare network: the return
+    checks pass the student's own model class holding `net_spec` (its predict_delta method), so that
+    a model that plans the pendulum wrongly fails too (predicting s + f(s, a) for the change kept the
+    pole up, but its first actions sat 5.0 to 6.0 times the tolerance from the reference's, in 8 runs
+    of 8; the rank test on the episode caught it in 9 of 20)."""
     reference_predict_delta = network_predict_delta(reference_module(net_spec), members)
     extra = {"n_members": members} if members else {}
     planned = np.zeros((len(states), 0))
@@ -265,7 +272,7 @@ def plan_against_reference(
         if reference.shape[1] and (not batch or not needs_more_seeds(planned, reference)):
             break
         new_planned, new_reference = _plan_both(
-            runner, context, planner, reference_planner, reference_predict_delta, net_spec, states, batch, members, extra, hint
+            runner, context, planner, reference_planner, reference_predict_delta, model or {"network": net_spec, "members": members}, states, batch, extra, hint
         )
         planned, reference = np.concatenate([planned, new_planned], axis=1), np.concatenate([reference, new_reference], axis=1)
     failure = plan_failure(planned, reference, min_spread)
@@ -346,14 +353,16 @@ def _gap_over_tolerance(planned: np.ndarray, reference: np.ndarray) -> float:
     return float((np.abs(planned.mean(axis=1) - reference.mean(axis=1)) / reference_tolerance(reference)).max())
 
 
-def _plan_both(runner, context, planner, reference_planner, reference_predict_delta, net_spec, states, seeds, members, extra, hint):
+def _plan_both(runner, context, planner, reference_planner, reference_predict_delta, model, states, seeds, extra, hint):
+    """`model`: the predict_delta the student's planner gets (a fixed network, or the student's model
+    class holding one)."""
     planned = np.zeros((len(states), len(seeds)))
     for i, state in enumerate(states):
         for j, seed in enumerate(seeds):
             # The fixed network runs in the runner: the planner calls it thousands of times here. Its
             # outputs are the student's planner's business; what counts is the action it returns.
             try:
-                value = runner.call(planner, [{"network": net_spec, "members": members}, Tensor(state)], extra, seed=seed, timeout=context.remaining())
+                value = runner.call(planner, [model, Tensor(state)], extra, seed=seed, timeout=context.remaining())
             except StudentError as error:
                 raise shape_error(error, f"{planner} failed from a pendulum state (one of the grader's own) with a fixed model. {hint}") from None
             planned[i, j] = first_action(value, planner)
@@ -379,6 +388,16 @@ def reference_first_actions(reference_planner: Callable, predict_delta: Callable
     return actions
 
 
+# The hidden return checks cut their episodes at RETURN_CHECK_STEPS steps (30 s of balancing), not
+# the environment's 1000: the student's planner plans every step in the runner (about 10 ms a
+# decision), and 1000-step episodes were half of a complete submission's grading time. A planner
+# must reach RETURN_CHECK_MIN of them (95 %); the reference stays up for all of them on every seed the
+# checks draw from (EPISODE_SEEDS, tests/test_fixtures.py). Every catalogue mistake that loses a
+# return check loses another check first, so the cut changes no grade of the catalogue.
+RETURN_CHECK_STEPS = 300
+RETURN_CHECK_MIN = 285
+
+
 @dataclass
 class Episode:
     """What the checker's own episode recorded: the states the planner was asked about and the
@@ -393,7 +412,7 @@ class Episode:
 
 
 def checker_episode(
-    runner: Runner, context: Context, *, planner: str, model: dict, seed: int, plan_kwargs: dict | None = None, max_steps: int = 1000
+    runner: Runner, context: Context, *, planner: str, model: dict, seed: int, plan_kwargs: dict | None = None, max_steps: int = RETURN_CHECK_STEPS
 ) -> Episode:
     """One episode in this process's own environment; the runner is asked for one action per step.
 
@@ -431,7 +450,7 @@ def checker_episode(
 # ---------------------------------------------------------------------------------------------
 # whose planner drove the episode
 
-# The return of a 1000-step episode says the pole stayed up, not whose planner kept it up: another
+# The return of an episode says the pole stayed up, not whose planner kept it up: another
 # planner (the course's random shooting, an LQR controller, a table of actions) can do that too.
 # So after the episode the checker draws OWN_PLANNER_STEPS of its steps (after the episode, so the
 # student's code cannot know which: every step is a candidate), and at each of those states asks
@@ -584,7 +603,9 @@ def plan_against_mirrored_reference(
     seeds = [context.seed(f"{name}/mirror/{i}") % 100_000 for i in range(MIRROR_SEEDS)]
     extra = {"n_members": members} if members else {}
     reference_predict_delta = network_predict_delta(reference_module(mirrored), members)
-    planned, reference = _plan_both(runner, context, planner, reference_planner, reference_predict_delta, mirrored, states, seeds, members, extra, hint)
+    planned, reference = _plan_both(
+        runner, context, planner, reference_planner, reference_predict_delta, {"network": mirrored, "members": members}, states, seeds, extra, hint
+    )
     if not mirror_passes(planned, reference):
         # (No numbers: see plan_against_reference.)
         raise CheckFailed(
