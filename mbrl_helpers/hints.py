@@ -23,6 +23,7 @@ LOSS_SUMMED = (
     "(F.mse_loss does this), so the loss does not grow with the batch size."
 )
 NO_GRADIENT = "The loss carries no gradient: do not call .item() or .detach() on it, nor compute it under torch.no_grad(); training calls loss.backward()."
+LOSS_WITHOUT_GRADIENT = "The loss carries no gradient: do not call .item() or .detach(), nor use torch.no_grad()."
 
 # ---- 01 and 03: the CEM planners ------------------------------------------------------------------
 CEM_ACTION_SHAPE = (
@@ -127,6 +128,15 @@ NLL_SUMMED_OVER_COMPONENTS = (
     "Your loss sums the NLL over the 4 components of each row and averages over the rows only: average over the components too, .mean() over all N x 4 terms."
 )
 
+SAMPLES_ARE_MU = "All draws are identical: predict_delta returned mu. It must sample: Normal(mu, sigma).sample()."
+SAMPLES_OF_NEXT_STATE = "The draws are centred on states + mu: mistake, predicting the next state instead of the delta. Return the sampled change only."
+HALVES_SWAPPED = "mu holds the LAST four outputs: the halves are swapped. The first half of the output is mu, the second log_sigma."
+NLL_ON_NEXT_STATE = "Mistake: predicting the next state instead of the delta. Your loss scores next_states; the target is next_states - states."
+NLL_DIVIDED_BY_SIGMA = "Divide the squared error by 2 * sigma**2 (the variance), not by 2 * sigma."
+NLL_LOG_OF_VARIANCE = "The log term is log(sigma), not log(sigma**2) = 2 log(sigma)."
+NLL_SUMMED = "Your loss is a sum: average over the rows and the 4 components."
+NLL_WITH_CONSTANT = "Your loss is larger than expected by log(2 pi) / 2 = 0.919: drop the constant term (-Normal(mu, sigma).log_prob(y) includes it)."
+
 # ---- 03: the ensemble ---------------------------------------------------------------------------------
 GIVEN_NET = (
     "The checks load their weights into the given `self.net` (build_ensemble_mlp, (K, N, 5) -> (K, N, 4)): keep it, "
@@ -146,9 +156,36 @@ def ensemble_mean_over_samples(error: str) -> str | None:
     )
 
 
+ENSEMBLE_PREDICTS_NEXT_STATE = (
+    "Mistake: predicting the next state instead of the delta. predict_delta returned states + the networks' outputs; return the predicted changes alone."
+)
+SHARED_ACTIONS_NOT_EXPANDED = "Shared actions (N, 1) must give the same predictions as the same actions given to every member (K, N, 1)."
+ENSEMBLE_LOSS_ON_NEXT_STATE = (
+    "Mistake: predicting the next state instead of the delta. Your loss compares the predictions with next_states; the target is next_states - states."
+)
+ENSEMBLE_LOSS_ROW_ZERO = "Every member is scored on row 0: member k's loss must use its own minibatch, row k of the inputs."
+ENSEMBLE_LOSS_AVERAGED = (
+    "Your loss averages the members' losses: sum them instead. Each member's gradient then equals the gradient of its own loss, as if it were trained alone."
+)
+MEMBER_BATCHES_THREE_TENSORS = "sample_member_batches must return three tensors: states, actions, next_states"
+MIXED_TRANSITIONS = (
+    "Some rows mix different transitions: a row's state, action and next state must come from the same transition. "
+    "Take all three from one call of buffer.sample(batch_size) for each member."
+)
+
 # ---- 04: closing the loop -------------------------------------------------------------------------------
 ADD_EPISODE_IN_PLACE = (
     "Mistake: add_episode changed the caller's dataset in place. The loop (and whoever else holds the start data) "
     "still needs it as it was: build new arrays with np.concatenate in a new dict, and leave the one passed in unchanged."
 )
 LOOP_RETURNS_SWAPPED = "Mistake: (returns, dataset) swapped. closing_the_loop returns the dataset first, then the returns: return dataset, returns."
+
+
+# ---- what a check prints when it passes (the visible check and the grader alike) -------------------------
+PASSED_SAMPLING = "predict_delta: samples have the right mean and spread"
+PASSED_SIGMA_CLAMP = "distribution_params: sigma and its clamp OK"
+PASSED_ENSEMBLE_MEMBERS = "predict_delta: each member predicts its own rows, as changes"
+PASSED_MEMBER_BATCHES = "sample_member_batches: one independent minibatch per member"
+PASSED_ENSEMBLE_CEM = "highest returns, first action, std floor, refit: OK"
+PASSED_ADD_EPISODE = "add_episode: the episode's transitions follow the old data"
+PASSED_LOOP_ITERATIONS = "closing_the_loop: trains on everything so far, runs the new agent, adds its episode"

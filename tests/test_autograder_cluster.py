@@ -112,7 +112,8 @@ def test_examples_grade_identically_on_a_cluster_into_postgresql_and_locally_int
     # Five of the catalogue's students are graded twice here, on purpose: the comparison needs a
     # local run and a cluster run with one secret in this test (taking the local side from
     # tests/test_autograder_catalogue.py's session would make this module grade the whole catalogue
-    # when it runs alone). It costs about 5 notebooks' grading, under a minute of the suite.
+    # when it runs alone). It costs 8 notebooks' grading twice, a cluster and a PostgreSQL server: 179 s of
+    # a fresh-clone suite run on 2 cores.
     secret = tmp_path / "checker-secret"  # one secret for both runs: the same hidden inputs
     secret.write_text("cluster-test-secret")
     local_run, local_mismatches = demo(course=Course(secret_file=secret), workdir=tmp_path / "local", students=SUBSET, jobs=2, progress=False)

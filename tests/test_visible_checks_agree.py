@@ -377,3 +377,22 @@ def test_a_hint_the_notebook_gives_for_a_mistake_the_checker_gives_too(notebook,
     assert not checker_passed and mistake.hint in checker_message, (
         f"{student}: {cell} says {mistake.hint!r} in the kernel; the checker's visible part {'passes' if checker_passed else 'says ' + repr(checker_message)}"
     )
+
+
+def test_every_hint_the_notebooks_and_the_checks_name_is_written_in_the_hints_module():
+    # A hint is written once, in mbrl_helpers/hints.py, and named by the test cells and the checks:
+    # a name that is not there fails the cell with an AttributeError instead of the hint.
+    import re
+    from pathlib import Path
+
+    from mbrl_helpers import hints
+
+    root = Path(__file__).resolve().parent.parent
+    sources = {str(path.relative_to(root)): path.read_text() for path in (root / "autograder" / "checker" / "checks").glob("*.py")}
+    for notebook in NOTEBOOKS:
+        nb = nbformat.read(next((root / "solutions" / notebook).glob("*.ipynb")), as_version=4)
+        sources[notebook] = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    named = {(where, name) for where, source in sources.items() for name in re.findall(r"\bhints\.([A-Za-z_]\w*)", source)}
+    assert len(named) > 40, "the test cells and the checks should name the hints they share"
+    missing = sorted((where, name) for where, name in named if not hasattr(hints, name))
+    assert not missing, f"named but not written in mbrl_helpers/hints.py: {missing}"

@@ -206,9 +206,11 @@ def release(*, course: Course | None = None, assignments: list[str] | None = Non
     return written
 
 
-def released_copy(course: Course, root: Path) -> Course:
-    """A course at `root` holding a copy of `course`'s source notebooks, released by nbgrader into
-    its own gradebook: where the benchmarks grade without touching the course itself."""
+def released_copy(course: Course, root: Path, *, gradebook_url: str | None = None, secret_file: Path | None = None) -> Course:
+    """A course at `root` holding a copy of `course`'s source notebooks (its limits and check modules
+    too), released by nbgrader into its own gradebook (SQLite under `root`, or `gradebook_url`):
+    where the demo and the benchmarks grade without touching the course itself. `secret_file`: the
+    copy's course secret (None: its own, made on first use)."""
     import shutil
 
     shutil.copytree(course.source, Path(root) / course.source_directory)
@@ -218,6 +220,8 @@ def released_copy(course: Course, root: Path) -> Course:
         release_directory=course.release_directory,
         limits=course.limits,
         check_modules=course.check_modules,
+        gradebook_url=gradebook_url,
+        secret_file=secret_file,
     )
     release(course=copy)
     return copy

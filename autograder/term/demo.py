@@ -26,7 +26,7 @@ from typing import TextIO
 from autograder.examples import Example, build_examples, write_examples
 from autograder.examples.build import read
 from autograder.examples.cheats import LEFTOVER_MARKER
-from autograder.nbgrader_glue.course import Course, release
+from autograder.nbgrader_glue.course import Course, released_copy
 from autograder.term.grading import GradingRun, format_table, grade
 
 DEMO_SECRET = "mbrl-course-demo"
@@ -51,22 +51,13 @@ def demo(
     workdir = Path(workdir) if workdir is not None else course.grading / "demo"
     if workdir.exists():
         shutil.rmtree(workdir)
-    shutil.copytree(course.source, workdir / course.source_directory)
-    scratch = Course(
-        root=workdir,
-        source_directory=course.source_directory,
-        release_directory=course.release_directory,
-        limits=course.limits,
-        gradebook_url=course.gradebook_url,
-        secret_file=course.secret_file,
-    )
+    print(f"Releasing {', '.join(course.assignments)} into {workdir / course.release_directory} (nbgrader generate_assignment)...", file=stream, flush=True)
+    scratch = released_copy(course, workdir, gradebook_url=course.gradebook_url, secret_file=course.secret_file)
     if course.secret_file is None:
         # The checks' hidden inputs come from the course secret: a fixed one makes the demo's table
         # the same at every run (a real course's secret is random, made on first use).
         scratch.secret_path.parent.mkdir(parents=True, exist_ok=True)
         scratch.secret_path.write_text(DEMO_SECRET + "\n")
-    print(f"Releasing {', '.join(scratch.assignments)} into {scratch.release} (nbgrader generate_assignment)...", file=stream, flush=True)
-    release(course=scratch)
     stale = stale_release(course, scratch)
     examples = build_examples(scratch, **({} if scratch.limits.sandbox else {"cheats": ()}))
     if students is not None:

@@ -198,7 +198,7 @@ def add_episode(runner, context):
         for case in range(3):
             n, steps = int(rng.integers(1, 40)), int(rng.integers(1, 30))
             _add_episode_case(runner, context, made_up_dataset(rng, n), made_up_episode(rng, steps), f"the grader's own case {case + 1}", visible=False)
-    return "add_episode: the episode's transitions follow the old data"
+    return hints.PASSED_ADD_EPISODE
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,7 +346,7 @@ def loop_iterations(runner, context):
     for case, (start, episodes) in enumerate(cases):
         probes = LoopProbes(start, len(episodes), lambda index, model, episodes=episodes: episodes[index], visible=case == 0)
         run_loop(runner, context, start, len(episodes), probes, visible=case == 0)
-    return "closing_the_loop: trains on everything so far, runs the new agent, adds its episode"
+    return hints.PASSED_LOOP_ITERATIONS
 
 
 # ---------------------------------------------------------------------------------------------

@@ -119,6 +119,20 @@ def call(runner: Runner, context: Context, **kwargs):
     return runner.call(**kwargs)
 
 
+def model_loss(runner: Runner, context: Context, model: dict, states, actions, next_states):
+    """model.loss(states, actions, next_states) of the student's class (`model`: a model_spec), as
+    training calls it, with backward(): the value and the network's gradients."""
+    return call(
+        runner,
+        context,
+        model=model,
+        method="loss",
+        args=[Tensor(states), Tensor(actions), Tensor(next_states)],
+        grad=True,
+        backward=True,
+    )
+
+
 def shape_error(error: StudentError, message: str) -> CheckFailed | StudentError:
     """A student error that is about shapes becomes the hint `message`, with the error's type and
     place (never its message: see StudentError)."""

@@ -23,6 +23,7 @@ from autograder.checker.checks.common import (
     checker_episode,
     first_action,
     fixture,
+    model_loss,
     network_gradients,
     network_predict_delta,
     output_gradient,
@@ -51,7 +52,7 @@ CHANGE = np.array([0.1, -0.2, 0.3, -0.4], dtype=np.float32)
 # Episode seeds on which the reference planner stays up for all RETURN_CHECK_STEPS with the fixed weights (tests/test_fixtures.py).
 EPISODE_SEEDS = (0, 1, 2, 3)
 OWN_PLANNER_HINT = "The return counts only when your own cem_plan, with your model, plans the episode."
-STATE_FIRST = "Feed the network the state first, then the action: torch.cat([states, actions], dim=-1)."
+STATE_FIRST = hints.STATE_FIRST
 
 
 def _inputs(rng: np.random.Generator, n: int, shift: float = 0.0):
@@ -88,10 +89,7 @@ def predict_delta(runner, context):
     states, actions = _inputs(np.random.default_rng(1), 16, shift=1.0)
     delta = tensor_of_shape(_predict(runner, context, states, actions, net=constant_net(CHANGE)), (16, STATE_DIM), "predict_delta")
     if np.allclose(delta, states + CHANGE, atol=1e-5):
-        raise CheckFailed(
-            "Mistake: predicting the next state instead of the delta. predict_delta returned states + the network's "
-            "output, which is the predicted next state. Return the change alone; whoever uses the model adds it to the state."
-        )
+        raise CheckFailed(hints.PREDICTS_NEXT_STATE)
     if not np.allclose(delta, np.broadcast_to(CHANGE, (16, STATE_DIM)), atol=1e-5):
         raise CheckFailed(
             "predict_delta should return the network's output unchanged. Here the network outputs (0.1, -0.2, 0.3, -0.4) "
@@ -117,15 +115,7 @@ def predict_delta(runner, context):
 
 
 def _loss(runner, context, states, actions, next_states, net):
-    return call(
-        runner,
-        context,
-        model=model_spec(MODEL, seed=0, net=net),
-        method="loss",
-        args=[Tensor(states), Tensor(actions), Tensor(next_states)],
-        grad=True,
-        backward=True,
-    )
+    return model_loss(runner, context, model_spec(MODEL, seed=0, net=net), states, actions, next_states)
 
 
 @checks.add("test-det-loss", reference_seconds=0.5, after=("test-det-predict-shape", "test-det-predict-delta"))
@@ -140,15 +130,9 @@ def loss(runner, context):
     value = scalar_loss(returned)
     close = lambda other: math.isclose(value, float(other), rel_tol=1e-4, abs_tol=1e-6)  # noqa: E731
     if close(((CHANGE - next_states) ** 2).mean()):
-        raise CheckFailed(
-            "Mistake: predicting the next state instead of the delta. Your loss compares the prediction with next_states; "
-            "the target is the state change next_states - states."
-        )
+        raise CheckFailed(hints.LOSS_ON_NEXT_STATE)
     if close(((CHANGE - true_change) ** 2).sum()):
-        raise CheckFailed(
-            "Your loss is the sum of the squared errors. Use their mean over the rows and the 4 components "
-            "(F.mse_loss does this), so the loss does not grow with the batch size."
-        )
+        raise CheckFailed(hints.LOSS_SUMMED)
     expected = float(((CHANGE - true_change) ** 2).mean())
     if not close(expected):
         raise CheckFailed(f"loss returned {value:.5f}, expected {expected:.5f}: the mean of (predicted change - (next_states - states))**2.")

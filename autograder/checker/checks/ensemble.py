@@ -32,6 +32,7 @@ from autograder.checker.checks.common import (
     checker_episode,
     first_action,
     fixture,
+    model_loss,
     network_gradients,
     network_predict_delta,
     pendulum_states,
@@ -167,7 +168,7 @@ def predict_shapes(runner, context):
             rng.bit_generator.state = inputs
             from_shared, from_members = _shared_and_per_member(runner, context, k, n, rng, net=_ensemble_net(k, seed=k), visible=case == 0)
             if not np.allclose(from_shared, from_members, atol=1e-6):
-                raise CheckFailed("Shared actions (N, 1) must give the same predictions as the same actions given to every member (K, N, 1).")
+                raise CheckFailed(hints.SHARED_ACTIONS_NOT_EXPANDED)
     return "predict_delta: shapes OK"
 
 
@@ -195,10 +196,7 @@ def predict_members(runner, context):
         if other.is_tensor() and other.shape == delta.shape and np.allclose(other.array(), delta, atol=1e-6):
             raise CheckFailed(hints.GIVEN_NET)
     if np.allclose(delta, states + expected, atol=1e-5):
-        raise CheckFailed(
-            "Mistake: predicting the next state instead of the delta. predict_delta returned states + the networks' "
-            "outputs; return the predicted changes alone."
-        )
+        raise CheckFailed(hints.ENSEMBLE_PREDICTS_NEXT_STATE)
     if not np.allclose(delta, expected, atol=1e-5):
         raise CheckFailed(
             "Each member k should predict its own output for its row k of the states; here member k always outputs "
@@ -221,7 +219,7 @@ def predict_members(runner, context):
         got = tensor_of_shape(got, (k, 32, STATE_DIM), "predict_delta")
         if not np.allclose(got, _reference_delta(net, states, member_actions), atol=1e-5):
             raise CheckFailed("On the grader's fixed inputs and weights, predict_delta with per-member actions differs from the expected changes.")
-    return "predict_delta: each member predicts its own rows, as changes"
+    return hints.PASSED_ENSEMBLE_MEMBERS
 
 
 def _scalar_loss(value) -> float:
@@ -234,7 +232,7 @@ def _scalar_loss(value) -> float:
     if not math.isfinite(number):
         raise CheckFailed(f"The loss is not finite ({number}).")
     if value.gradients() is None:
-        raise CheckFailed("The loss carries no gradient: do not call .item() or .detach(), nor use torch.no_grad().")
+        raise CheckFailed(hints.LOSS_WITHOUT_GRADIENT)
     return number
 
 
@@ -249,15 +247,7 @@ def _summed_mse(states: np.ndarray, actions: np.ndarray, next_states: np.ndarray
 
 
 def _loss(runner, context, states, actions, next_states, *, k: int, net: dict):
-    return call(
-        runner,
-        context,
-        model=model_spec(MODEL, seed=0, net=net, kwargs={"n_members": k}),
-        method="loss",
-        args=[Tensor(states), Tensor(actions), Tensor(next_states)],
-        grad=True,
-        backward=True,
-    )
+    return model_loss(runner, context, model_spec(MODEL, seed=0, net=net, kwargs={"n_members": k}), states, actions, next_states)
 
 
 @checks.add("test-ens-loss", reference_seconds=0.1, after=("test-ens-predict-shapes", "test-ens-predict-members"))
@@ -275,16 +265,11 @@ def loss(runner, context):
     per_member = ((predictions - (s2 - s)) ** 2).mean(axis=(1, 2))  # (K,)
     close = lambda other: math.isclose(value, float(other), rel_tol=1e-4, abs_tol=1e-6)  # noqa: E731
     if close(per_member.mean()):
-        raise CheckFailed(
-            "Your loss averages the members' losses: sum them instead. Each member's gradient then equals the gradient of its "
-            "own loss, as if it were trained alone."
-        )
+        raise CheckFailed(hints.ENSEMBLE_LOSS_AVERAGED)
     if close(((predictions - s2) ** 2).mean(axis=(1, 2)).sum()):
-        raise CheckFailed(
-            "Mistake: predicting the next state instead of the delta. Your loss compares the predictions with next_states; the target is next_states - states."
-        )
+        raise CheckFailed(hints.ENSEMBLE_LOSS_ON_NEXT_STATE)
     if close(((predictions - (s2 - s)[0]) ** 2).mean(axis=(1, 2)).sum()):
-        raise CheckFailed("Every member is scored on row 0: member k's loss must use its own minibatch, row k of the inputs.")
+        raise CheckFailed(hints.ENSEMBLE_LOSS_ROW_ZERO)
     if not close(per_member.sum()):
         raise CheckFailed(
             f"loss returned {value:.5f}, expected {per_member.sum():.5f}: the sum over members k of the mean, over "
@@ -335,7 +320,7 @@ def member_batches(runner, context):
         value = call(runner, context, function="sample_member_batches", args=[_toy_buffer(n, seed), Value(b)], kwargs={"n_members": Value(k)})
         items = value.items()
         if items is None or value.length != 3:
-            raise CheckFailed("sample_member_batches must return three tensors: states, actions, next_states")
+            raise CheckFailed(hints.MEMBER_BATCHES_THREE_TENSORS)
         arrays = []
         for name, part, shape in zip(("states", "actions", "next_states"), items, ((k, b, 4), (k, b, 1), (k, b, 4))):
             if not part.is_tensor() or part.shape != shape:
@@ -348,10 +333,7 @@ def member_batches(runner, context):
             arrays.append(part.array())
         states, actions, next_states = arrays
         if not (np.array_equal(actions[..., 0], states[..., 0]) and np.array_equal(next_states, states + 0.5)):
-            raise CheckFailed(
-                "Some rows mix different transitions: a row's state, action and next state must come from the same transition. "
-                "Take all three from one call of buffer.sample(batch_size) for each member."
-            )
+            raise CheckFailed(hints.MIXED_TRANSITIONS)
         # Hidden: rows that are transitions of this buffer (a visible answer kept and returned again is not).
         if case > 0 and not (np.all(states == np.round(states)) and states.min() >= 0 and states.max() <= n - 1 and np.all(states == states[..., :1])):
             raise CheckFailed(
@@ -364,7 +346,7 @@ def member_batches(runner, context):
                         f"{f'Members {i} and {j}' if case == 0 else 'Two members'} got the same minibatch. Mistake: one minibatch shared by all members. "
                         "Call buffer.sample(batch_size) once per member."
                     )
-    return "sample_member_batches: one independent minibatch per member"
+    return hints.PASSED_MEMBER_BATCHES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -497,7 +479,7 @@ def cem_elites_first_floor(runner, context):
         mistake, z = refit_verdict(refit.calls)
         if mistake is not None:
             raise CheckFailed(hints.refit_hint(mistake, z if seed == 0 else None))
-    return "highest returns, first action, std floor, refit: OK"
+    return hints.PASSED_ENSEMBLE_CEM
 
 
 @checks.add("test-ens-cem-reference", reference_seconds=6.0, after=("test-ens-cem-output", "test-ens-cem-mean-return", "test-ens-cem-elites-first-floor"))

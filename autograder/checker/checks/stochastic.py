@@ -34,6 +34,7 @@ from autograder.checker.checks.common import (
     checker_episode,
     first_action,
     fixture,
+    model_loss,
     network_gradients,
     output_gradient,
     reference_decisions,
@@ -170,7 +171,7 @@ def split(runner, context):
     states, actions = _inputs(np.random.default_rng(0), 6)
     mu, sigma = _params(runner, context, states, actions, constant_net(CHECK_OUTPUT.numpy()))
     if np.allclose(mu, np.broadcast_to(SIGMA_CHECK.log().numpy(), (6, STATE_DIM)), atol=1e-5):
-        raise CheckFailed("mu holds the LAST four outputs: the halves are swapped. The first half of the output is mu, the second log_sigma.")
+        raise CheckFailed(hints.HALVES_SWAPPED)
     if not np.allclose(mu, np.broadcast_to(MU_CHECK.numpy(), (6, STATE_DIM)), atol=1e-5):
         raise CheckFailed(f"mu should be the first 4 outputs of the network as they are: expected {MU_CHECK.tolist()} here, got {mu[0].tolist()}.")
     if context.hidden:
@@ -220,7 +221,7 @@ def sigma_clamp(runner, context):
             raise CheckFailed("With weights whose log_sigma lies beyond both bounds, sigma differs from clamp(exp(log_sigma), 1e-8, 10).")
         if not np.allclose(mu, want_mu.numpy(), atol=1e-5):
             raise CheckFailed("mu must not depend on the clamp of sigma.")
-    return "distribution_params: sigma and its clamp OK"
+    return hints.PASSED_SIGMA_CLAMP
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,11 +252,11 @@ def sampling(runner, context):
     mean, std = draws.mean(axis=0), draws.std(axis=0, ddof=1)
     mu, sigma = MU_CHECK.numpy().astype(np.float64), SIGMA_CHECK.numpy().astype(np.float64)
     if not std.max() > 0:
-        raise CheckFailed("All draws are identical: predict_delta returned mu. It must sample: Normal(mu, sigma).sample().")
+        raise CheckFailed(hints.SAMPLES_ARE_MU)
     # Tolerances: 6 standard errors of the sample mean (sigma / sqrt(n)) and of the sample std (sigma / sqrt(2 n));
     # a correct model fails them less than once in 10^8 runs.
     if np.allclose(mean, 1.0 + mu, rtol=1e-5, atol=0.1):
-        raise CheckFailed("The draws are centred on states + mu: mistake, predicting the next state instead of the delta. Return the sampled change only.")
+        raise CheckFailed(hints.SAMPLES_OF_NEXT_STATE)
     # Draws of Normal(mu, 1) (the noise not scaled by sigma): the std is 1 in every component, 0.1 to 2 wanted
     # (and their mean strays from mu by more than sigma allows, so this comes first).
     if not (np.abs(std - sigma) < 6 * sigma / math.sqrt(2 * n)).all() and (np.abs(std - 1.0) < 6 / math.sqrt(2 * n)).all():
@@ -280,7 +281,7 @@ def sampling(runner, context):
             raise CheckFailed("On the grader's fixed inputs and weights, the draws are not centred on the expected mu.")
         if not (np.abs(draws.std(axis=0, ddof=1) - sigma) < 6.5 * sigma / math.sqrt(2 * repeats)).all():
             raise CheckFailed("On the grader's fixed inputs and weights, the draws' spread differs from the expected sigma.")
-    return "predict_delta: samples have the right mean and spread"
+    return hints.PASSED_SAMPLING
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,17 +289,9 @@ def sampling(runner, context):
 
 
 def _loss(runner, context, states, actions, next_states, net):
-    """model.loss(...) as training calls it, with backward(): the value and the network's gradients."""
+    """model_loss, with a hint when the shapes do not fit."""
     try:
-        value = call(
-            runner,
-            context,
-            model=model_spec(MODEL, seed=0, net=net),
-            method="loss",
-            args=[Tensor(states), Tensor(actions), Tensor(next_states)],
-            grad=True,
-            backward=True,
-        )
+        value = model_loss(runner, context, model_spec(MODEL, seed=0, net=net), states, actions, next_states)
     except StudentError as error:
         raise shape_error(
             error, f"Wrong shapes: loss failed on states {states.shape}, actions {actions.shape} and next_states {next_states.shape}. {SPLIT}"
@@ -339,15 +332,15 @@ def nll(runner, context):
     expected = accepted["clamped sigma"]
     close = lambda other: math.isclose(value, other, rel_tol=1e-4, abs_tol=1e-6)  # noqa: E731
     if close(expected + 0.5 * math.log(2 * math.pi)):
-        raise CheckFailed("Your loss is larger than expected by log(2 pi) / 2 = 0.919: drop the constant term (-Normal(mu, sigma).log_prob(y) includes it).")
+        raise CheckFailed(hints.NLL_WITH_CONSTANT)
     if close(wrong(next_states)):
-        raise CheckFailed("Mistake: predicting the next state instead of the delta. Your loss scores next_states; the target is next_states - states.")
+        raise CheckFailed(hints.NLL_ON_NEXT_STATE)
     if close(wrong(change, reduce=torch.sum)):
-        raise CheckFailed("Your loss is a sum: average over the rows and the 4 components.")
+        raise CheckFailed(hints.NLL_SUMMED)
     if close(wrong(change, log_term=2.0)):
-        raise CheckFailed("The log term is log(sigma), not log(sigma**2) = 2 log(sigma).")
+        raise CheckFailed(hints.NLL_LOG_OF_VARIANCE)
     if close(wrong(change, sigma_power=1)):
-        raise CheckFailed("Divide the squared error by 2 * sigma**2 (the variance), not by 2 * sigma.")
+        raise CheckFailed(hints.NLL_DIVIDED_BY_SIGMA)
     # GaussianNLLLoss(full=False)(mu, y, sigma): 0.5 * (log(var) + (y - mu)**2 / var) with var = sigma.
     if close(wrong(change, sigma_power=1, log_term=0.5)):
         raise CheckFailed(hints.NLL_SIGMA_AS_VARIANCE)
