@@ -101,3 +101,15 @@ def test_reward_rejects_a_wrong_last_dimension_with_a_hint():
         compute_rewards(torch.zeros(10, 5))
     with pytest.raises(TypeError, match="torch.Tensor"):
         compute_rewards(np.zeros((10, 4)))
+
+
+def test_reward_is_minus_s_p_s_to_the_last_bit_and_calls_share_nothing_they_can_change():
+    # compute_rewards keeps -P per dtype and device (it is called thousands of times a decision):
+    # the values are those of the formula written out, and changing a result changes no later one.
+    states = torch.randn(200, 4, generator=torch.Generator().manual_seed(1))
+    p = torch.as_tensor(COST_MATRIX, dtype=torch.float32)
+    expected = -((states @ p) * states).sum(dim=-1)
+    first = compute_rewards(states)
+    assert torch.equal(first, expected)
+    first.zero_()
+    assert torch.equal(compute_rewards(states), expected)
