@@ -407,9 +407,10 @@ def reference_first_actions(reference_planner: Callable, predict_delta: Callable
 # decision), and 1000-step episodes were half of a complete submission's grading time. A planner
 # must reach RETURN_CHECK_MIN of them (95 %); the reference stays up for all of them on every seed the
 # checks draw from (EPISODE_SEEDS, tests/test_fixtures.py). Every catalogue mistake that loses a
-# return check loses another check first, so the cut changes no grade of the catalogue.
+# return check loses another check first. (Grading the catalogue after the cut showed one return
+# verdict that hung on the student's seeds at 1000 steps as well: see plan_against_reference's `model`.)
 RETURN_CHECK_STEPS = 300
-RETURN_CHECK_MIN = 285
+RETURN_CHECK_MIN = int(0.95 * RETURN_CHECK_STEPS)
 
 
 @dataclass
