@@ -206,3 +206,21 @@ def test_a_roster_that_cannot_be_used_says_where_and_what_and_writes_nothing(cou
     assert cli.main(["export", "--course-dir", str(course.root), "--roster", str(roster)]) == 2
     assert f"{roster}, {message}" in capsys.readouterr().err
     assert grades_csv.stat().st_mtime_ns == written
+
+
+def test_a_gradebook_made_here_records_the_schema_revision_that_alembic_names(tmp_path):
+    """Gradebooks are made without nbgrader's `alembic heads` process (config.schema_version_in_process):
+    the revision read in this process is the one that command prints, and a new gradebook holds it."""
+    from nbgrader.dbutil import _temp_alembic_ini
+    from sqlalchemy import text
+
+    from autograder.nbgrader_glue import config
+
+    with _temp_alembic_ini(f"sqlite:///{tmp_path / 'probe.db'}") as alembic_ini:
+        alembic = Path(sys.executable).with_name("alembic")
+        printed = subprocess.run([str(alembic), "-c", alembic_ini, "heads"], capture_output=True, text=True, check=True).stdout.split()[0]
+    assert config.gradebook_schema_version() == printed
+    config.schema_version_in_process()
+    with Gradebook(f"sqlite:///{tmp_path / 'new.db'}", COURSE_ID) as gb:
+        recorded = gb.db.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    assert recorded == printed

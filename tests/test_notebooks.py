@@ -24,10 +24,10 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 import torch
 from nbclient import NotebookClient
@@ -41,7 +41,7 @@ from autograder.term.bundle import find_leaks, format_leaks, notebook_documents,
 NOTEBOOKS = ASSIGNMENTS + ("04_closing_the_loop",)  # notebook 4 needs no fixture: its checks make their own data
 
 ROOT = Path(__file__).resolve().parent.parent
-TIME_BUDGET_S = 300  # a solution notebook must run top to bottom in under 5 minutes on a 2-core CPU
+TIME_BUDGET_S = 300  # a solution notebook must run top to bottom in under 5 minutes of one core (its CPU time)
 NBGRADER = [sys.executable, "-m", "nbgrader"]
 # nbgrader runs `alembic` (its gradebook migrations) as a command: the virtual environment's bin
 # folder must be on PATH even when the tests run as .venv/bin/python without activating it.
@@ -91,14 +91,25 @@ def executed_solution(tmp_path_factory):
             path = folder / f"{assignment}.ipynb"
             nb = read(path)
             client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
-            start = time.perf_counter()
-            client.execute()  # raises CellExecutionError, naming the cell, on the first error
-            seconds = time.perf_counter() - start
+            with client.setup_kernel():
+                kernel = psutil.Process(client.km.provisioner.process.pid)
+                before = kernel_cpu_seconds(kernel)
+                for index, cell in enumerate(nb.cells):
+                    client.execute_cell(cell, index)  # raises CellExecutionError, naming the cell, on the first error
+                seconds = kernel_cpu_seconds(kernel) - before
             nbformat.write(nb, str(path))
             cache[assignment] = (path, nb, seconds)
         return cache[assignment]
 
     return execute
+
+
+def kernel_cpu_seconds(kernel: psutil.Process) -> float:
+    """CPU seconds of the kernel and of what it started and waited for. The notebooks run torch on
+    one thread, so on a quiet machine this is their wall time; unlike wall time it does not grow
+    when other tests run beside them (the suite runs two at once)."""
+    times = kernel.cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def stdout_of(nb) -> str:
@@ -110,8 +121,8 @@ def stdout_of(nb) -> str:
 @pytest.mark.parametrize("assignment", NOTEBOOKS)
 def test_solution_notebook_runs_within_the_time_budget_and_balances_the_pole(assignment, executed_solution):
     _, nb, seconds = executed_solution(assignment)
-    print(f"{assignment}: executed with nbclient in {seconds:.1f} s")
-    assert seconds < TIME_BUDGET_S, f"{assignment} took {seconds:.0f} s; the budget is {TIME_BUDGET_S} s"
+    print(f"{assignment}: executed with nbclient in {seconds:.1f} s of the kernel's CPU time")
+    assert 0 < seconds < TIME_BUDGET_S, f"{assignment} took {seconds:.0f} s of CPU; the budget is {TIME_BUDGET_S} s"
     if assignment == "04_closing_the_loop":
         # each loop prints "iteration i: trained on N transitions; return R: ...": the first agent falls, the last balances
         loops = []

@@ -48,6 +48,28 @@ def put_environment_tools_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([bin_dir] + [p for p in paths if p])
 
 
+@functools.cache
+def gradebook_schema_version() -> str:
+    """The newest revision of nbgrader's gradebook schema (the head of its alembic migrations), read
+    in this process."""
+    import nbgrader
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    settings = AlembicConfig()
+    settings.set_main_option("script_location", os.path.join(os.path.dirname(nbgrader.__file__), "alembic"))
+    return ScriptDirectory.from_config(settings).get_current_head()
+
+
+def schema_version_in_process() -> None:
+    """nbgrader asks a new `alembic heads` process for the schema revision each time it creates a
+    gradebook: that process imports nbgrader again, about 5 s of CPU for a constant. Read it here
+    instead (call before anything that may create a gradebook)."""
+    import nbgrader.api
+
+    nbgrader.api.get_alembic_version = gradebook_schema_version
+
+
 def quiet_gradebook_warnings() -> None:
     """nbgrader's gradebook code makes SQLAlchemy warn about its own session use; nothing to act on."""
     import warnings
@@ -168,7 +190,7 @@ def course_config(
     )
 
     from autograder.nbgrader_glue.autograde import CheckedExecute, ClearOutputExceptOwnRuns, RestoreCells, ShowRubrics
-    from autograder.nbgrader_glue.feedback import DropGraderOnlyCells, HideHiddenTests, OfflineFeedback
+    from autograder.nbgrader_glue.feedback import DropGraderOnlyCells, FeedbackExporter, HideHiddenTests, OfflineFeedback
 
     root = os.path.abspath(root)
     c = Config()
@@ -233,6 +255,7 @@ def course_config(
     # check's message stays.
     # Hints wrap and images fit (OfflineFeedback), and the page loads nothing from the network.
     c.GenerateFeedback.preprocessors = [DropGraderOnlyCells, GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor, OfflineFeedback]
+    c.GenerateFeedback.exporter_class = FeedbackExporter
 
     # Every page rendered from a submission (the feedback pages, formgrader's grading page: both
     # nbconvert's HTMLExporter, configured here) is inert: see autograder/nbgrader_glue/sanitise.py.

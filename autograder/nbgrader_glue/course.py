@@ -102,6 +102,7 @@ class Course:
         from nbgrader.apps import NbGraderAPI
         from nbgrader.coursedir import CourseDirectory
 
+        config.schema_version_in_process()
         cfg = self.nbgrader_config()
         self.gradebook.parent.mkdir(parents=True, exist_ok=True)
         coursedir = CourseDirectory(config=cfg)

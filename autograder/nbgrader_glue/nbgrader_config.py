@@ -21,10 +21,18 @@ COURSE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__
 if COURSE_ROOT not in sys.path:  # the course's own packages, whichever folder nbgrader runs from
     sys.path.insert(0, COURSE_ROOT)
 
-from autograder.nbgrader_glue.config import GRADING_DIRECTORY, course_config, put_environment_tools_on_path, quiet_gradebook_warnings, wrap_validator_lines  # noqa: E402
+from autograder.nbgrader_glue.config import (  # noqa: E402
+    GRADING_DIRECTORY,
+    course_config,
+    put_environment_tools_on_path,
+    quiet_gradebook_warnings,
+    schema_version_in_process,
+    wrap_validator_lines,
+)
 
 # `.venv/bin/nbgrader` works without activating the environment (nbgrader runs `alembic`).
 put_environment_tools_on_path()
+schema_version_in_process()  # a new gradebook without an `alembic heads` process (5 s of CPU)
 quiet_gradebook_warnings()
 wrap_validator_lines()  # `nbgrader validate` wraps the checks' long hints instead of cutting them
 

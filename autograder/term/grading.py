@@ -193,6 +193,8 @@ def template_gradebook(course: Course) -> bytes:
     the due dates come from the course's gradebook, for late penalties."""
     from nbgrader.api import Gradebook
 
+    config.schema_version_in_process()
+
     digest = hashlib.sha256()
     for assignment in course.assignments:
         for notebook in course.notebooks(assignment):
