@@ -433,6 +433,13 @@ class RunnerProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def exit_status(self, timeout: float) -> int | None:
+        """The runner's exit status once it has ended (None if it has not within `timeout` seconds)."""
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def kill(self) -> None:
         """End the runner and everything it started (its process group; the sandbox's namespace)."""
         try:
@@ -453,3 +460,36 @@ class RunnerProcess:
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch = None
+
+
+class RunnerCopy(RunnerProcess):
+    """A runner that is a copy of another one, a fork server that ran no student code (the student's
+    first runner: autograder.checker.core.StudentSandbox): it lives in that runner's sandbox, under
+    its limits and cgroups, with namespaces and a scratch layer of its own (runner.forkserver), and
+    answers on the two ends the server sent. It can become a fork server in turn. `kill` ends it and
+    all it started, and leaves the server and its sandbox running."""
+
+    def __init__(self, server: RunnerProcess, read_fd: int, write_fd: int):
+        self.server = server
+        self.sandbox, self.scratch, self.cap, self.process = server.sandbox, None, server.cap, server.process
+        self.control = socket.socket(fileno=write_fd)
+        self._read_fd = read_fd
+
+    @property
+    def read_fd(self) -> int:
+        return self._read_fd
+
+    def alive(self) -> bool:
+        return self.server.alive() and self._read_fd >= 0
+
+    def exit_status(self, timeout: float) -> int | None:
+        return None  # a copy's exit status is its server's to know
+
+    def kill(self) -> None:
+        self.server.end_copy()
+        for close in (self.control.close, lambda: os.close(self._read_fd) if self._read_fd >= 0 else None):
+            try:
+                close()
+            except OSError:
+                pass
+        self._read_fd = -1

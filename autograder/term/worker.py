@@ -5,7 +5,8 @@ student, several at a time with --jobs. The job file names a workspace that hold
 submitted/<student>/..., a copy of the gradebook and a link to the source notebooks; the worker
 runs nbgrader's autograde and generate_feedback there through nbgrader's Python API, records a
 zero for notebooks that could not be read, and writes what happened to the job's result file.
-Only the workspace is written to: the parent process merges it into the course afterwards, one
+The student's notebooks run in one sandbox, one notebook's runner at a time
+(autograder.checker.core.one_sandbox_per_student). Only the workspace is written to: the parent process merges it into the course afterwards, one
 student at a time, so parallel workers never share a gradebook.
 """
 
@@ -20,6 +21,7 @@ import traceback
 from pathlib import Path
 from typing import TextIO
 
+from autograder.checker.core import one_sandbox_per_student
 from autograder.nbgrader_glue import config
 from autograder.nbgrader_glue.course import Course
 from autograder.protocol.limits import Limits
@@ -43,23 +45,10 @@ def run_job(job: dict) -> dict:
     student = job["student"]
     api = course.api(log_level=logging.INFO)
     results, full_log = {}, []
-    for assignment in job["autograde"]:
-        seed_manual_grades(course, student, assignment, job.get("manual", {}).get(assignment, {}))
-        outcome = api.autograde(assignment, student, force=True, create=True)
-        log = outcome.get("log", "") + outcome.get("error", "")
-        if not outcome["success"]:
-            # nbgrader gives up on a whole notebook when, for instance, its kernel does not start
-            # in time on a busy machine; one more try before the student is reported as failed.
-            outcome = api.autograde(assignment, student, force=True, create=True)
-            log += "\n==== second try\n" + outcome.get("log", "") + outcome.get("error", "")
-        if outcome["success"]:
-            feedback = api.generate_feedback(assignment, student, force=True)
-            log += feedback.get("log", "") + feedback.get("error", "")
-            status = "graded" if feedback["success"] else "failed"
-        else:
-            status = "failed"
-        results[assignment] = {"status": status, "log": log[-LOG_TAIL:]}
-        full_log.append(f"==== {assignment}: {status}\n{log}")
+    with one_sandbox_per_student(course.limits):  # this student's notebooks share one sandbox's start-up
+        for assignment in job["autograde"]:
+            results[assignment], log = autograde_one(api, course, student, assignment, job.get("manual", {}).get(assignment, {}))
+            full_log.append(f"==== {assignment}: {results[assignment]['status']}\n{log}")
     if job.get("log"):
         Path(job["log"]).write_text("\n".join(full_log))
     for item in job["unreadable"]:
@@ -69,6 +58,25 @@ def run_job(job: dict) -> dict:
             results[assignment] = {"status": "unreadable", "log": reason}
         write_unreadable_feedback(course, student, assignment, notebook, item["filename"], reason)
     return results
+
+
+def autograde_one(api, course: Course, student: str, assignment: str, manual: dict) -> tuple[dict, str]:
+    """nbgrader's autograde and generate_feedback of one assignment: ({status, log tail}, full log)."""
+    seed_manual_grades(course, student, assignment, manual)
+    outcome = api.autograde(assignment, student, force=True, create=True)
+    log = outcome.get("log", "") + outcome.get("error", "")
+    if not outcome["success"]:
+        # nbgrader gives up on a whole notebook when, for instance, its kernel does not start
+        # in time on a busy machine; one more try before the student is reported as failed.
+        outcome = api.autograde(assignment, student, force=True, create=True)
+        log += "\n==== second try\n" + outcome.get("log", "") + outcome.get("error", "")
+    if outcome["success"]:
+        feedback = api.generate_feedback(assignment, student, force=True)
+        log += feedback.get("log", "") + feedback.get("error", "")
+        status = "graded" if feedback["success"] else "failed"
+    else:
+        status = "failed"
+    return {"status": status, "log": log[-LOG_TAIL:]}, log
 
 
 def seed_manual_grades(course: Course, student: str, assignment: str, manual: dict) -> None:

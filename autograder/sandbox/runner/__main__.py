@@ -7,6 +7,7 @@ Messages (see `protocol`); each request gets exactly one final answer, after any
     {"op": "call", ...}                   -> {"op": "result", "value": ...} | {"op": "error", "ename", "evalue", "where"}
     {"op": "agent_start", ...}            -> {"op": "result", "value": null} | {"op": "error", ...}
     {"op": "act", "state": array}         -> {"op": "result", "value": ...} | {"op": "error", ...}
+    {"op": "preload", "modules": [...]}  -> {"op": "result", "value": {"kind": "none"}}   (before any cell)
     {"op": "fork_server"}                 -> {"op": "result", "value": {"kind": "none"}, "isolated": bool}
                                              (then copies answer; see `forkserver`)
     {"op": "quit"}                        -> (exits)

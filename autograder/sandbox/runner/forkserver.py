@@ -98,19 +98,42 @@ def become_server(control_fd: int, reply_fd: int, request_id, scratch: str, in_s
 
 
 def _end_other_processes(in_sandbox: bool) -> None:
-    """Every process the cells started ends: none can carry a copy's answer to the next one."""
+    """Every process the cells started ends: none can carry a copy's answer to the next one.
+
+    In the sandbox that is every process of this PID namespace (and of those below it) but its init,
+    the waiter and this one. /proc is the sandbox's, whose PID namespace may lie above this one (a
+    notebook's runner that is itself a copy of the student's first runner: see
+    autograder.checker.core.StudentSandbox): each process is named by its number in this namespace,
+    the entry of its NSpid line at this namespace's depth. A number that names no process here, or a
+    process of another namespace, names no process or one of this namespace's: never one above it."""
     me, waiter = os.getpid(), os.getppid()
     session = os.getsid(0)
+    depth = max(len(_namespace_pids("self")) - 1, 0) if in_sandbox else 0
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in (1, me, waiter):
+        if not entry.isdigit():
             continue
-        pid = int(entry)
+        pids = _namespace_pids(entry) if in_sandbox else [int(entry)]
+        if len(pids) <= depth or pids[depth] in (1, me, waiter):
+            continue
+        pid = pids[depth]
         try:
             # in the sandbox every process but its init is the runner's; outside, only its session's
             if in_sandbox or os.getsid(pid) == session:
                 os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+
+
+def _namespace_pids(entry: str) -> list[int]:
+    """A process's number in each PID namespace from /proc's down to its own (its NSpid line); [] if gone."""
+    try:
+        with open(f"/proc/{entry}/status") as handle:
+            for line in handle:
+                if line.startswith("NSpid:"):
+                    return [int(value) for value in line.split()[1:]]
+    except (OSError, ValueError):
+        return []
+    return [os.getpid()] if entry == "self" else [int(entry)]
 
 
 def _can_isolate() -> bool:
@@ -155,7 +178,10 @@ def serve_copies(control_fd: int, scratch: str, isolated: bool) -> None:
             continue
         if request.get("op") != "fork":
             os._exit(0)
-        to_copy_read, to_copy_write = os.pipe()
+        # Questions reach the copy on a socket, not a pipe, so that the copy can become a fork
+        # server in turn (it receives "fork" there and sends its own copies' ends back).
+        copy_end, checker_end = socket.socketpair()
+        to_copy_read, to_copy_write = copy_end.detach(), checker_end.detach()
         from_copy_read, from_copy_write = os.pipe()
         copy = os.fork()
         if copy == 0:

@@ -63,7 +63,7 @@ class Session:
                 forkserver.become_server(self.channel.read_fd, self.channel.write_fd, self.request_id, os.getcwd(), os.environ.get("MBRL_SANDBOX") == "1")
                 self.channel = Channel(*forkserver.copy_pipes)  # in a copy
                 continue
-            handler = {"run_cell": self.run_cell, "call": self.call, "agent_start": self.agent_start, "act": self.act}.get(op)
+            handler = {"run_cell": self.run_cell, "call": self.call, "agent_start": self.agent_start, "act": self.act, "preload": self.preload}.get(op)
             if handler is None:
                 self.channel.send({"op": "error", "ename": "ProtocolError", "evalue": f"unknown request {op!r}", "id": self.request_id})
                 continue
@@ -151,6 +151,16 @@ class Session:
         shell.enable_matplotlib("inline")
         self.shell = shell
         return shell
+
+    def preload(self, request: dict) -> dict:
+        """Import `modules` before any student code runs (in the runner that every notebook's
+        runner is a copy of): what each notebook's setup cell would import, imported once."""
+        import importlib
+
+        self._shell()
+        for name in request.get("modules") or []:
+            importlib.import_module(str(name))
+        return {"op": "result", "value": {"kind": "none"}}
 
     def add_output(self, output: dict) -> None:
         """An output of the current cell, kept while the cell's cap has room (counted, not kept, after)."""
