@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder.checker.core import MAX_COPY_FAILURES, Runner, RunnerFailed, one_sandbox_per_student, sandbox_cpu_seconds
+from autograder.checker import core
+from autograder.checker.core import MAX_COPY_FAILURES, Runner, RunnerFailed, sandbox_cpu_seconds, warm_sandbox
 from autograder.protocol.channel import ProtocolError, decode, encode
 from autograder.protocol.limits import Limits
 from autograder.sandbox import bubblewrap as sandbox
@@ -25,23 +26,23 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap is Linux only")
 
 
-DECOY = (  # a student's earlier notebook, which leaves a file, a process and a global behind
+DECOY = (  # an earlier notebook (the same student's or another's), which leaves a file, a process and a global behind
     "import os, subprocess\nopen('/tmp/decoy.txt', 'w').write('left behind')\nos.makedirs('/tmp/.shm', exist_ok=True)\n"
     "open('/tmp/.shm/decoy', 'w').write('left behind')\nleft_behind = 42\n"
     "subprocess.Popen(['/bin/sleep', '{marker}'], start_new_session=True)\n"
 )
 
 
-@pytest.fixture(scope="module", params=["own sandbox", "copy in a student's sandbox"])
+@pytest.fixture(scope="module", params=["own sandbox", "copy in a warm sandbox"])
 def runner(request):
     """A notebook's runner as `python -m autograder check` starts it (a sandbox of its own), and as a
-    grading worker does (a copy of the student's first runner, after another notebook of theirs)."""
+    grading worker does (a copy of its warm sandbox's first runner, after another notebook)."""
     limits = Limits(memory_mb=3072)
     if request.param == "own sandbox":
         with Runner(limits) as runner:
             yield runner
         return
-    with one_sandbox_per_student(limits):
+    with warm_sandbox():
         with Runner(limits) as earlier:
             run(earlier, DECOY.format(marker=f"303.{os.getpid()}"))
         with Runner(limits) as runner:
@@ -156,28 +157,31 @@ def test_processes_left_behind_die_with_the_runner():
     assert not _processes_with(marker)
 
 
-def test_a_students_notebooks_share_one_sandboxs_start_up_and_nothing_of_each_other(tmp_path):
-    """Grading runs each notebook in a copy of the student's first runner (StudentSandbox): the next
-    notebook starts in well under a second of CPU, without the earlier one's files, processes or
-    globals; its own copies (the reproducibility questions) are isolated from it in turn."""
+def test_notebooks_graded_one_after_another_share_a_warm_start_up_and_nothing_else(tmp_path):
+    """A grading worker runs each notebook in a copy of its warm sandbox's first runner (WarmSandbox),
+    whichever student's: the next notebook starts in well under a second of CPU, and meets none of
+    the earlier one's files, processes (gone before it starts) or globals; its own copies (the
+    reproducibility questions) are isolated from it in turn."""
     limits = Limits()
     marker = f"302.{os.getpid()}"  # (sleep's argument: seconds)
-    with one_sandbox_per_student(limits) as student:
+    with warm_sandbox():
         with Runner(limits) as earlier:
             run(earlier, DECOY.format(marker=marker))
             deadline = time.monotonic() + 10
             while not _processes_with(marker) and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert _processes_with(marker), "the earlier notebook's process did not start"
-        before = sandbox_cpu_seconds(student.server)
+            assert isinstance(earlier.process, RunnerCopy)
+            server = earlier.process.server
+        before = sandbox_cpu_seconds(server)
         with Runner(limits) as later:
             printed = run(
                 later,
                 "import os\nprint(sorted(os.listdir('/tmp')), os.path.exists('/tmp/.shm/decoy'), 'left_behind' in globals(), os.getpid())",
             )
-            assert isinstance(later.process, RunnerCopy) and later.process.server is student.server
+            assert isinstance(later.process, RunnerCopy) and later.process.server is server
             assert "decoy.txt" not in printed and "False False" in printed, printed
-            assert sandbox_cpu_seconds(student.server) - before < 1.0  # a new sandbox: 3 to 4 s of imports
+            assert sandbox_cpu_seconds(server) - before < 1.0  # a new sandbox: 3 to 4 s of imports
             assert not _processes_with(marker), "the earlier notebook's process outlived it"
             run(later, "def files():\n    import os\n    open('/tmp/mine.txt', 'a').write('x')\n    return float(len(open('/tmp/mine.txt').read()))")
             assert later.call("files", timeout=30).raw["value"] == 1.0
@@ -191,18 +195,22 @@ def test_a_copy_that_does_not_start_gives_the_notebook_a_sandbox_of_its_own(monk
     does not answer costs the notebook nothing but a new sandbox, and the student's later notebooks
     get sandboxes of their own too."""
     limits = Limits()
-    with one_sandbox_per_student(limits) as student:
-        real = student.runner_process
+    with warm_sandbox():
+        with Runner(limits) as first:  # opens the warm sandbox
+            run(first, "")
+            assert isinstance(first.process, RunnerCopy)
+        warm = core._warm[0]
+        real = warm.runner_process
 
         def dead_copy(log=None):
             process = real(log)
             process.server.end_copy()  # the copy ends before it answers
             return process
 
-        monkeypatch.setattr(student, "runner_process", dead_copy)
+        monkeypatch.setattr(warm, "runner_process", dead_copy)
         with Runner(limits) as notebook:
             assert run(notebook, "print('ran')") == "ran\n"
-            assert type(notebook.process) is sandbox.RunnerProcess and student.unusable and student.server is None
+            assert type(notebook.process) is sandbox.RunnerProcess and warm.unusable and warm.server is None
 
 
 def test_a_runner_that_garbles_the_protocol_is_stopped():

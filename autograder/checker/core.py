@@ -297,7 +297,7 @@ class Runner:
             self._setup(self._new_copy)
 
     def _start_process(self) -> None:
-        """A new runner process, started: a copy of the student's sandbox where one is open, else a
+        """A new runner process, started: a copy of the warm sandbox where one is open, else a
         sandbox of its own; a copy that does not start (no student code has run in it: the
         grader's trouble, not the student's) is the last from that sandbox."""
         for own_sandbox in (False, True):
@@ -309,9 +309,9 @@ class Runner:
                 self._setup(lambda: self._request({"op": "run_cell", "source": ""}, self.replay_timeout, {}))
                 return
             except RunnerFailed:
-                if own_sandbox or not isinstance(made, RunnerCopy) or _student_sandbox is None:
+                if own_sandbox or not isinstance(made, RunnerCopy) or _warm is None or _warm[0] is None:
                     raise
-                _student_sandbox.give_up()
+                _warm[0].give_up()
 
     def _replay(self) -> None:
         deadline = time.monotonic() + self.replay_timeout
@@ -608,19 +608,21 @@ class Runner:
 
 
 # ---------------------------------------------------------------------------------------------
-# one sandbox per student
+# one warm sandbox per grading process
 
-# What every notebook's setup cell imports: imported once per student, before any of their code.
+# What every notebook's setup cell imports: imported once per grading process, before any student code.
 PRELOADED_MODULES = ("numpy", "torch", "torch.nn.functional", "torch.distributions", "matplotlib.pyplot", "IPython.display", "mbrl_helpers")
 
 
-class StudentSandbox:
-    """One sandbox for all of a student's notebooks. Its first runner starts (torch, IPython, inline
-    matplotlib), imports PRELOADED_MODULES, runs no student code and becomes a fork server; each
-    notebook's runner is then a copy of it (`RunnerCopy`: namespaces and a scratch layer of its own,
-    made in milliseconds) instead of a new sandbox that imports it all again (3 to 4 s of CPU).
-    One notebook's runner at a time: a new copy ends the one before. Where the first runner cannot
-    start or its copies could not be isolated, each notebook gets a new sandbox, as without one."""
+class WarmSandbox:
+    """A sandbox whose first runner starts (torch, IPython, inline matplotlib), imports
+    PRELOADED_MODULES, runs no student code and becomes a fork server: each notebook's runner is then
+    a copy of it (`RunnerCopy`: namespaces and a scratch layer of its own, made in milliseconds)
+    instead of a new sandbox that imports it all again (3 to 4 s of CPU). One notebook's runner at a
+    time: before the server makes a copy it ends the one before and every process of it, and waits
+    until they are gone (runner.forkserver), so that a copy, whoever's it is, meets nothing of the
+    copies before it. Where the first runner cannot start, or its copies could not be isolated,
+    each notebook gets a new sandbox, as without one."""
 
     def __init__(self, limits: Limits):
         self.limits = limits
@@ -670,31 +672,35 @@ class StudentSandbox:
             self.server = None
 
 
-_student_sandbox: StudentSandbox | None = None
+_warm: list[WarmSandbox | None] | None = None  # the open warm_sandbox block's sandbox (None: no block open)
 
 
 @contextlib.contextmanager
-def one_sandbox_per_student(limits: Limits):
-    """Within this block, the notebooks graded in this process with `limits` run in one sandbox
-    (StudentSandbox), ended with the block: open it around one student's notebooks, never two
-    students'."""
-    global _student_sandbox
-    sandbox = StudentSandbox(limits) if limits.sandbox else None
-    before, _student_sandbox = _student_sandbox, sandbox
+def warm_sandbox():
+    """Within this block, the notebooks graded in this process, one after another, run in copies of
+    one WarmSandbox (one per set of limits: a new set ends the one before), ended with the block.
+    Open it around a grading process's jobs, never where two notebooks are graded at once."""
+    global _warm
+    before, _warm = _warm, [None]
     try:
-        yield sandbox
+        yield
     finally:
-        _student_sandbox = before
+        sandbox = _warm[0]
+        _warm = before
         if sandbox is not None:
             sandbox.close()
 
 
 def new_runner_process(limits: Limits, log=None) -> RunnerProcess:
-    """A runner for one notebook: a copy of the open student sandbox's first runner when one is open
-    for these limits, else a sandbox of its own."""
-    if _student_sandbox is not None and _student_sandbox.limits == limits:
-        return _student_sandbox.runner_process(log)
-    return RunnerProcess(limits, log=log)
+    """A runner for one notebook: a copy of the open warm sandbox's first runner (inside a
+    warm_sandbox block, with the sandbox on), else a sandbox of its own."""
+    if _warm is None or not limits.sandbox:
+        return RunnerProcess(limits, log=log)
+    if _warm[0] is None or _warm[0].limits != limits:
+        if _warm[0] is not None:
+            _warm[0].close()
+        _warm[0] = WarmSandbox(limits)
+    return _warm[0].runner_process(log)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -463,8 +463,8 @@ class RunnerProcess:
 
 
 class RunnerCopy(RunnerProcess):
-    """A runner that is a copy of another one, a fork server that ran no student code (the student's
-    first runner: autograder.checker.core.StudentSandbox): it lives in that runner's sandbox, under
+    """A runner that is a copy of another one, a fork server that ran no student code (a warm
+    sandbox's first runner: autograder.checker.core.WarmSandbox): it lives in that runner's sandbox, under
     its limits and cgroups, with namespaces and a scratch layer of its own (runner.forkserver), and
     answers on the two ends the server sent. It can become a fork server in turn. `kill` ends it and
     all it started, and leaves the server and its sandbox running."""

@@ -5,8 +5,8 @@ student, several at a time with --jobs. The job file names a workspace that hold
 submitted/<student>/..., a copy of the gradebook and a link to the source notebooks; the worker
 runs nbgrader's autograde and generate_feedback there through nbgrader's Python API, records a
 zero for notebooks that could not be read, and writes what happened to the job's result file.
-The student's notebooks run in one sandbox, one notebook's runner at a time
-(autograder.checker.core.one_sandbox_per_student). Only the workspace is written to: the parent process merges it into the course afterwards, one
+Each notebook's runner is a copy of the worker's warm sandbox, one at a time
+(autograder.checker.core.warm_sandbox). Only the workspace is written to: the parent process merges it into the course afterwards, one
 student at a time, so parallel workers never share a gradebook.
 """
 
@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import TextIO
 
-from autograder.checker.core import one_sandbox_per_student
+from autograder.checker.core import warm_sandbox
 from autograder.nbgrader_glue import config
 from autograder.nbgrader_glue.course import Course
 from autograder.protocol.limits import Limits
@@ -45,10 +45,9 @@ def run_job(job: dict) -> dict:
     student = job["student"]
     api = course.api(log_level=logging.INFO)
     results, full_log = {}, []
-    with one_sandbox_per_student(course.limits):  # this student's notebooks share one sandbox's start-up
-        for assignment in job["autograde"]:
-            results[assignment], log = autograde_one(api, course, student, assignment, job.get("manual", {}).get(assignment, {}))
-            full_log.append(f"==== {assignment}: {results[assignment]['status']}\n{log}")
+    for assignment in job["autograde"]:
+        results[assignment], log = autograde_one(api, course, student, assignment, job.get("manual", {}).get(assignment, {}))
+        full_log.append(f"==== {assignment}: {results[assignment]['status']}\n{log}")
     if job.get("log"):
         Path(job["log"]).write_text("\n".join(full_log))
     for item in job["unreadable"]:
@@ -187,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         replies = os.fdopen(os.dup(1), "w")
         os.dup2(2, 1)
         sys.stdout = sys.stderr
-        return serve(sys.stdin, replies)
+        with warm_sandbox():  # the runners' start-up (torch, IPython, matplotlib) once per worker
+            return serve(sys.stdin, replies)
     if len(argv) != 1:
         print(
             "usage: python -m autograder.term.worker JOB.json | --serve   (started by `python -m autograder grade`)\n"
@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    run_and_record(Path(argv[0]))
+    with warm_sandbox():
+        run_and_record(Path(argv[0]))
     return 0
 
 

@@ -35,11 +35,13 @@ import os
 import signal
 import socket
 import sys
+import time
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC = 0x00020000, 0x10000000, 0x20000000, 0x40000000, 0x08000000
 MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x1, 0x2, 0x02, 0x10, 0x20
+END_WAIT_SECONDS = 2.0  # how long a fork server waits for the copy before's processes to be gone
 UPPER = ".fork-layer"  # under the scratch folder: where each copy's own layer is mounted
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -89,39 +91,47 @@ def become_server(control_fd: int, reply_fd: int, request_id, scratch: str, in_s
     os.read(ready_read, 1)  # the waiter is no longer dumpable
     os.close(ready_read)
     _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    _end_other_processes(in_sandbox)
+    _end_other_processes(in_sandbox, wait=END_WAIT_SECONDS)
     os.makedirs(os.path.join(scratch, UPPER), exist_ok=True)
     isolated = _can_isolate()
     os.write(reply_fd, (json.dumps({"op": "result", "value": {"kind": "none"}, "isolated": isolated, "id": request_id}) + "\n").encode())
     os.close(reply_fd)
-    serve_copies(control_fd, scratch, isolated)
+    serve_copies(control_fd, scratch, isolated, in_sandbox)
 
 
-def _end_other_processes(in_sandbox: bool) -> None:
-    """Every process the cells started ends: none can carry a copy's answer to the next one.
+def _end_other_processes(in_sandbox: bool, wait: float = 0.0) -> None:
+    """Every process the cells or a copy started ends: none can carry a copy's answer to the next
+    one. With `wait`, for up to that many seconds until none is left (not even a zombie).
 
     In the sandbox that is every process of this PID namespace (and of those below it) but its init,
     the waiter and this one. /proc is the sandbox's, whose PID namespace may lie above this one (a
-    notebook's runner that is itself a copy of the student's first runner: see
-    autograder.checker.core.StudentSandbox): each process is named by its number in this namespace,
+    notebook's runner that is itself a copy of a warm sandbox's first runner: see
+    autograder.checker.core.WarmSandbox): each process is named by its number in this namespace,
     the entry of its NSpid line at this namespace's depth. A number that names no process here, or a
     process of another namespace, names no process or one of this namespace's: never one above it."""
     me, waiter = os.getpid(), os.getppid()
     session = os.getsid(0)
     depth = max(len(_namespace_pids("self")) - 1, 0) if in_sandbox else 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        pids = _namespace_pids(entry) if in_sandbox else [int(entry)]
-        if len(pids) <= depth or pids[depth] in (1, me, waiter):
-            continue
-        pid = pids[depth]
-        try:
-            # in the sandbox every process but its init is the runner's; outside, only its session's
-            if in_sandbox or os.getsid(pid) == session:
-                os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    deadline = time.monotonic() + wait
+    while True:
+        left = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            pids = _namespace_pids(entry) if in_sandbox else [int(entry)]
+            if len(pids) <= depth or pids[depth] in (1, me, waiter):
+                continue
+            pid = pids[depth]
+            try:
+                # in the sandbox every process but its init is the runner's; outside, only its session's
+                if in_sandbox or os.getsid(pid) == session:
+                    os.kill(pid, signal.SIGKILL)
+                    left += 1
+            except OSError:
+                pass
+        if not left or time.monotonic() >= deadline:
+            return
+        time.sleep(0.002)
 
 
 def _namespace_pids(entry: str) -> list[int]:
@@ -149,8 +159,9 @@ def _can_isolate() -> bool:
     return os.waitstatus_to_exitcode(status) == 0
 
 
-def serve_copies(control_fd: int, scratch: str, isolated: bool) -> None:
-    """The snapshot's loop: on each "fork", end the copy before and make a new one."""
+def serve_copies(control_fd: int, scratch: str, isolated: bool, in_sandbox: bool) -> None:
+    """The snapshot's loop: on each "fork", end the copy before, and everything else in the sandbox
+    (waiting until it is gone), then make a new one."""
     control = socket.socket(fileno=control_fd)
     buffer = b""
     copy = None
@@ -174,6 +185,9 @@ def serve_copies(control_fd: int, scratch: str, isolated: bool) -> None:
                 pass
             os.waitpid(copy, 0)
             copy = None
+            # A copy's processes end with it, but not at once: the next copy (another notebook,
+            # perhaps another student's) is made only when the last of them is gone.
+            _end_other_processes(in_sandbox, wait=END_WAIT_SECONDS)
         if request.get("op") == "end":
             continue
         if request.get("op") != "fork":
