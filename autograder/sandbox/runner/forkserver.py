@@ -249,6 +249,15 @@ def _become_copy(read_fd: int, write_fd: int, scratch: str, isolated: bool) -> N
             os.waitpid(child, 0)
             os._exit(0)
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        # The copy itself is the init's child, not the init: a PID namespace's init ignores the
+        # signals of its own namespace, so code that kills its own process (os.kill(os.getpid(), 9))
+        # would live on. The init reaps what is left to it and ends, with everything, when the copy does.
+        served = os.fork()
+        if served != 0:
+            os.close(read_fd)
+            os.close(write_fd)
+            _reap_until(served)
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         os.chdir(os.getcwd())  # the overlay, not the folder underneath it
     else:
         os.write(2, b"runner: no namespaces here; each copy shares the scratch folder with the snapshot\n")
@@ -263,6 +272,19 @@ def _become_copy(read_fd: int, write_fd: int, scratch: str, isolated: bool) -> N
         os.close(devnull)
     _fresh_global_generators()
     copy_pipes = (read_fd, write_fd)
+
+
+def _reap_until(pid: int) -> None:
+    """A copy's init: reap every child (orphans come to it) until `pid` has ended, then end."""
+    while True:
+        try:
+            ended, _ = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        except InterruptedError:
+            continue
+        if ended == pid:
+            os._exit(0)
 
 
 def _fresh_global_generators() -> None:
