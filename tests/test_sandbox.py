@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder.checker import core
 from autograder.checker.core import MAX_COPY_FAILURES, Runner, RunnerFailed, sandbox_cpu_seconds, warm_sandbox
 from autograder.protocol.channel import ProtocolError, decode, encode
 from autograder.protocol.limits import Limits
@@ -195,15 +194,14 @@ def test_a_copy_that_does_not_start_gives_the_notebook_a_sandbox_of_its_own(monk
     does not answer costs the notebook nothing but a new sandbox, and the student's later notebooks
     get sandboxes of their own too."""
     limits = Limits()
-    with warm_sandbox():
-        with Runner(limits) as first:  # opens the warm sandbox
+    with warm_sandbox() as warm:
+        with Runner(limits) as first:  # starts the warm sandbox
             run(first, "")
             assert isinstance(first.process, RunnerCopy)
-        warm = core._warm[0]
         real = warm.runner_process
 
-        def dead_copy(log=None):
-            process = real(log)
+        def dead_copy(limits, log=None):
+            process = real(limits, log)
             process.server.end_copy()  # the copy ends before it answers
             return process
 

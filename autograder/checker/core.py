@@ -306,12 +306,12 @@ class Runner:
             self.setup_cpu = sandbox_cpu_seconds(made)  # a copy's sandbox has run before it: count from now
             try:
                 # start-up (sandbox, torch, IPython) is no cell's or check's time
-                self._setup(lambda: self._request({"op": "run_cell", "source": ""}, self.replay_timeout, {}))
+                self._setup(lambda: self._request(START_UP, self.replay_timeout, {}))
                 return
             except RunnerFailed:
-                if own_sandbox or not isinstance(made, RunnerCopy) or _warm is None or _warm[0] is None:
+                if own_sandbox or not isinstance(made, RunnerCopy) or _warm is None:
                     raise
-                _warm[0].give_up()
+                _warm.give_up()
 
     def _replay(self) -> None:
         deadline = time.monotonic() + self.replay_timeout
@@ -614,6 +614,9 @@ class Runner:
 PRELOADED_MODULES = ("numpy", "torch", "torch.nn.functional", "torch.distributions", "matplotlib.pyplot", "IPython.display", "mbrl_helpers")
 
 
+START_UP = {"op": "run_cell", "source": ""}  # a new runner's first request: IPython and inline matplotlib start
+
+
 class WarmSandbox:
     """A sandbox whose first runner starts (torch, IPython, inline matplotlib), imports
     PRELOADED_MODULES, runs no student code and becomes a fork server: each notebook's runner is then
@@ -622,15 +625,19 @@ class WarmSandbox:
     time: before the server makes a copy it ends the one before and every process of it, and waits
     until they are gone (runner.forkserver), so that a copy, whoever's it is, meets nothing of the
     copies before it. Where the first runner cannot start, or its copies could not be isolated,
-    each notebook gets a new sandbox, as without one."""
+    each notebook gets a new sandbox, as without one. It is started on the first notebook, with
+    that notebook's limits; a notebook with other limits starts it again."""
 
-    def __init__(self, limits: Limits):
-        self.limits = limits
+    def __init__(self):
+        self.limits: Limits | None = None
         self.server: RunnerProcess | None = None
         self.unusable = False
 
-    def runner_process(self, log=None) -> RunnerProcess:
+    def runner_process(self, limits: Limits, log=None) -> RunnerProcess:
         """A new runner for one notebook: a copy of the first runner, or a new sandbox."""
+        if limits != self.limits:
+            self.close()
+            self.limits, self.unusable = limits, False
         if self.server is None and not self.unusable:
             self._start()
         if self.server is not None and self.server.alive():
@@ -648,7 +655,7 @@ class WarmSandbox:
         reply: dict = {}
         try:
             # the start-up cell (IPython, inline matplotlib), the imports, then the fork server
-            for request in ({"op": "run_cell", "source": ""}, {"op": "preload", "modules": list(PRELOADED_MODULES)}, {"op": "fork_server"}):
+            for request in (START_UP, {"op": "preload", "modules": list(PRELOADED_MODULES)}, {"op": "fork_server"}):
                 reply = first._request(request, first.replay_timeout, {})
                 if reply.get("op") not in ("cell", "result") or reply.get("error"):
                     break
@@ -672,23 +679,21 @@ class WarmSandbox:
             self.server = None
 
 
-_warm: list[WarmSandbox | None] | None = None  # the open warm_sandbox block's sandbox (None: no block open)
+_warm: WarmSandbox | None = None  # the open warm_sandbox block's (None: no block open)
 
 
 @contextlib.contextmanager
 def warm_sandbox():
     """Within this block, the notebooks graded in this process, one after another, run in copies of
-    one WarmSandbox (one per set of limits: a new set ends the one before), ended with the block.
-    Open it around a grading process's jobs, never where two notebooks are graded at once."""
+    one WarmSandbox, ended with the block. Open it around a grading process's jobs, never where two
+    notebooks are graded at once."""
     global _warm
-    before, _warm = _warm, [None]
+    before, _warm = _warm, WarmSandbox()
     try:
-        yield
+        yield _warm
     finally:
-        sandbox = _warm[0]
+        _warm.close()
         _warm = before
-        if sandbox is not None:
-            sandbox.close()
 
 
 def new_runner_process(limits: Limits, log=None) -> RunnerProcess:
@@ -696,11 +701,7 @@ def new_runner_process(limits: Limits, log=None) -> RunnerProcess:
     warm_sandbox block, with the sandbox on), else a sandbox of its own."""
     if _warm is None or not limits.sandbox:
         return RunnerProcess(limits, log=log)
-    if _warm[0] is None or _warm[0].limits != limits:
-        if _warm[0] is not None:
-            _warm[0].close()
-        _warm[0] = WarmSandbox(limits)
-    return _warm[0].runner_process(log)
+    return _warm.runner_process(limits, log)
 
 
 # ---------------------------------------------------------------------------------------------
