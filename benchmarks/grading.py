@@ -12,14 +12,15 @@ first run, and the projection for 1,000 students on W workers from the last run'
 (as if each worker had a core of its own, which the speed-up checks on this machine).
 
 Wall time depends on what else the machine runs, so each run also reports the CPU seconds of the
-whole process tree (this process, the grading processes, nbgrader, every student's runner:
-getrusage of this process and of its children, which have all ended and been waited for when a
-run is over) per submission, the busy time of the whole machine per submission (benchmarks.cpu:
-it also holds what a killed sandbox's processes used, which getrusage can miss, and whatever else
-runs), and the load average before and after it. With --cluster the Dask workers' own children
-count only as far as the workers wait for them before they end.
+whole process tree (this process, the grading processes, nbgrader, every student's runner, killed
+or not: benchmarks.cpu.TreeClock, a cpuacct cgroup; `cpu_clock` names the clock, getrusage where
+no cgroup can be made) per submission, the busy time of the whole machine per submission (whatever
+else runs is in it too), and the load average before and after it.
+`student_cpu_seconds` splits the tree's CPU at the moments each student's grades arrived: with one
+job the students are graded one after the other, so each gap is one student's cost, the first one
+with the run's start-up (the engine, the worker's imports, its warm sandbox, the gradebook).
 Targets on a 2-core CPU: one complete submission (all four notebooks) graded in at most 20 s of CPU
-(`cpu_seconds_per_submission` of the 1-worker run), and `speedup` of 2 workers over 1 at least
+(the median of `student_cpu_seconds` of the 1-worker run), and `speedup` of 2 workers over 1 at least
 1.6 on 4 students.
 """
 
@@ -33,12 +34,14 @@ import shutil
 import statistics
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 from autograder.examples import build_examples, write_examples
 from autograder.nbgrader_glue.course import Course, released_copy
 from autograder.term.engine import process_cluster
 from autograder.term.grading import grade
-from benchmarks.cpu import machine_cpu_seconds, tree_cpu_seconds
+from autograder.term.progress import Progress
+from benchmarks.cpu import TreeClock, machine_cpu_seconds
 
 PROJECTED_WORKERS = (1, 2, 8, 32, 128)
 
@@ -49,7 +52,8 @@ def grading_times(
     """Seconds to grade `students` complete reference submissions with each number of workers."""
     course = course or Course()
     workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="grading-benchmark-"))
-    report = {"students": students, "engine": "process cluster" if cluster else "local", "notebooks": [], "runs": []}
+    clock = TreeClock()
+    report = {"students": students, "cpu_clock": clock.source, "engine": "process cluster" if cluster else "local", "notebooks": [], "runs": []}
     try:
         for n_jobs in jobs:
             root = workdir / f"jobs-{n_jobs}"
@@ -60,11 +64,15 @@ def grading_times(
             for i in range(students):
                 reference.student = f"student-{i + 1}"
                 write_examples([reference], submissions)
-            load_before, cpu_before, machine_before = os.getloadavg(), tree_cpu_seconds(), machine_cpu_seconds()
-            with process_cluster(root / "cluster", workers=n_jobs) if cluster else contextlib.nullcontext() as scheduler_file:
+            load_before, cpu_before, machine_before = os.getloadavg(), clock.seconds(), machine_cpu_seconds()
+            finished_at: list[float] = []  # the clock when each student's grades arrived: with 1 job, one student's CPU is the gap
+            with (
+                mock.patch.object(Progress, "finished", recording(Progress.finished, finished_at, clock)),
+                process_cluster(root / "cluster", workers=n_jobs) if cluster else contextlib.nullcontext() as scheduler_file,
+            ):
                 run = grade(submissions, course=scratch, jobs=n_jobs, progress=False, scheduler=str(scheduler_file) if cluster else None)
             machine_seconds = machine_cpu_seconds() - machine_before
-            cpu_seconds = tree_cpu_seconds() - cpu_before  # the grading processes have ended: their CPU time is in
+            cpu_seconds = clock.seconds() - cpu_before
             seconds = [r.seconds for r in run.students]
             report["runs"].append(
                 {
@@ -73,6 +81,7 @@ def grading_times(
                     "cpu_seconds": round(cpu_seconds, 1),
                     "cpu_seconds_per_submission": round(cpu_seconds / students, 1),
                     "machine_cpu_seconds_per_submission": round(machine_seconds / students, 1),
+                    "student_cpu_seconds": [round(b - a, 1) for a, b in zip([cpu_before, *finished_at], finished_at)],
                     "load_average_before": [round(x, 2) for x in load_before],
                     "load_average_after": [round(x, 2) for x in os.getloadavg()],
                     "submissions_per_minute": round(students / run.seconds * 60, 3),
@@ -80,6 +89,7 @@ def grading_times(
                     "median_student_seconds": round(statistics.median(seconds), 1),
                     "median_merge_seconds": round(statistics.median(r.merge_seconds for r in run.students), 3),
                     "points": [r.auto_total for r in run.students],
+                    "checks_failed": failed_checks(scratch),
                     "max_points": [sum(s.auto_max_points for s in r.scores) for r in run.students],
                 }
             )
@@ -92,6 +102,34 @@ def grading_times(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return report
+
+
+def recording(finished, times: list[float], clock: TreeClock):
+    """Progress.finished that first appends the clock's reading to `times`."""
+
+    def record(self, *args):
+        times.append(clock.seconds())
+        return finished(self, *args)
+
+    return record
+
+
+def failed_checks(course: Course) -> dict[str, list[str]]:
+    """Every autograded cell that scored less than its points, by student: a reference submission
+    should have none, so any is a check that failed a correct solution."""
+    from nbgrader.api import Gradebook
+
+    from autograder.nbgrader_glue.config import COURSE_ID
+
+    failed: dict[str, list[str]] = {}
+    with Gradebook(course.db_url, COURSE_ID) as gb:
+        for student in gb.students:
+            for submission in gb.student_submissions(student.id):
+                for notebook in submission.notebooks:
+                    for grade in notebook.grades:
+                        if grade.auto_score is not None and grade.auto_score < grade.max_score:
+                            failed.setdefault(student.id, []).append(f"{notebook.name}/{grade.name}")
+    return failed
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ notebook 1 per scenario, each built from the reference solution:
   student writes (the model's and the planner's).
 
 For each: the wall seconds of the whole grading run (start-up, nbgrader and feedback included), the
-CPU seconds of its whole process tree (getrusage of this process and its ended children), the
+CPU seconds of its whole process tree (benchmarks.cpu.TreeClock), the
 load average before it, and the points. Target: each under 120 s of wall time in all.
 """
 
@@ -34,7 +34,7 @@ from nbformat.notebooknode import NotebookNode
 from autograder.examples import Example, build_examples, write_examples
 from autograder.nbgrader_glue.course import Course, released_copy
 from autograder.term.grading import grade
-from benchmarks.cpu import machine_cpu_seconds, tree_cpu_seconds
+from benchmarks.cpu import TreeClock, machine_cpu_seconds
 
 NOTEBOOK = "01_deterministic_cem"
 LOOP = "while True:\n    pass"
@@ -96,7 +96,8 @@ def looping_times(*, course: Course | None = None, notebook: str = NOTEBOOK, sce
     course = course or Course()
     scenarios = scenarios if scenarios is not None else SCENARIOS
     workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="looping-benchmark-"))
-    report = {"notebook": notebook, "target_seconds": TARGET_SECONDS, "scenarios": {}}
+    clock = TreeClock()
+    report = {"notebook": notebook, "target_seconds": TARGET_SECONDS, "cpu_clock": clock.source, "scenarios": {}}
     try:
         root = workdir / "course"
         scratch = released_copy(course, root)
@@ -105,9 +106,9 @@ def looping_times(*, course: Course | None = None, notebook: str = NOTEBOOK, sce
         for name, edit in scenarios.items():
             submission = nbformat.reads(nbformat.writes(reference.notebooks[key]), as_version=4)
             folder = write_examples([Example(name, "benchmark", {key: edit(submission)})], workdir / f"submissions-{name}")
-            load, cpu, machine, started = os.getloadavg(), tree_cpu_seconds(), machine_cpu_seconds(), time.perf_counter()
+            load, cpu, machine, started = os.getloadavg(), clock.seconds(), machine_cpu_seconds(), time.perf_counter()
             run = grade(folder, course=scratch, jobs=1, progress=False)
-            seconds, cpu, machine = time.perf_counter() - started, tree_cpu_seconds() - cpu, machine_cpu_seconds() - machine
+            seconds, cpu, machine = time.perf_counter() - started, clock.seconds() - cpu, machine_cpu_seconds() - machine
             student = run.students[0]
             report["scenarios"][name] = {
                 "wall_seconds": round(seconds, 1),

@@ -27,7 +27,7 @@ this process, with the notebook's fixed weights:
   Correct planners written differently (`variants`) are run the same way.
 - swaps: episodes driven by another planner (the course's random shooting, the LQR controller of
   the course's P, the same with noise, a table of actions), `--swap-runs` episodes each from
-  episode seeds 0, 1, ...; an episode whose return is under 950 earns nothing anyway and is
+  episode seeds 0, 1, ...; an episode whose return is under RETURN_CHECK_MIN earns nothing anyway and is
   counted apart. A swap passes the test when its statistic is at most the limit.
 """
 
@@ -46,6 +46,7 @@ from autograder.checker.checks.common import (
     MIRROR_STATES,
     OWN_PLANNER_REFERENCES,
     OWN_PLANNER_STEPS,
+    RETURN_CHECK_MIN,
     RETURN_CHECK_STEPS,
     Episode,
     fixture,
@@ -63,8 +64,6 @@ from autograder.checker.checks.common import (
 )
 from mbrl_helpers import ACTION_HIGH, ACTION_LOW, N_MEMBERS, STATE_DIM, make_env
 from mbrl_helpers.planning import random_shooting_plan
-
-RETURN_NEEDED = 950
 
 
 def null_tail(draws: int, seed: int = 0) -> float:
@@ -368,13 +367,13 @@ def main(argv: list[str] | None = None) -> int:
             for seed in range(args.swap_runs):
                 rng = np.random.default_rng(seed)
                 episode = run_episode(lambda s: planner(s, rng), seed)  # noqa: B023 (run now)
-                if episode.total < RETURN_NEEDED:
+                if episode.total < RETURN_CHECK_MIN:
                     fell += 1
                     continue
                 chi_square, z, _ = own_planner_statistic(episode, decide, np.random.default_rng([7, seed]))
                 zs.append(round(z, 1))
                 passed += own_planner_passes(chi_square, z)
-            result[f"swap/{name}"] = {"episodes": args.swap_runs, "return_under_950": fell, "passed_test": int(passed), "z": zs}
+            result[f"swap/{name}"] = {"episodes": args.swap_runs, "return_under_min": fell, "passed_test": int(passed), "z": zs}
             print(name, result[f"swap/{name}"], file=sys.stderr, flush=True)
     if args.plan_runs and not args.null_only:
         predict, planners = plan_setup(args.notebook, mirrored=False)

@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import time
-import uuid
 from pathlib import Path
 from unittest import mock
 
@@ -28,6 +26,7 @@ import nbformat
 from autograder.checker.core import Runner
 from autograder.checker.notebook import is_graded_code, not_run_cells, run_and_check
 from autograder.protocol.limits import Limits
+from benchmarks.cpu import TreeClock
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,32 +44,6 @@ class ReplayingRunner(Runner):
         self.process = self.channel = None
 
 
-class CpuClock:
-    """CPU seconds of this process and all it starts, the dead included."""
-
-    def __init__(self):
-        self.group = None
-        hierarchy = Path("/sys/fs/cgroup/cpuacct")
-        if (hierarchy / "cgroup.procs").exists() and os.access(hierarchy, os.W_OK):
-            group = hierarchy / f"benchmark-{uuid.uuid4().hex[:8]}"
-            try:
-                group.mkdir()
-                (group / "cgroup.procs").write_text(str(os.getpid()))
-                self.group = group
-            except OSError:
-                pass
-
-    def seconds(self) -> float:
-        if self.group is not None:
-            return int((self.group / "cpuacct.usage").read_text()) / 1e9
-        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-    @property
-    def source(self) -> str:
-        return "cpuacct cgroup" if self.group is not None else "getrusage (self and reaped children)"
-
-
 def notebooks(notebook: str):
     from autograder.examples.build import reference_submission
 
@@ -85,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--grade", action="store_true", help="also grade the notebook's reference submission both ways")
     args = parser.parse_args(argv)
-    clock = CpuClock()
+    clock = TreeClock()
     source, submission = notebooks(args.notebook)
     skipped = not_run_cells(source)
     cells = [c.source for c in submission.cells if c.cell_type == "code" and c.source.strip() and not is_graded_code(c) and c.get("id") not in skipped]

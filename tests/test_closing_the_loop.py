@@ -287,4 +287,4 @@ def test_the_return_check_starts_from_an_agent_that_falls():
     start = collect_reset_only(checks.SMALL_DATASET_SIZE, seed=checks.SMALL_DATASET_SEED, progress=False)
     torch.set_num_threads(1)
     episode = checks._real_episode(checks._train_reference(start, 0), 0)
-    assert episode["terminated"] and len(episode["actions"]) < checks.RETURN_CHECK_STEPS
+    assert episode["terminated"] and len(episode["actions"]) < checks.LOOP_EPISODE_STEPS

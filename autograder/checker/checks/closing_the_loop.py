@@ -25,7 +25,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from autograder.checker.checks.common import RETURN_CHECK_STEPS, call
+from autograder.checker.checks.common import call
 from autograder.checker.core import CheckFailed, CheckRegistry, Returned, StudentError, Value
 from mbrl_helpers import ACTION_DIM, ACTION_HIGH, ACTION_LOW, STATE_DIM, hints
 from mbrl_helpers.closing_the_loop import LOOP_ITERATIONS, LOOP_TRAIN_STEPS, SMALL_DATASET_SEED, SMALL_DATASET_SIZE, collect_reset_only
@@ -33,8 +33,10 @@ from mbrl_helpers.closing_the_loop import LOOP_ITERATIONS, LOOP_TRAIN_STEPS, SMA
 NOTEBOOK = "04_closing_the_loop"
 checks = CheckRegistry(NOTEBOOK)
 KEYS = ("states", "actions", "next_states")
-# The return check's episodes are cut at RETURN_CHECK_STEPS (as the other notebooks' return checks):
-# the agent of the last iteration must stay upright for all of them.
+# The return check's episodes are cut at LOOP_EPISODE_STEPS (30 s of balancing): the agent of the
+# last iteration must stay upright for all of them. (The checker runs these episodes itself, with
+# the course's planner, and reuses them for every student whose loop matches: they cost no student.)
+LOOP_EPISODE_STEPS = 300
 ALIGN = "Step t of an episode is the transition (states[t], actions[t], states[t + 1]): T actions give T transitions, from states[:-1] to states[1:]."
 
 
@@ -383,7 +385,7 @@ def _reference_code_digest() -> str:
     import mbrl_helpers
     import mbrl_reference
 
-    digest = hashlib.sha256(f"torch {torch.__version__}\0steps {LOOP_TRAIN_STEPS} {RETURN_CHECK_STEPS}".encode())
+    digest = hashlib.sha256(f"torch {torch.__version__}\0steps {LOOP_TRAIN_STEPS} {LOOP_EPISODE_STEPS}".encode())
     for package in (mbrl_reference, mbrl_helpers):
         for path in sorted(Path(package.__file__).parent.glob("*.py")):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -440,7 +442,7 @@ def _real_episode(model, iteration: int) -> dict:
     from mbrl_helpers import MPCAgent, run_episode
     from mbrl_reference.planners import cem_plan
 
-    result = run_episode(MPCAgent(cem_plan, model.predict_delta, device="cpu"), seed=iteration, max_steps=RETURN_CHECK_STEPS, progress=False)
+    result = run_episode(MPCAgent(cem_plan, model.predict_delta, device="cpu"), seed=iteration, max_steps=LOOP_EPISODE_STEPS, progress=False)
     return {"states": result.states, "actions": result.actions, "episode_return": result.episode_return, "terminated": result.terminated}
 
 
@@ -459,10 +461,10 @@ def loop_return(runner, context):
     # run_agent plays the reference agent trained on them: seeded, so computed once per course.
     probes = LoopProbes(start, n_iterations, lambda index, data: reference_episode(data, index), train=lambda data: data)
     _, returns = run_loop(runner, context, start, n_iterations, probes)
-    if probes.episodes[-1]["terminated"] or returns[-1] < RETURN_CHECK_STEPS:
+    if probes.episodes[-1]["terminated"] or returns[-1] < LOOP_EPISODE_STEPS:
         raise CheckFailed(
-            f"With the course's model and planner and episodes of {RETURN_CHECK_STEPS} steps, your loop's returns were {[round(r) for r in returns]}; "
-            f"the reference loop's last agent stays upright for all {RETURN_CHECK_STEPS} steps with the same parts. "
+            f"With the course's model and planner and episodes of {LOOP_EPISODE_STEPS} steps, your loop's returns were {[round(r) for r in returns]}; "
+            f"the reference loop's last agent stays upright for all {LOOP_EPISODE_STEPS} steps with the same parts. "
             "Check that each episode's transitions are added (add_episode) and that every iteration trains on all of them."
         )
     return f"closing the loop: returns {[round(r) for r in returns]} over {n_iterations} iterations"

@@ -356,7 +356,7 @@ def cem_reference(runner, context):
     ),
 )
 def cem_return(runner, context):
-    """your cem_plan with your DeterministicModel class plans an action; hidden: fixed well-trained weights, one 300-step episode, return >= 285, planned by your cem_plan (its actions distributed as the reference planner's, and following the model it is given)."""
+    """your cem_plan with your DeterministicModel class plans an action; hidden: fixed well-trained weights, one 150-step episode, return >= 142, planned by your cem_plan (its actions distributed as the reference planner's, and following the model it is given)."""
     value = call(
         runner,
         context,

@@ -540,7 +540,7 @@ def cem_reference(runner, context):
     ),
 )
 def ensemble_return(runner, context):
-    """ensemble_cem_plan drives your EnsembleModel; hidden: fixed well-trained weights in your class, one 300-step episode, return >= 285, planned by your ensemble_cem_plan (its actions distributed as the reference planner's, and following the model it is given)."""
+    """ensemble_cem_plan drives your EnsembleModel; hidden: fixed well-trained weights in your class, one 150-step episode, return >= 142, planned by your ensemble_cem_plan (its actions distributed as the reference planner's, and following the model it is given)."""
     value = call(
         runner,
         context,

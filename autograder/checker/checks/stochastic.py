@@ -438,7 +438,7 @@ def nll_clamped(runner, context):
 
 @checks.add("test-sto-return", reference_seconds=7.0, after=("test-sto-split", "test-sto-sigma-clamp", "test-sto-sampling"))
 def sto_return(runner, context):
-    """the planner drives your StochasticModel; hidden: fixed well-trained weights in your class, one 300-step episode, return >= 285, planned by the course's random shooting (its actions distributed as with the reference model)."""
+    """the planner drives your StochasticModel; hidden: fixed well-trained weights in your class, one 150-step episode, return >= 142, planned by the course's random shooting (its actions distributed as with the reference model)."""
     value = call(
         runner,
         context,
