@@ -11,6 +11,8 @@ else runs on the machine is in it too, so read it beside the load average, on a 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import resource
 import uuid
@@ -38,8 +40,15 @@ class TreeClock:
                 group.mkdir()
                 (group / "cgroup.procs").write_text(str(os.getpid()))
                 self.group = group
+                atexit.register(self._remove)
             except OSError:
                 pass
+
+    def _remove(self) -> None:
+        """Leave the cgroup and remove it (the kernel refuses while a process it started still lives)."""
+        with contextlib.suppress(OSError):
+            (CPUACCT / "cgroup.procs").write_text(str(os.getpid()))
+            self.group.rmdir()
 
     def seconds(self) -> float:
         if self.group is not None:
