@@ -81,6 +81,9 @@ def ensemble_cem_plan(
     return mean[0]
 
 
+FIRST_ACTIONS_CHUNK = 50
+
+
 @torch.no_grad()
 def cem_first_actions(
     predict_delta: PredictDelta,
@@ -100,8 +103,19 @@ def cem_first_actions(
     The algorithm is theirs, with a batch dimension B in front. states (B, S) -> actions (B, A).
 
     Why: the checks ask the reference for hundreds of decisions on a model of 16 hidden units, where
-    one decision is mostly the cost of calling torch; together they cost a few calls' worth."""
+    one decision is mostly the cost of calling torch; together they cost a few calls' worth.
+    Batches above FIRST_ACTIONS_CHUNK decisions go through in chunks of that many: each decision has
+    its own generator, so the numbers are the same, and a chunk's rollouts (50 x 200 sequences x 5
+    members x 16 hidden units: 3 MB) stay in the cache, where 300 decisions at once ran 1.4 times slower."""
     batch = states.shape[0]
+    if batch > FIRST_ACTIONS_CHUNK:
+        settings = dict(n_members=n_members, horizon=horizon, n_samples=n_samples, n_elite=n_elite, n_iters=n_iters, std_floor=std_floor, reward_fn=reward_fn)
+        return torch.cat(
+            [
+                cem_first_actions(predict_delta, states[start : start + FIRST_ACTIONS_CHUNK], seeds[start : start + FIRST_ACTIONS_CHUNK], **settings)
+                for start in range(0, batch, FIRST_ACTIONS_CHUNK)
+            ]
+        )
     generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
     mean = torch.zeros(batch, horizon, ACTION_DIM)
     std = torch.ones(batch, horizon, ACTION_DIM)

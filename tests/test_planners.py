@@ -161,3 +161,25 @@ def test_the_graders_batched_cem_repeats_the_reference_decisions_seed_for_seed(m
         torch.manual_seed(seed)
         one = ensemble_cem_plan(predict_delta, state, n_members=members) if members else cem_plan(predict_delta, state)
         assert torch.allclose(one, action, atol=1e-5), (seed, one, action)
+
+
+def test_the_graders_batched_cem_gives_the_same_numbers_in_chunks(monkeypatch):
+    """Above FIRST_ACTIONS_CHUNK decisions cem_first_actions goes chunk by chunk (for the cache):
+    every decision has its own generator, so the chunks change no number, the last short one included."""
+    from mbrl_helpers import build_ensemble_mlp
+    from mbrl_reference import planners
+
+    torch.manual_seed(0)
+    net = build_ensemble_mlp(3, 5, 4, 16, 2)
+
+    def predict_delta(states, actions):
+        if actions.dim() == states.dim() - 1:
+            actions = actions.expand(3, *actions.shape)
+        return 0.1 * net(torch.cat([states, actions], dim=-1))
+
+    states, seeds = torch.randn(12, 4) * 0.1, list(range(12))
+    whole = planners.cem_first_actions(predict_delta, states, seeds, n_members=3)
+    monkeypatch.setattr(planners, "FIRST_ACTIONS_CHUNK", 5)
+    chunked = planners.cem_first_actions(predict_delta, states, seeds, n_members=3)
+    assert chunked.shape == whole.shape == (12, 1)
+    assert torch.equal(chunked, whole)

@@ -396,7 +396,9 @@ def reference_first_actions(reference_planner: Callable, predict_delta: Callable
         return planners.cem_first_actions(predict_delta, states, seeds, **plan_kwargs)[:, 0].double().numpy()
     actions = np.zeros(len(states))
     for b, (state, seed) in enumerate(zip(states, seeds)):
-        torch.manual_seed(int(seed))
+        # The CPU generator alone: the same draws as torch.manual_seed, which also queues a seed for
+        # every other device with a formatted stack trace (1.3 ms a call here, 0.4 s a student).
+        torch.default_generator.manual_seed(int(seed))
         with torch.no_grad():
             actions[b] = float(reference_planner(predict_delta, state, **plan_kwargs).reshape(-1)[0])
     return actions

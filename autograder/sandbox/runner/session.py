@@ -188,7 +188,7 @@ class Session:
         args = [self.argument(spec) for spec in request.get("args", [])]
         kwargs = {str(k): self.argument(v) for k, v in (request.get("kwargs") or {}).items()}
         if request.get("seed") is not None:
-            torch.manual_seed(int(request["seed"]))
+            seed_torch(int(request["seed"]))
         with torch.set_grad_enabled(bool(request.get("grad", False))):
             value = target(*args, **kwargs)
         reply = {"op": "result", "value": describe(value)}
@@ -212,11 +212,10 @@ class Session:
         return self.namespace[name]
 
     def build_model(self, spec: dict):
-        import torch
 
         cls = self.lookup(str(spec["cls"]))
         if spec.get("seed") is not None:
-            torch.manual_seed(int(spec["seed"]))
+            seed_torch(int(spec["seed"]))
         model = cls(**{str(k): v for k, v in (spec.get("kwargs") or {}).items()})
         if spec.get("net") is not None:
             model.net = build_net(spec["net"])
@@ -313,8 +312,6 @@ class Session:
     def agent_start(self, request: dict) -> dict:
         import random
 
-        import torch
-
         model = self.build_model(request["model"])
         planner_name = str(request["planner"])
         self.lookup(planner_name)
@@ -322,7 +319,7 @@ class Session:
         seed = int(request.get("seed", 0))
         random.seed(seed)
         np.random.seed(seed)
-        torch.manual_seed(seed)
+        seed_torch(seed)
         return {"op": "result", "value": describe(None)}
 
     def act(self, request: dict) -> dict:
@@ -362,6 +359,17 @@ def episode_result(spec: dict):
         decision_seconds=np.zeros(len(actions)),
         terminated=bool(spec["terminated"]),
     )
+
+
+def seed_torch(seed: int) -> None:
+    """What torch.manual_seed(seed) does on this machine, in 4 us instead of 300: torch.manual_seed
+    also queues the seed for every accelerator torch knows, with a formatted stack trace each time,
+    and the checks ask for a seeded call about a thousand times a submission."""
+    import torch
+
+    torch.default_generator.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
 
 
 def build_net(spec: dict):
