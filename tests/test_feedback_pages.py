@@ -163,3 +163,29 @@ def test_each_check_is_listed_by_what_it_checks():
     assert check_description(cell) == "cem_plan returns one action of shape (1,), finite (and advises when it runs the model with autograd on)."
     cell.source = "# hidden test: fixed states\nx = 1"
     assert check_description(cell) == "Check test-cem-shape"
+
+
+def test_what_a_page_keeps_for_the_next_is_only_what_its_text_decides():
+    """A grading worker renders page after page in one process: the markdown and highlighted code
+    it keeps are looked up by their text, so a second page shows its own cells, and a cell whose
+    HTML depends on more than its text (an attachment) is rendered as it comes."""
+    from nbconvert.exporters import HTMLExporter
+
+    from autograder.nbgrader_glue.feedback import REMEMBERED_CHARS, RememberedHighlight
+    from autograder.nbgrader_glue.sanitise import SanitisedMarkdown
+
+    markdown = SanitisedMarkdown(parent=HTMLExporter())
+    plain = {"cell": {}, "resources": {}}
+    first, second = markdown(plain, "page one, $x$"), markdown(plain, "page two")
+    assert "page one" in first and "<math" in first and "page two" in second and "page one" not in second
+    assert markdown(plain, "page one, $x$") == first
+
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    link = "![plot](attachment:plot.png)"
+    pages = [markdown({"cell": {"attachments": {"plot.png": {"image/png": image}}}, "resources": {}}, link) for image in (png, png[:-4] + "AAA=")]
+    assert png in pages[0] and png[:-4] + "AAA=" in pages[1]  # the same text, each cell's own image
+
+    highlight = RememberedHighlight()
+    assert "page" in highlight("x = 1  # page one") and "two" in highlight("x = 2  # page two") and "one" not in highlight("x = 2  # page two")
+    long_cell = "x = 1\n" * (REMEMBERED_CHARS // 6 + 1)
+    assert highlight(long_cell).count("\n") >= long_cell.count("\n")  # highlighted whole, not kept

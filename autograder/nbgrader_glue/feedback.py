@@ -205,7 +205,14 @@ class TemplatesInMemory(BytecodeCache):
 TEMPLATES_IN_MEMORY = TemplatesInMemory()
 
 
-@functools.lru_cache(maxsize=4096)
+# What a page's rendering keeps for the next page (RememberedHighlight, sanitise.SanitisedMarkdown):
+# cells up to REMEMBERED_CHARS long, at most REMEMBERED_CELLS of them (a few MB), so that a
+# submission's long cells cost memory only on its own page.
+REMEMBERED_CHARS = 20_000
+REMEMBERED_CELLS = 2_000
+
+
+@functools.lru_cache(maxsize=REMEMBERED_CELLS)
 def _highlighted(source: str, language: str | None, pygments_lexer: str) -> str:
     return Highlight2HTML(pygments_lexer=pygments_lexer)(source, language)
 
@@ -213,10 +220,11 @@ def _highlighted(source: str, language: str | None, pygments_lexer: str) -> str:
 class RememberedHighlight(Highlight2HTML):
     """Highlight2HTML that remembers what it highlighted: most code cells of a page are the course's
     own, the same for every student (pygments took 0.5 s of CPU a student). A cell whose metadata
-    names a magics language, or an exporter with formatter options, is highlighted as it comes."""
+    names a magics language, an exporter with formatter options or a cell longer than
+    REMEMBERED_CHARS is highlighted as it comes."""
 
     def __call__(self, source, language=None, metadata=None):
-        if self.extra_formatter_options or (metadata and "magics_language" in metadata):
+        if self.extra_formatter_options or (metadata and "magics_language" in metadata) or len(source) > REMEMBERED_CHARS:
             return super().__call__(source, language, metadata)
         return _highlighted(str(source), language, self.pygments_lexer)
 
