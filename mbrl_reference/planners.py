@@ -1,4 +1,4 @@
-"""Reference CEM planners, used as model-predictive control.
+"""Reference CEM planners, used as model-predictive control, and the grader's batched decisions.
 
 Shapes: N samples, T horizon, K ensemble members, S = 4 state dims, A = 1 action dim.
 """
@@ -12,6 +12,7 @@ from torch.distributions import Normal
 
 from mbrl_helpers.config import CEM_SETTINGS
 from mbrl_helpers.env import ACTION_DIM, ACTION_HIGH, ACTION_LOW
+from mbrl_helpers.planning import RANDOM_SHOOTING_SETTINGS
 from mbrl_helpers.reward import compute_rewards
 
 PredictDelta = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -139,3 +140,38 @@ def cem_first_actions(
         mean = elite_actions.mean(dim=1)
         std = elite_actions.std(dim=1).clamp(min=std_floor)
     return mean[:, 0]
+
+
+@torch.no_grad()
+def random_shooting_first_actions(
+    distribution_params: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    states: torch.Tensor,
+    seeds: list[int],
+    horizon: int = RANDOM_SHOOTING_SETTINGS["horizon"],
+    n_samples: int = RANDOM_SHOOTING_SETTINGS["n_samples"],
+) -> torch.Tensor:
+    """B decisions at once, for the grader: decision b is what the course's `random_shooting_plan`
+    returns from states[b] after torch.manual_seed(seeds[b]), planning with a stochastic model whose
+    predict_delta draws one sample of Normal(*distribution_params(states, actions)) (the reference
+    StochasticModel). Each decision draws from its own generator in the same order (the uniform
+    actions, then each step's sample), so the numbers are the same up to float rounding.
+    states (B, S) -> actions (B, A).
+
+    Why: the stochastic return check asks for 300 decisions on a small network, one at a time 0.4 s
+    of CPU a student, nearly all of it the cost of calling torch."""
+    batch = states.shape[0]
+    generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+    low = torch.as_tensor(ACTION_LOW, dtype=states.dtype)
+    high = torch.as_tensor(ACTION_HIGH, dtype=states.dtype)
+    uniform = torch.stack([torch.rand(n_samples, horizon, ACTION_DIM, dtype=states.dtype, generator=g) for g in generators])
+    actions = low + (high - low) * uniform  # (B, N, T, A)
+    imagined = states[:, None, :].expand(batch, n_samples, -1).reshape(batch * n_samples, -1)  # (B*N, S)
+    score = torch.zeros(batch * n_samples, dtype=states.dtype)
+    for t in range(horizon):
+        mu, sigma = distribution_params(imagined, actions[:, :, t].reshape(batch * n_samples, ACTION_DIM))
+        mu, sigma = mu.reshape(batch, n_samples, -1), sigma.reshape(batch, n_samples, -1)
+        delta = torch.stack([torch.normal(mu[b], sigma[b], generator=g) for b, g in enumerate(generators)])  # (B, N, S)
+        imagined = imagined + delta.reshape(batch * n_samples, -1)
+        score = score + compute_rewards(imagined)
+    best = score.reshape(batch, n_samples).argmax(dim=1)
+    return actions[torch.arange(batch), best, 0]

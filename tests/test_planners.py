@@ -183,3 +183,24 @@ def test_the_graders_batched_cem_gives_the_same_numbers_in_chunks(monkeypatch):
     chunked = planners.cem_first_actions(predict_delta, states, seeds, n_members=3)
     assert chunked.shape == whole.shape == (12, 1)
     assert torch.equal(chunked, whole)
+
+
+def test_the_graders_batched_random_shooting_repeats_the_course_planner_seed_for_seed():
+    """random_shooting_first_actions (the stochastic return check's many decisions at once) gives what
+    the course's random_shooting_plan gives one at a time after torch.manual_seed(seed), with the
+    reference StochasticModel (which samples its prediction), on a small real network."""
+    from mbrl_helpers.planning import random_shooting_plan
+    from mbrl_reference.models import StochasticModel
+    from mbrl_reference.planners import random_shooting_first_actions
+
+    torch.manual_seed(0)
+    model = StochasticModel().eval()
+    states = torch.randn(12, 4) * 0.1
+    seeds = list(range(200, 212))
+    many = random_shooting_first_actions(model.distribution_params, states, seeds)
+    assert many.shape == (12, 1)
+    for state, seed, action in zip(states, seeds, many):
+        torch.manual_seed(seed)
+        one = random_shooting_plan(model.predict_delta, state)
+        assert torch.allclose(one, action, atol=1e-5), (seed, one, action)
+    assert len(set(many[:, 0].tolist())) > 6  # the seeds matter: not one action for all

@@ -388,12 +388,18 @@ def _plan_both(runner, context, planner, reference_planner, reference_predict_de
 def reference_first_actions(reference_planner: Callable, predict_delta: Callable, states: np.ndarray, seeds: list[int], **plan_kwargs) -> np.ndarray:
     """The reference planner's first action from each states[b] (B, S) after torch.manual_seed(seeds[b]),
     as an array (B,): the reference's CEM planners all at once (mbrl_reference.planners.cem_first_actions,
-    the same numbers), any other planner one decision at a time."""
+    the same numbers), the course's random shooting with the reference stochastic model too
+    (random_shooting_first_actions), any other planner one decision at a time."""
+    from mbrl_helpers.planning import random_shooting_plan
     from mbrl_reference import planners
+    from mbrl_reference.models import StochasticModel
 
     states = torch.as_tensor(np.asarray(states), dtype=torch.float32).reshape(-1, STATE_DIM)
     if reference_planner in (planners.cem_plan, planners.ensemble_cem_plan):
         return planners.cem_first_actions(predict_delta, states, seeds, **plan_kwargs)[:, 0].double().numpy()
+    model = getattr(predict_delta, "__self__", None)
+    if reference_planner is random_shooting_plan and type(model) is StochasticModel and predict_delta.__func__ is StochasticModel.predict_delta:
+        return planners.random_shooting_first_actions(model.distribution_params, states, seeds, **plan_kwargs)[:, 0].double().numpy()
     actions = np.zeros(len(states))
     for b, (state, seed) in enumerate(zip(states, seeds)):
         # The CPU generator alone: the same draws as torch.manual_seed, which also queues a seed for
