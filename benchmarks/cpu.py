@@ -71,3 +71,35 @@ def machine_cpu_seconds() -> float:
     ticks = [int(value) for value in fields]
     busy = sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)
     return busy / os.sysconf("SC_CLK_TCK")
+
+
+def host_probe_seconds(decisions: int = 100) -> float:
+    """CPU seconds of a fixed piece of the grader's own kind of work, on one thread: `decisions`
+    decisions of the course's CEM (mbrl_reference.planners.cem_plan) with a fixed random network of
+    the course's shape. The same work varies by a quarter or more from one minute to the next on a
+    shared machine (other tenants share its caches and cores), so a benchmark reports this beside
+    its own CPU figures: read them against the probe taken with them."""
+    import time
+
+    import torch
+
+    from mbrl_helpers import ACTION_DIM, HIDDEN_SIZE, N_HIDDEN, STATE_DIM, build_mlp
+    from mbrl_reference.planners import cem_plan
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            net = build_mlp(STATE_DIM + ACTION_DIM, STATE_DIM, HIDDEN_SIZE, N_HIDDEN)
+
+            def predict_delta(states, actions):
+                return 0.01 * net(torch.cat([states, actions], dim=-1))
+
+            state = torch.tensor([0.0, 0.05, 0.0, 0.0])
+            started = time.process_time()
+            for _ in range(decisions):
+                cem_plan(predict_delta, state)
+            return time.process_time() - started
+    finally:
+        torch.set_num_threads(threads)

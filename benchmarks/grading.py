@@ -15,7 +15,9 @@ Wall time depends on what else the machine runs, so each run also reports the CP
 whole process tree (this process, the grading processes, nbgrader, every student's runner, killed
 or not: benchmarks.cpu.TreeClock, a cpuacct cgroup; `cpu_clock` names the clock, getrusage where
 no cgroup can be made) per submission, the busy time of the whole machine per submission (whatever
-else runs is in it too), and the load average before and after it.
+else runs is in it too), and the load average before and after it, and `host_probe_seconds`: the CPU seconds of a fixed
+piece of planning before and after the run (benchmarks.cpu.host_probe_seconds), how fast this
+shared machine was at the time.
 `student_cpu_seconds` splits the tree's CPU at the moments each student's grades arrived: with one
 job the students are graded one after the other, so each gap is one student's cost, the first one
 with the run's start-up (the engine, the worker's imports, its warm sandbox, the gradebook).
@@ -41,7 +43,7 @@ from autograder.nbgrader_glue.course import Course, released_copy
 from autograder.term.engine import process_cluster
 from autograder.term.grading import grade
 from autograder.term.progress import Progress
-from benchmarks.cpu import TreeClock, machine_cpu_seconds
+from benchmarks.cpu import TreeClock, host_probe_seconds, machine_cpu_seconds
 
 PROJECTED_WORKERS = (1, 2, 8, 32, 128)
 
@@ -64,6 +66,7 @@ def grading_times(
             for i in range(students):
                 reference.student = f"student-{i + 1}"
                 write_examples([reference], submissions)
+            probe_before = host_probe_seconds()
             load_before, cpu_before, machine_before = os.getloadavg(), clock.seconds(), machine_cpu_seconds()
             finished_at: list[float] = []  # the clock when each student's grades arrived: with 1 job, one student's CPU is the gap
             with (
@@ -82,6 +85,7 @@ def grading_times(
                     "cpu_seconds_per_submission": round(cpu_seconds / students, 1),
                     "machine_cpu_seconds_per_submission": round(machine_seconds / students, 1),
                     "student_cpu_seconds": [round(b - a, 1) for a, b in zip([cpu_before, *finished_at], finished_at)],
+                    "host_probe_seconds": [round(probe_before, 2), round(host_probe_seconds(), 2)],
                     "load_average_before": [round(x, 2) for x in load_before],
                     "load_average_after": [round(x, 2) for x in os.getloadavg()],
                     "submissions_per_minute": round(students / run.seconds * 60, 3),

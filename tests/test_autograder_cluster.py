@@ -259,3 +259,24 @@ def test_a_worker_without_the_course_says_so_and_grades_nothing(tmp_path):
     outcome = grade_task(task, zlib.compress(b""))
     assert outcome["returncode"] != 0 and outcome["gradebook"] == {} and outcome["files"] == {}
     assert f"{tmp_path / 'elsewhere' / 'solutions'} does not exist on grading machine" in outcome["reason"]
+
+
+def _diagnostics(dask_worker=None, dask_scheduler=None):
+    server = dask_worker or dask_scheduler
+    return {name: callback.callback_time for name, callback in server.periodic_callbacks.items()}
+
+
+def test_the_local_engine_runs_without_dasks_profiler_and_with_slow_monitors():
+    """Dask's profiler (a stack walk of every worker thread each 10 ms) and its 20 ms loop ticks cost
+    a local cluster a second of CPU per student graded; the engine turns them off or down
+    (QUIET_DASK), and the change ends with the engine."""
+    import dask
+
+    from autograder.term.engine import open_engine
+
+    with open_engine(jobs=1) as client:
+        (worker,) = client.run(_diagnostics).values()
+        scheduler = client.run_on_scheduler(_diagnostics)
+    assert "profile" not in worker and worker["tick"] == 1000 and worker["monitor"] == 5000
+    assert scheduler["tick"] == 1000 and scheduler["monitor"] == 5000
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # as it was, outside the engine

@@ -40,6 +40,7 @@ def test_grading_benchmark_times_each_number_of_workers_of_a_process_cluster(tmp
         assert run["cpu_seconds"] > 1 and run["cpu_seconds_per_submission"] == pytest.approx(run["cpu_seconds"] / 2, abs=0.1)
         assert run["machine_cpu_seconds_per_submission"] > 0.5
         assert len(run["load_average_before"]) == len(run["load_average_after"]) == 3
+        assert len(run["host_probe_seconds"]) == 2 and all(0.01 < probe < 60 for probe in run["host_probe_seconds"])
         assert run["submissions_per_minute"] == pytest.approx(2 / run["seconds"] * 60, rel=0.01)  # seconds are rounded to 0.1
     hours = report["projection_1000_students_hours"]
     assert hours["1"] / hours["8"] == pytest.approx(8, rel=0.01)  # hours are rounded to 0.001
