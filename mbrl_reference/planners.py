@@ -162,9 +162,9 @@ def random_shooting_first_actions(
     batch = states.shape[0]
     generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
     low = torch.as_tensor(ACTION_LOW, dtype=states.dtype)
-    high = torch.as_tensor(ACTION_HIGH, dtype=states.dtype)
+    span = torch.as_tensor(ACTION_HIGH, dtype=states.dtype) - low
     uniform = torch.stack([torch.rand(n_samples, horizon, ACTION_DIM, dtype=states.dtype, generator=g) for g in generators])
-    actions = low + (high - low) * uniform  # (B, N, T, A)
+    actions = low + span * uniform  # (B, N, T, A), as random_shooting_plan scales its draws
     imagined = states[:, None, :].expand(batch, n_samples, -1).reshape(batch * n_samples, -1)  # (B*N, S)
     score = torch.zeros(batch * n_samples, dtype=states.dtype)
     for t in range(horizon):
