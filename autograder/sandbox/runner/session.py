@@ -212,7 +212,6 @@ class Session:
         return self.namespace[name]
 
     def build_model(self, spec: dict):
-
         cls = self.lookup(str(spec["cls"]))
         if spec.get("seed") is not None:
             seed_torch(int(spec["seed"]))
