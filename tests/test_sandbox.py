@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autograder.checker import core
 from autograder.checker.core import MAX_COPY_FAILURES, Runner, RunnerFailed, sandbox_cpu_seconds, warm_sandbox
 from autograder.protocol.channel import ProtocolError, decode, encode
 from autograder.protocol.limits import Limits
@@ -494,7 +495,7 @@ def test_a_snapshot_that_dies_before_it_answers_is_known_at_once_and_twice_ends_
     the sandbox ends with it, so the checker hears of it at once instead of at its wall-clock limit
     (30 minutes), and after MAX_COPY_FAILURES such failures a question fails without a new sandbox."""
     with Runner(Limits()) as runner:
-        run(runner, "import os\nimport runner.forkserver as fork_server\nfork_server._end_other_processes = lambda *args: os._exit(3)")
+        run(runner, "import os\nimport runner.forkserver as fork_server\nfork_server._end_other_processes = lambda *args, **kwargs: os._exit(3)")
         for _ in range(MAX_COPY_FAILURES):
             started = time.perf_counter()
             with pytest.raises(RunnerFailed, match="died"):
@@ -504,6 +505,82 @@ def test_a_snapshot_that_dies_before_it_answers_is_known_at_once_and_twice_ends_
         with pytest.raises(RunnerFailed, match="could not be copied"):
             runner.call("print", timeout=30)
         assert time.perf_counter() - started < 1
+
+
+def fork_server_of(runner: Runner):
+    """The process that makes `runner`'s copies: the runner-program child of the deepest waiter
+    (runner.forkserver.WAITER) in its sandbox, seen from outside."""
+    import psutil
+
+    def depth(process):
+        return len(process.parents())
+
+    inside = psutil.Process(runner.process.process.pid).children(recursive=True)
+    waiters = [p for p in inside if "snapshot = int(sys.argv[1])" in " ".join(p.cmdline())]
+    deepest = max(waiters, key=depth)
+    [server] = [p for p in deepest.children() if "runner" in p.cmdline()]
+    return server
+
+
+def test_a_fork_server_lost_after_the_snapshot_costs_the_student_nothing():
+    """After the snapshot no student code can reach the fork server (each copy has PID namespaces of
+    its own): if it is gone, the grader lost it. The question is then answered by a runner started
+    again from the top (the cells again, a new snapshot), not failed; a second loss fails it. Here
+    in a copy of a warm sandbox, as grading workers run: the sandbox outlives the lost server. (In a
+    sandbox of its own the server's waiter is the sandbox's main process, so the sandbox ends with
+    the server, and the runner starts again as after any death.)"""
+    import signal
+
+    with warm_sandbox(), Runner(Limits(memory_mb=3072)) as runner:
+        run(runner, "answer = 42\ndef get():\n    return answer")
+        assert runner.call("get", timeout=30).raw["value"] == 42.0
+        assert isinstance(runner.process, RunnerCopy)
+        for lost in range(1, MAX_COPY_FAILURES + 1):
+            server = fork_server_of(runner)
+            os.kill(server.pid, signal.SIGKILL)
+            server.wait(10)
+            runner.restart()
+            if lost < MAX_COPY_FAILURES:
+                assert runner.call("get", timeout=30).raw["value"] == 42.0
+                assert runner.copy_failures == lost and runner.forking and fork_server_of(runner).pid != server.pid
+                assert len(runner.incidents) == lost and "has ended (killed by signal 9, SIGKILL)" in runner.incidents[-1], runner.incidents
+            else:
+                with pytest.raises(RunnerFailed, match="could not be copied"):
+                    runner.call("get", timeout=30)
+
+
+FORK_FAILS_ONCE = """
+import os
+
+forks, fork = {}, os.fork
+
+
+def failing_fork():  # a process's third fork fails, as at a full process cap: the snapshot's second copy
+    forks[os.getpid()] = forks.get(os.getpid(), 0) + 1
+    if forks[os.getpid()] == 3:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+    return fork()
+
+
+os.fork = failing_fork
+answer = 42
+
+
+def get():
+    return answer
+"""
+
+
+def test_a_fork_server_that_cannot_fork_says_why_and_the_question_is_still_answered(monkeypatch):
+    monkeypatch.setattr(core, "_warm", None)  # a sandbox of its own, whatever this module's fixture opened
+    with Runner(Limits(memory_mb=3072)) as runner:
+        run(runner, FORK_FAILS_ONCE)
+        assert runner.call("get", timeout=30).raw["value"] == 42.0  # the server's forks: a trial, the first copy
+        runner.restart()
+        assert runner.call("get", timeout=30).raw["value"] == 42.0
+        assert runner.incidents == [
+            "the fork server was gone (the fork server could not make a copy: Resource temporarily unavailable); the runner started again from the top"
+        ]
 
 
 @pytest.mark.parametrize(

@@ -231,8 +231,8 @@ class CellResult:
 
 
 # A copy takes milliseconds (0.1 to 0.2 s at a load of 24 on 2 cores, benchmarks.restart_cost): a fork
-# server that has not answered in FORK_TIMEOUT seconds is gone. After MAX_COPY_FAILURES such failures in
-# one notebook, every later request fails at once.
+# server that has not answered in FORK_TIMEOUT seconds is gone. The first such failure in a notebook
+# starts the runner again from the top; after MAX_COPY_FAILURES, every later request fails at once.
 FORK_TIMEOUT = 15.0
 MAX_COPY_FAILURES = 2
 
@@ -260,6 +260,7 @@ class Runner:
         self.output_bytes = 0  # of all cells' outputs so far (Limits.notebook_output_mb)
         self.setup_cpu = 0.0  # CPU seconds of the runner's own life, not counted against any budget (cpu_seconds)
         self.copy_failures = 0  # copies the fork server could not make: after MAX_COPY_FAILURES, no more tries
+        self.incidents: list[str] = []  # the grader's own troubles it recovered from, for the grading log
         self.stuck: set[str] = set()  # student functions that ran out of time once (`_timed`)
         self._planner: str | None = None  # the planner of the agent `act` asks
 
@@ -345,14 +346,22 @@ class Runner:
         self._setup(self._new_copy)
 
     def _new_copy(self) -> None:
-        """A fresh copy of the snapshot (the copy before it ends), with the cells run since replayed."""
+        """A fresh copy of the snapshot (the copy before it ends), with the cells run since replayed.
+        Where the fork server is gone, the runner starts again from the top, inside this request:
+        a new process, the cells again, a new snapshot. Nothing tells a server the grader lost (a
+        loaded machine) from one the student's code ended, so the first loss costs the student
+        nothing but the wait; after MAX_COPY_FAILURES the request fails."""
         self._drop_copy()
         try:
             self._copy_fds = self.process.fork(secrets.token_hex(16), timeout=FORK_TIMEOUT)
         except OSError as error:
             self.copy_failures += 1
-            self.close()  # the server is gone: the next request starts from the top
-            raise RunnerFailed(f"the process running your code could not be copied ({error})", RunnerFailed.DIED) from None
+            self.close()
+            if self.copy_failures >= MAX_COPY_FAILURES:
+                raise RunnerFailed(f"the process running your code could not be copied ({error})", RunnerFailed.DIED) from None
+            self.incidents.append(f"the fork server was gone ({error}); the runner started again from the top")
+            self.snapshot()
+            return
         self.copies += 1
         self.channel = Channel(*self._copy_fds)
         self._replay()

@@ -54,6 +54,8 @@ OWN_RUN_MAX_CHARS = 1_000_000  # of one cell's kept outputs (images are long bas
 class NotebookGrading:
     verdicts: dict[str, Verdict] = field(default_factory=dict)
     cell_failures: list[str] = field(default_factory=list)
+    incidents: list[str] = field(default_factory=list)
+    """the runner's own troubles it recovered from (Runner.incidents), for the grading log"""
     seconds: float = 0.0
 
 
@@ -240,5 +242,6 @@ def run_and_check(
                 timed_out.append(grade_id)
             result.verdicts[grade_id] = verdict
             cell.outputs = [passed_output(verdict.message) if verdict.passed else error_output("CheckFailed", verdict.message)]
+        result.incidents = list(runner.incidents)
     result.seconds = time.monotonic() - started
     return result

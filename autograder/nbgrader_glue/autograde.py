@@ -281,6 +281,8 @@ class CheckedExecute(NbGraderPreprocessor):
         )
         for failure in result.cell_failures:
             self.log.warning("%s, %s: %s", student, notebook, failure)
+        for incident in result.incidents:  # (the grader's trouble, recovered from: no point lost)
+            self.log.warning("%s, %s: grader: %s", student, notebook, incident)
         from autograder.sandbox.bubblewrap import cgroup_fallbacks
 
         fallbacks = cgroup_fallbacks(self.limits())

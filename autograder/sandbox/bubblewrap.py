@@ -319,6 +319,17 @@ def cgroup_fallbacks(limits: Limits = Limits()) -> tuple[str, ...]:
     return tuple(trial.fallbacks)
 
 
+def _how_it_ended(wait_status: int) -> str:
+    """A process's end in words, from its wait status."""
+    if os.WIFSIGNALED(wait_status):
+        number = os.WTERMSIG(wait_status)
+        try:
+            return f"killed by signal {number}, {signal.Signals(number).name}"
+        except ValueError:
+            return f"killed by signal {number}"
+    return f"exit status {os.WEXITSTATUS(wait_status)}"
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text()
@@ -407,8 +418,11 @@ class RunnerProcess:
 
     def fork(self, request_id: str, timeout: float) -> tuple[int, int]:
         """A new copy from the fork server (the one before it ends): (read fd, write fd) of its pipes.
-        OSError when the server does not answer in time."""
-        self.control.sendall((json.dumps({"op": "fork", "id": request_id}) + "\n").encode())
+        OSError when the server does not answer in time, cannot fork, or has ended (and how)."""
+        try:
+            self.control.sendall((json.dumps({"op": "fork", "id": request_id}) + "\n").encode())
+        except OSError:
+            pass  # a server that has ended: its waiter's last word, if any, says how
         deadline = time.monotonic() + timeout
         buffer, received = b"", []
         while not buffer.endswith(b"\n"):
@@ -423,6 +437,17 @@ class RunnerProcess:
             answer = json.loads(buffer)
         except ValueError:
             answer = {}
+        if not isinstance(answer, dict):
+            answer = {}
+        # The server's and its waiter's words are still the student's process's: only a plain
+        # integer of them is read, and said in the checker's own words.
+        number = answer.get("errno", answer.get("status"))
+        if answer.get("op") in ("fork_failed", "server_ended") and type(number) is int and 0 <= number < 2**16:
+            for fd in received:
+                os.close(fd)
+            if answer["op"] == "fork_failed":
+                raise OSError(f"the fork server could not make a copy: {os.strerror(number)}")
+            raise OSError(f"the fork server has ended ({_how_it_ended(number)})")
         if answer.get("id") != request_id or len(received) != 2:
             for fd in received:
                 os.close(fd)

@@ -3,7 +3,9 @@ fresh copy of that moment, made in milliseconds, with nothing replayed.
 
     {"op": "fork_server"}  (on the control socket, once)   -> {"op": "result", "value": {...}} on the reply pipe
     {"op": "fork"}         (on the control socket, any time) -> a copy, its two pipe ends passed to the checker
+                                                                or {"op": "fork_failed", "errno": N}, serving on
     {"op": "end"}          (on the control socket)           -> the current copy ends
+    (from the waiter, when the server has ended)             -> {"op": "server_ended", "status": wait status}
 
 On "fork_server" the runner splits in two. Its own process, which may still carry threads the
 student's code started, replaces itself with a small waiter (execve ends every thread) that keeps
@@ -30,6 +32,7 @@ memory is still its own, files are not; the copy says so on stderr.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import signal
@@ -52,7 +55,8 @@ _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
 # The waiter reaps what ends (the processes the cells started are its children too) and ends when the
 # snapshot does: the sandbox then ends, and the checker's pipe closes at once. (Had it waited forever,
 # a snapshot killed by a daemon the cells left behind, before it could answer, would have left the
-# checker waiting for an answer until its wall-clock limit, 30 minutes.)
+# checker waiting for an answer until its wall-clock limit, 30 minutes.) It holds the control socket
+# (fd 4) only to say there how the snapshot ended, so that a lost fork server is named in the log.
 WAITER = (
     "import ctypes, os, sys\n"
     "ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"  # not dumpable: a copy cannot reach the snapshot's files through /proc/<this>/root
@@ -60,10 +64,14 @@ WAITER = (
     "os.write(3, b'.'); os.close(3)\n"
     "while True:\n"
     "    try:\n"
-    "        pid, _ = os.wait()\n"
+    "        pid, status = os.wait()\n"
     "    except ChildProcessError:\n"
     "        os._exit(0)\n"
     "    if pid == snapshot:\n"
+    "        try:\n"
+    '            os.write(4, b\'{"op": "server_ended", "status": %d}\\n\' % status)\n'
+    "        except OSError:\n"  # the checker has closed its end: it asks no more
+    "            pass\n"
     "        os._exit(0)\n"
 )
 
@@ -80,12 +88,14 @@ def become_server(control_fd: int, reply_fd: int, request_id, scratch: str, in_s
     ready_read, ready_write = os.pipe()
     snapshot = os.fork()
     if snapshot != 0:  # this process, threads and all, becomes the waiter
-        os.dup2(ready_write, 3)
-        os.set_inheritable(3, True)
+        # fds 3 and 4 of the waiter, through numbers clear of both (either may be 3 or 4 now)
+        ready, control = (fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (ready_write, control_fd))
+        os.dup2(ready, 3)
+        os.dup2(control, 4)
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1):
             os.dup2(devnull, fd)
-        os.closerange(4, 1 << 16)
+        os.closerange(5, 1 << 16)
         os.execv(sys.executable, [sys.executable, "-S", "-I", "-c", WAITER, str(snapshot)])
     os.close(ready_write)
     os.read(ready_read, 1)  # the waiter is no longer dumpable
@@ -194,10 +204,19 @@ def serve_copies(control_fd: int, scratch: str, isolated: bool, in_sandbox: bool
             os._exit(0)
         # Questions reach the copy on a socket, not a pipe, so that the copy can become a fork
         # server in turn (it receives "fork" there and sends its own copies' ends back).
-        copy_end, checker_end = socket.socketpair()
-        to_copy_read, to_copy_write = copy_end.detach(), checker_end.detach()
-        from_copy_read, from_copy_write = os.pipe()
-        copy = os.fork()
+        made: list[int] = []
+        try:
+            copy_end, checker_end = socket.socketpair()
+            made += [copy_end.detach(), checker_end.detach()]
+            made += os.pipe()
+            to_copy_read, to_copy_write, from_copy_read, from_copy_write = made
+            copy = os.fork()
+        except OSError as error:  # (a process cap reached for a moment): say so, and serve on
+            for fd in made:
+                os.close(fd)
+            copy = None
+            control.sendall((json.dumps({"op": "fork_failed", "errno": error.errno or 0, "id": request.get("id")}) + "\n").encode())
+            continue
         if copy == 0:
             try:
                 control.close()
