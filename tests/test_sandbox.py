@@ -21,6 +21,7 @@ from autograder.protocol.channel import ProtocolError, decode, encode
 from autograder.protocol.limits import Limits
 from autograder.sandbox import bubblewrap as sandbox
 from autograder.sandbox.bubblewrap import RunnerCopy, SandboxCgroup, sandbox_status
+from autograder.sandbox.runner.forkserver import WAITER
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap is Linux only")
@@ -516,7 +517,7 @@ def fork_server_of(runner: Runner):
         return len(process.parents())
 
     inside = psutil.Process(runner.process.process.pid).children(recursive=True)
-    waiters = [p for p in inside if "snapshot = int(sys.argv[1])" in " ".join(p.cmdline())]
+    waiters = [p for p in inside if WAITER in p.cmdline()]
     deepest = max(waiters, key=depth)
     [server] = [p for p in deepest.children() if "runner" in p.cmdline()]
     return server

@@ -441,11 +441,12 @@ class RunnerProcess:
             answer = {}
         # The server's and its waiter's words are still the student's process's: only a plain
         # integer of them is read, and said in the checker's own words.
-        number = answer.get("errno", answer.get("status"))
-        if answer.get("op") in ("fork_failed", "server_ended") and type(number) is int and 0 <= number < 2**16:
+        said = {"fork_failed": "errno", "server_ended": "status"}.get(answer.get("op"))
+        number = answer.get(said) if said else None
+        if type(number) is int and 0 <= number < 2**16:
             for fd in received:
                 os.close(fd)
-            if answer["op"] == "fork_failed":
+            if said == "errno":
                 raise OSError(f"the fork server could not make a copy: {os.strerror(number)}")
             raise OSError(f"the fork server has ended ({_how_it_ended(number)})")
         if answer.get("id") != request_id or len(received) != 2:

@@ -216,7 +216,6 @@ def serve_copies(control_fd: int, scratch: str, isolated: bool, in_sandbox: bool
         except OSError as error:  # (a process cap reached for a moment): say so, and serve on
             for fd in made:
                 os.close(fd)
-            copy = None
             control.sendall((json.dumps({"op": "fork_failed", "errno": error.errno or 0, "id": request.get("id")}) + "\n").encode())
             continue
         if copy == 0:
